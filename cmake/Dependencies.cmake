@@ -1,0 +1,13 @@
+# Libraries every build needs, all from Debian 12 packages (see the Makefile's APT_PACKAGES).
+find_package(Threads REQUIRED)
+find_package(pugixml REQUIRED)
+find_package(nlohmann_json 3 REQUIRED)
+find_package(CLI11 CONFIG REQUIRED)
+find_package(PkgConfig REQUIRED)
+pkg_check_modules(FFI REQUIRED IMPORTED_TARGET libffi)
+if(FPYGA_BUILD_TESTS)
+  find_package(GTest REQUIRED)
+endif()
+if(FPYGA_BUILD_BENCH)
+  find_package(benchmark REQUIRED)
+endif()

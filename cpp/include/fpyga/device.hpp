@@ -1,0 +1,56 @@
+// Devices: cards seen by a vendor runtime, or the emulated device "emu".
+#pragma once
+
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace fpyga {
+
+namespace backend {
+class device_impl;
+}
+class memory;
+
+/// A handle to one device. Copies share the device; an empty handle tests false.
+class device {
+ public:
+  device() = default;
+  explicit device(std::shared_ptr<backend::device_impl> impl) : impl_(std::move(impl)) {}
+
+  /// Opens a device by spec: "" (the default: FPYGA_DEVICE if set, else the first hardware
+  /// device, else emu), "emu", "emu:N", "xrt:N", "opencl:N".
+  /// @throws value_error for a malformed spec or an index out of range,
+  ///         not_supported_error for a backend not enabled in this build.
+  static device open(std::string_view spec = "");
+
+  std::string name() const;
+  /// "emu", "xrt" or "opencl".
+  std::string backend() const;
+  /// Index among the devices of its backend.
+  unsigned index() const;
+  /// "backend:index", the spec that opens this device again.
+  std::string spec() const;
+  /// PCIe address and shell, where the runtime gives them ("" otherwise).
+  std::string bdf() const;
+  std::string shell() const;
+
+  /// Memories of the xclbin loaded on the device (empty before any load).
+  std::vector<memory> memories() const;
+  /// The single used memory of the loaded xclbin.
+  /// @throws error when nothing is loaded or when several memories are in use (naming them).
+  memory default_memory() const;
+
+  explicit operator bool() const { return static_cast<bool>(impl_); }
+  bool operator==(const device& other) const { return impl_ == other.impl_; }
+  const std::shared_ptr<backend::device_impl>& impl() const { return impl_; }
+
+ private:
+  std::shared_ptr<backend::device_impl> impl_;
+};
+
+/// Every device of every backend enabled in this build: hardware first, emu last.
+std::vector<device> devices();
+
+}  // namespace fpyga

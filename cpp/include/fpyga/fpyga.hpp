@@ -1,0 +1,10 @@
+// fpyga: a host runtime for FPGA accelerator cards. Include this for the whole C++ API.
+#pragma once
+
+#include "fpyga/buffer.hpp"
+#include "fpyga/device.hpp"
+#include "fpyga/error.hpp"
+#include "fpyga/kernel.hpp"
+#include "fpyga/memory.hpp"
+#include "fpyga/overlay.hpp"
+#include "fpyga/xclbin.hpp"

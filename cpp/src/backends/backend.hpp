@@ -1,0 +1,155 @@
+// The interface every backend (emu, xrt, opencl) implements. Public types are handles over
+// these; users never see them. Every method throws an fpyga::error on failure; optional
+// features default to throwing not_supported_error naming the function.
+//
+// Division of work: the core (cpp/src/*.cpp) validates every call at the boundary (argument
+// count and kinds, scalar ranges, banks, freed buffers, devices) and converts scalars to their
+// declared C type before a backend sees them, so backends receive only well-formed requests.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <cstdlib>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "fpyga/error.hpp"
+#include "fpyga/kernel.hpp"
+#include "fpyga/xclbin.hpp"
+
+namespace fpyga::backend {
+
+class device_impl;
+class program_impl;
+
+/// Throws not_supported_error("<backend>: <function> is not supported").
+[[noreturn]] void unsupported(std::string_view backend, std::string_view function);
+
+/// Host memory the core allocates (4096-byte aligned) and owns.
+struct aligned_deleter {
+  void operator()(std::byte* p) const noexcept { std::free(p); }
+};
+using host_memory = std::unique_ptr<std::byte, aligned_deleter>;
+/// Allocates `bytes` (rounded up to 4096) aligned to 4096, zero-filled. @throws memory_error.
+host_memory allocate_host(std::size_t bytes);
+
+/// Device side of a buffer. The core owns the host memory (in `host`) and hands its pointer to
+/// the backend, which maps or copies it (XRT user-pointer bo, CL_MEM_USE_HOST_PTR, emu copy).
+class buffer_impl {
+ public:
+  virtual ~buffer_impl() = default;
+  /// Copies [offset, offset+bytes) of host memory to the device; the core checked the range.
+  virtual void sync_to_device(std::size_t bytes, std::size_t offset) = 0;
+  virtual void sync_from_device(std::size_t bytes, std::size_t offset) = 0;
+  virtual std::uint64_t device_address() const = 0;
+  /// Releases the device memory (buffer::free); the host memory stays until destruction.
+  virtual void release_device() = 0;
+
+  host_memory host;
+  std::size_t size = 0;
+  unsigned memory_index = 0;
+  std::shared_ptr<program_impl> program;  ///< the program whose bank holds it
+  bool freed = false;
+};
+
+/// A scalar or buffer argument after the core's validation and conversion.
+struct bound_arg {
+  buffer_impl* buffer = nullptr;  ///< global args
+  std::size_t offset = 0;         ///< byte offset into `buffer`
+  std::uint64_t bits = 0;         ///< scalars up to 64 bits: the declared type's little-endian storage
+  std::span<const std::byte> wide;  ///< scalars wider than 64 bits (valid for the call only)
+};
+
+/// One compute unit of a kernel, as the xclbin describes it.
+struct compute_unit {
+  unsigned ip_index = 0;  ///< IP_LAYOUT index
+  std::string name;       ///< instance name
+  std::uint64_t base_address = 0;
+  control_protocol control = control_protocol::ap_ctrl_hs;
+  /// For each argument (by position in kernel_info::args), the memory indices it reaches.
+  std::vector<std::vector<unsigned>> arg_memories;
+};
+
+/// A started execution.
+class run_impl {
+ public:
+  virtual ~run_impl() = default;
+  virtual run_state state() const = 0;
+  /// Blocks until done or `timeout` passes; returns the state then.
+  virtual run_state wait(std::optional<std::chrono::nanoseconds> timeout) = 0;
+};
+
+/// A kernel over a set of compute units. `cu_mask` bit i selects `cus[i]`: the core passes the
+/// CUs whose connectivity fits the buffers given (at least one bit set).
+class kernel_impl {
+ public:
+  virtual ~kernel_impl() = default;
+  /// Runs and waits; the backend may run on the calling thread.
+  virtual void call(std::span<const bound_arg> args, std::uint64_t cu_mask) = 0;
+  /// Queues on an idle CU (after `waitfor` complete) and returns at once. Must copy what it keeps
+  /// of `args` (wide scalars).
+  virtual std::shared_ptr<run_impl> start(std::span<const bound_arg> args, std::uint64_t cu_mask,
+                                          std::span<const std::shared_ptr<run_impl>> waitfor) = 0;
+  virtual std::uint32_t read_register(unsigned cu, std::uint32_t offset);
+  virtual void write_register(unsigned cu, std::uint32_t offset, std::uint32_t value);
+
+  kernel_info info;
+  std::vector<compute_unit> cus;
+};
+
+/// An xclbin loaded on a device.
+class program_impl : public std::enable_shared_from_this<program_impl> {
+ public:
+  virtual ~program_impl() = default;
+  /// Creates the device side of a buffer of `bytes` in bank `memory_index` (checked by the core)
+  /// over `host` (4096-aligned, at least `bytes` rounded up to 4096), which it takes over.
+  /// @throws memory_error when the bank is full.
+  virtual std::shared_ptr<buffer_impl> allocate(host_memory host, std::size_t bytes,
+                                                unsigned memory_index) = 0;
+  /// Opens `kernel` restricted to `cus` (a non-empty subset of its compute units).
+  virtual std::shared_ptr<kernel_impl> open_kernel(const kernel_info& kernel,
+                                                   std::vector<compute_unit> cus) = 0;
+  /// Number of runs started and not yet completed (release refuses while non-zero).
+  virtual std::size_t runs_in_flight() const = 0;
+  /// Unloads; afterwards kernels and buffers of this program raise "unloaded" errors.
+  virtual void release() = 0;
+
+  std::shared_ptr<device_impl> device;
+  xclbin bin;
+  /// MEM_TOPOLOGY, or a single default bank where the xclbin has none (old sw_emu builds).
+  std::vector<memory_info> memories;
+  bool released = false;
+};
+
+/// One device of a backend.
+class device_impl : public std::enable_shared_from_this<device_impl> {
+ public:
+  virtual ~device_impl() = default;
+  virtual std::string name() const = 0;
+  virtual std::string backend_name() const = 0;
+  virtual unsigned index() const = 0;
+  virtual std::string bdf() const { return {}; }
+  virtual std::string shell() const { return {}; }
+  /// Loads a parsed xclbin (read from `path`), replacing what was loaded.
+  virtual std::shared_ptr<program_impl> load(const xclbin& bin, const std::string& path) = 0;
+  /// The program loaded now, or nullptr.
+  std::shared_ptr<program_impl> current;
+};
+
+/// A backend as the registry sees it.
+struct backend_entry {
+  std::string name;
+  bool hardware = false;  ///< hardware backends come before emu in the default-device order
+  /// Devices present now; never throws for "no driver" (returns none).
+  std::vector<std::shared_ptr<device_impl>> (*enumerate)() = nullptr;
+};
+
+/// Backends compiled into this build, hardware first (xrt, opencl), emu last.
+const std::vector<backend_entry>& backends();
+
+}  // namespace fpyga::backend

@@ -1,0 +1,42 @@
+// Helpers shared by the GoogleTest suites: where test inputs live, and how a missing one is
+// handled (skipped with the reason on a user's machine, a failure under CI).
+#pragma once
+
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <string>
+
+namespace fpyga::test {
+
+inline bool under_ci() {
+  const char* ci = std::getenv("CI");
+  return ci && std::string(ci) == "true";
+}
+
+/// Directory of the real xclbin files: $FPYGA_TEST_DATA/xclbin, else ../shared/data/xclbin
+/// beside the source tree.
+inline std::filesystem::path shared_xclbin_dir() {
+  if (const char* d = std::getenv("FPYGA_TEST_DATA")) return std::filesystem::path(d) / "xclbin";
+  const char* src = std::getenv("FPYGA_SOURCE_DIR");
+  std::filesystem::path root = src ? src : FPYGA_SOURCE_DIR_DEFAULT;
+  return root / ".." / "shared" / "data" / "xclbin";
+}
+
+/// Directory of the xclbins this build made from kernels/ ($FPYGA_XCLBIN_DIR).
+inline std::filesystem::path built_xclbin_dir() {
+  const char* d = std::getenv("FPYGA_XCLBIN_DIR");
+  return d ? std::filesystem::path(d) : std::filesystem::path(FPYGA_BINARY_DIR_DEFAULT) / "kernels";
+}
+
+}  // namespace fpyga::test
+
+/// Resolves a test input, or skips the test (fails it under CI=true) naming what is missing.
+#define FPYGA_REQUIRE_FILE(var, path_expr)                                                    \
+  const std::filesystem::path var = (path_expr);                                              \
+  if (!std::filesystem::exists(var)) {                                                        \
+    if (::fpyga::test::under_ci()) FAIL() << "test input missing under CI: " << var;          \
+    GTEST_SKIP() << "test input not found: " << var                                           \
+                 << " (set FPYGA_TEST_DATA to the directory holding xclbin/)";               \
+  }
