@@ -263,6 +263,32 @@ struct xclbin {
   const kernel_info* find_kernel(std::string_view name) const;
   /// Memory tags argument `arg_index` of IP `ip_index` is connected to.
   std::vector<unsigned> memories_of(unsigned ip_index, unsigned arg_index) const;
+
+  /// The platform: the header's VBNV, else composed from EMBEDDED_METADATA's <platform>
+  /// (old files such as SDAccel 2018.3 awsxclbins leave the header field empty).
+  std::string platform_name() const;
+  /// The description `fpyga xclbin info --json` prints (schema in docs/xclbin.md).
+  std::string to_json(int indent = 2) const;
+  /// Builds an xclbin from the JSON description `fpyga xclbin pack` takes (see docs/xclbin.md).
+  /// A missing uuid is derived from the content, so the same input gives the same bytes.
+  /// @throws value_error naming the field for a malformed description.
+  static xclbin from_description(std::string_view json_text, std::vector<std::byte> bitstream = {});
 };
+
+/// Names as used in JSON and messages ("ddr4", "ap_ctrl_hs", "MEM_TOPOLOGY", ...).
+std::string_view to_string(xclbin_mode mode);
+std::string_view to_string(section_kind kind);  ///< XRT's spelling, e.g. "MEM_TOPOLOGY"
+std::string_view to_string(memory_type type);
+std::string_view to_string(ip_type type);
+std::string_view to_string(control_protocol control);
+std::string_view to_string(clock_type type);
+std::string_view to_string(arg_kind kind);
+
+/// Inverse of to_string for the names a JSON description uses; nullopt for an unknown name.
+std::optional<xclbin_mode> xclbin_mode_from_string(std::string_view name);
+std::optional<memory_type> memory_type_from_string(std::string_view name);
+std::optional<control_protocol> control_protocol_from_string(std::string_view name);
+std::optional<clock_type> clock_type_from_string(std::string_view name);
+std::optional<arg_kind> arg_kind_from_string(std::string_view name);
 
 }  // namespace fpyga
