@@ -1,0 +1,286 @@
+# The kernel toolchain: builds HLS C++ kernels into sw_emu xclbins, the way Vitis `v++ -t sw_emu`
+# does, with no Vitis installed.
+#
+#   include(FpygaKernels)      # kernels/cmake is on CMAKE_MODULE_PATH once kernels/ is configured
+#   fpyga_add_xclbin(NAME vadd_2cu
+#                    SOURCES vadd/vadd.cpp
+#                    KERNELS vadd
+#                    CONNECTIVITY "nk=vadd:2" "sp=vadd_1.in1:bank0" "sp=vadd_2.in1:bank1")
+#
+# Each xclbin is built in three steps:
+#  1. the sources are compiled with the host C++ compiler (-O3, PIC) into a shared object that
+#     exports the kernels as `extern "C"` functions; `#pragma HLS` lines are ignored by the compiler,
+#     exactly as in Vitis's own sw_emu. The object needs only libc and libstdc++.
+#  2. kernels/tools/kernel_meta.py parses the sources with libclang (same include paths) and derives
+#     each kernel's arguments (names, C types as Vitis writes them, kinds, AXI-lite register
+#     offsets as Vitis HLS assigns them) from the signature and its `#pragma HLS INTERFACE` lines,
+#     applies the v++-style connectivity and writes the JSON description `fpyga xclbin pack` takes.
+#  3. `fpyga xclbin pack --json <desc> --bitstream <so> -o <build>/kernels/<NAME>.xclbin`.
+#
+# The xclbin is installed to ${CMAKE_INSTALL_DATADIR}/fpyga/xclbin/<NAME>.xclbin.
+#
+# Xilinx's HLS headers (ap_int.h, ap_fixed.h, hls_stream.h, hls_math.h) are never part of this
+# repository; they are looked up once, in this order:
+#  - $XILINX_HLS/include (a Vitis HLS install);
+#  - the copy the hls4ml package ships as package data (hls4ml/templates/vivado/ap_types), found in
+#    the build's Python (Python_EXECUTABLE) without importing hls4ml;
+#  - FPYGA_HLS_INCLUDE (CMake cache variable or environment variable).
+# Results: FPYGA_HLS_INCLUDE_DIR, and FPYGA_NNET_UTILS_INCLUDE_DIR (hls4ml's nnet_utils templates,
+# empty when hls4ml is not installed) for hls4ml-style kernels.
+
+include_guard(GLOBAL)
+include(GNUInstallDirs)
+
+set(FPYGA_KERNEL_TOOLS_DIR "${CMAKE_CURRENT_LIST_DIR}/../tools" CACHE INTERNAL "")
+get_filename_component(FPYGA_KERNEL_TOOLS_DIR "${FPYGA_KERNEL_TOOLS_DIR}" ABSOLUTE)
+
+if(NOT Python_EXECUTABLE)
+  find_package(Python COMPONENTS Interpreter REQUIRED)
+endif()
+
+# --- HLS headers --------------------------------------------------------------------------------
+function(_fpyga_find_hls_headers)
+  set(hls_dir "")
+  set(how "")
+  set(hls4ml_templates "")
+  # hls4ml's package directory, located without importing it (importing pulls in its whole stack).
+  execute_process(
+    COMMAND "${Python_EXECUTABLE}" -c
+            "import importlib.util, os; s = importlib.util.find_spec('hls4ml'); print(os.path.dirname(s.origin) if s and s.origin else '')"
+    OUTPUT_VARIABLE hls4ml_dir OUTPUT_STRIP_TRAILING_WHITESPACE RESULT_VARIABLE rc ERROR_QUIET)
+  if(rc EQUAL 0 AND hls4ml_dir AND EXISTS "${hls4ml_dir}/templates/vivado")
+    set(hls4ml_templates "${hls4ml_dir}/templates/vivado")
+  endif()
+
+  if(DEFINED ENV{XILINX_HLS} AND EXISTS "$ENV{XILINX_HLS}/include/ap_int.h")
+    set(hls_dir "$ENV{XILINX_HLS}/include")
+    set(how "XILINX_HLS")
+  elseif(hls4ml_templates AND EXISTS "${hls4ml_templates}/ap_types/ap_int.h")
+    set(hls_dir "${hls4ml_templates}/ap_types")
+    set(how "hls4ml package")
+  else()
+    set(user_dir "${FPYGA_HLS_INCLUDE}")
+    if(NOT user_dir AND DEFINED ENV{FPYGA_HLS_INCLUDE})
+      set(user_dir "$ENV{FPYGA_HLS_INCLUDE}")
+    endif()
+    if(user_dir AND EXISTS "${user_dir}/ap_int.h")
+      set(hls_dir "${user_dir}")
+      set(how "FPYGA_HLS_INCLUDE")
+    elseif(user_dir)
+      message(FATAL_ERROR "FPYGA_HLS_INCLUDE='${user_dir}' has no ap_int.h; it must name a directory "
+                          "holding Xilinx's HLS headers (ap_int.h, ap_fixed.h, hls_stream.h).")
+    endif()
+  endif()
+
+  if(NOT hls_dir)
+    file(STRINGS "${CMAKE_CURRENT_FUNCTION_LIST_DIR}/../../requirements.txt" pin REGEX "^hls4ml==")
+    if(NOT pin)
+      set(pin "hls4ml")
+    endif()
+    message(FATAL_ERROR
+      "The kernel toolchain needs Xilinx's HLS headers (ap_int.h, ap_fixed.h, hls_stream.h) and found "
+      "none. Either install the pinned hls4ml package, which ships them, into the build's Python:\n"
+      "  ${Python_EXECUTABLE} -m pip install '${pin}'\n"
+      "or set XILINX_HLS to a Vitis HLS install, or point FPYGA_HLS_INCLUDE (-DFPYGA_HLS_INCLUDE=... "
+      "or the environment) at a directory holding them, or configure with -DFPYGA_BUILD_KERNELS=OFF.")
+  endif()
+  message(STATUS "fpyga kernels: HLS headers from ${how}: ${hls_dir}")
+  set(FPYGA_HLS_INCLUDE_DIR "${hls_dir}" CACHE INTERNAL "Xilinx HLS headers used by kernels")
+
+  set(nnet_dir "")
+  if(hls4ml_templates AND EXISTS "${hls4ml_templates}/nnet_utils/nnet_dense.h")
+    # Kernels include "nnet_utils/nnet_dense.h", as hls4ml's generated projects do.
+    set(nnet_dir "${hls4ml_templates}")
+    message(STATUS "fpyga kernels: hls4ml nnet_utils from ${nnet_dir}/nnet_utils")
+  else()
+    message(STATUS "fpyga kernels: hls4ml nnet_utils not found (hls4ml-style kernels are skipped)")
+  endif()
+  set(FPYGA_NNET_UTILS_INCLUDE_DIR "${nnet_dir}" CACHE INTERNAL "Directory holding hls4ml's nnet_utils/")
+endfunction()
+
+if(NOT DEFINED CACHE{FPYGA_HLS_INCLUDE_DIR} OR NOT EXISTS "${FPYGA_HLS_INCLUDE_DIR}/ap_int.h")
+  _fpyga_find_hls_headers()
+endif()
+
+# clang's own builtin headers (stddef.h, ...) for libclang: the PyPI libclang ships none. The
+# Debian clang package's resource directory is preferred; the C++ compiler's is the fallback.
+if(NOT DEFINED CACHE{FPYGA_KERNEL_META_SYSTEM_ARGS})
+  set(meta_args "")
+  find_program(FPYGA_CLANG_FOR_RESOURCE_DIR NAMES clang-14 clang)
+  if(FPYGA_CLANG_FOR_RESOURCE_DIR)
+    execute_process(COMMAND "${FPYGA_CLANG_FOR_RESOURCE_DIR}" -print-resource-dir
+                    OUTPUT_VARIABLE res OUTPUT_STRIP_TRAILING_WHITESPACE RESULT_VARIABLE rc ERROR_QUIET)
+    if(rc EQUAL 0 AND EXISTS "${res}/include/stddef.h")
+      set(meta_args "--resource-dir=${res}")
+    endif()
+  endif()
+  if(NOT meta_args)
+    execute_process(COMMAND "${CMAKE_CXX_COMPILER}" -print-file-name=include
+                    OUTPUT_VARIABLE res OUTPUT_STRIP_TRAILING_WHITESPACE RESULT_VARIABLE rc ERROR_QUIET)
+    if(rc EQUAL 0 AND EXISTS "${res}/stddef.h")
+      set(meta_args "--builtin-include=${res}")
+    endif()
+  endif()
+  set(FPYGA_KERNEL_META_SYSTEM_ARGS "${meta_args}" CACHE INTERNAL "libclang builtin headers")
+endif()
+
+# Umbrella target: `cmake --build <dir> --target fpyga_kernels` builds every xclbin.
+if(NOT TARGET fpyga_kernels)
+  add_custom_target(fpyga_kernels ALL)
+endif()
+
+# The CLI that packs xclbins (cpp/tools).
+set(FPYGA_PACK_TARGET "fpyga_cli" CACHE STRING "CMake target of the fpyga CLI used to pack xclbins")
+
+# --- fpyga_add_xclbin --------------------------------------------------------------------------
+# fpyga_add_xclbin(NAME <name>
+#                  SOURCES <file>...                HLS C++ sources (relative to the caller's dir)
+#                  KERNELS <kernel>...              extern "C" top functions to expose
+#                  [CONNECTIVITY <line>...]         v++ [connectivity] lines: "nk=vadd:2",
+#                                                   "nk=vadd:2:cu_a.cu_b", "sp=vadd_1.in1:bank1"
+#                  [MEMORIES <tag:type:size>...]    default: bank0..bank3, ddr4, 16G each (AWS F1)
+#                  [INCLUDES <dir>...]              extra include directories (generated headers)
+#                  [DEFINES <NAME[=value]>...]
+#                  [DEPENDS <file-or-target>...]    e.g. a target generating a header
+#                  [PLATFORM <vbnv>]                default: the AWS F1 shell
+#                  [NNET_UTILS]                     add hls4ml's nnet_utils include directory
+#                  [NO_INSTALL])
+# Creates target <name>_xclbin (part of ALL and of fpyga_kernels) producing
+# ${CMAKE_BINARY_DIR}/kernels/<name>.xclbin, and the module target <name>_kernel (the sw_emu .so,
+# ${CMAKE_BINARY_DIR}/kernels/<name>/<name>.so). Sets <name>_XCLBIN in the caller's scope to the
+# xclbin path. Unless NO_INSTALL, installs it to ${CMAKE_INSTALL_DATADIR}/fpyga/xclbin/.
+# Unspecified CUs are named <kernel>_1..N; global arguments without an sp= line go to the first
+# memory. Memories referenced by connectivity are marked used.
+function(fpyga_add_xclbin)
+  cmake_parse_arguments(PARSE_ARGV 0 arg "NNET_UTILS;NO_INSTALL" "NAME;PLATFORM"
+                        "SOURCES;KERNELS;CONNECTIVITY;MEMORIES;INCLUDES;DEFINES;DEPENDS")
+  if(arg_UNPARSED_ARGUMENTS)
+    message(FATAL_ERROR "fpyga_add_xclbin: unexpected arguments: ${arg_UNPARSED_ARGUMENTS}")
+  endif()
+  if(NOT arg_NAME)
+    message(FATAL_ERROR "fpyga_add_xclbin: NAME is required")
+  endif()
+  if(NOT arg_NAME MATCHES "^[A-Za-z_][A-Za-z0-9_]*$")
+    message(FATAL_ERROR "fpyga_add_xclbin(${arg_NAME}): NAME must be a C identifier")
+  endif()
+  if(NOT arg_SOURCES)
+    message(FATAL_ERROR "fpyga_add_xclbin(${arg_NAME}): SOURCES is required")
+  endif()
+  if(NOT arg_KERNELS)
+    message(FATAL_ERROR "fpyga_add_xclbin(${arg_NAME}): KERNELS is required (the extern \"C\" top functions)")
+  endif()
+  set(can_pack TRUE)
+  if(NOT TARGET ${FPYGA_PACK_TARGET})
+    # Without the CLI the .so and the description are still built (and checked), but no xclbin.
+    message(WARNING "fpyga_add_xclbin(${arg_NAME}): the fpyga CLI target '${FPYGA_PACK_TARGET}' is "
+                    "not defined (FPYGA_BUILD_TOOLS=OFF?), so ${arg_NAME}.xclbin is not packed")
+    set(can_pack FALSE)
+  endif()
+
+  set(name ${arg_NAME})
+  set(out_dir "${CMAKE_BINARY_DIR}/kernels")
+  set(work_dir "${out_dir}/${name}")
+  set(xclbin "${out_dir}/${name}.xclbin")
+  set(desc "${work_dir}/${name}.json")
+
+  set(sources "")
+  foreach(src IN LISTS arg_SOURCES)
+    get_filename_component(src "${src}" ABSOLUTE BASE_DIR "${CMAKE_CURRENT_SOURCE_DIR}")
+    list(APPEND sources "${src}")
+  endforeach()
+  set(includes "")
+  foreach(dir IN LISTS arg_INCLUDES)
+    get_filename_component(dir "${dir}" ABSOLUTE BASE_DIR "${CMAKE_CURRENT_SOURCE_DIR}")
+    list(APPEND includes "${dir}")
+  endforeach()
+  set(system_includes "${FPYGA_HLS_INCLUDE_DIR}")
+  if(arg_NNET_UTILS)
+    if(NOT FPYGA_NNET_UTILS_INCLUDE_DIR)
+      message(FATAL_ERROR "fpyga_add_xclbin(${name}): NNET_UTILS needs hls4ml's nnet_utils templates; "
+                          "install the pinned hls4ml into ${Python_EXECUTABLE}")
+    endif()
+    list(APPEND system_includes "${FPYGA_NNET_UTILS_INCLUDE_DIR}")
+  endif()
+
+  # 1. The sw_emu shared object. A MODULE library: dlopen-ed, never linked against.
+  set(so_target ${name}_kernel)
+  add_library(${so_target} MODULE ${sources})
+  set_target_properties(${so_target} PROPERTIES
+    PREFIX "" OUTPUT_NAME "${name}" SUFFIX ".so"
+    LIBRARY_OUTPUT_DIRECTORY "${work_dir}"
+    # Xilinx's headers and hls4ml's templates are written for C++14; Vitis compiles them so too.
+    CXX_STANDARD 14 CXX_STANDARD_REQUIRED ON CXX_EXTENSIONS OFF
+    POSITION_INDEPENDENT_CODE ON
+    # The kernel .so is built like Vitis's sw_emu one whatever the host build uses: no sanitizer
+    # runtime (FPYGA_SANITIZE adds it directory-wide), so it loads into any host process.
+    COMPILE_OPTIONS "-O3" LINK_OPTIONS "-Wl,--no-undefined")
+  target_include_directories(${so_target} PRIVATE ${includes})
+  target_include_directories(${so_target} SYSTEM PRIVATE ${system_includes})
+  target_compile_definitions(${so_target} PRIVATE ${arg_DEFINES})
+  if(arg_DEPENDS)
+    add_dependencies(${so_target} ${arg_DEPENDS})
+  endif()
+
+  # 2. The JSON description, from the sources' signatures and pragmas.
+  set(meta_cmd "${Python_EXECUTABLE}" "${FPYGA_KERNEL_TOOLS_DIR}/kernel_meta.py"
+      --output "${desc}" --depfile "${desc}.d" --std=c++14 ${FPYGA_KERNEL_META_SYSTEM_ARGS})
+  foreach(k IN LISTS arg_KERNELS)
+    list(APPEND meta_cmd --kernel "${k}")
+  endforeach()
+  foreach(line IN LISTS arg_CONNECTIVITY)
+    list(APPEND meta_cmd --connectivity "${line}")
+  endforeach()
+  foreach(mem IN LISTS arg_MEMORIES)
+    list(APPEND meta_cmd --memory "${mem}")
+  endforeach()
+  foreach(dir IN LISTS includes system_includes)
+    list(APPEND meta_cmd -I "${dir}")
+  endforeach()
+  foreach(def IN LISTS arg_DEFINES)
+    list(APPEND meta_cmd -D "${def}")
+  endforeach()
+  if(arg_PLATFORM)
+    list(APPEND meta_cmd --platform "${arg_PLATFORM}")
+  endif()
+  set(file_depends "")
+  foreach(dep IN LISTS arg_DEPENDS)
+    if(NOT TARGET ${dep})
+      list(APPEND file_depends "${dep}")
+    endif()
+  endforeach()
+  add_custom_command(
+    OUTPUT "${desc}"
+    COMMAND ${meta_cmd} ${sources}
+    DEPENDS ${sources} "${FPYGA_KERNEL_TOOLS_DIR}/kernel_meta.py" ${file_depends}
+    DEPFILE "${desc}.d"
+    COMMENT "Extracting kernel metadata for ${name}.xclbin"
+    VERBATIM)
+
+  # 3. Pack.
+  if(NOT can_pack)
+    add_custom_target(${name}_xclbin ALL DEPENDS "${desc}" ${so_target})
+    add_dependencies(fpyga_kernels ${name}_xclbin)
+    return()
+  endif()
+  add_custom_command(
+    OUTPUT "${xclbin}"
+    COMMAND $<TARGET_FILE:${FPYGA_PACK_TARGET}> xclbin pack --json "${desc}"
+            --bitstream $<TARGET_FILE:${so_target}> -o "${xclbin}"
+    DEPENDS "${desc}" ${so_target} ${FPYGA_PACK_TARGET}
+    COMMENT "Packing ${name}.xclbin"
+    VERBATIM)
+  add_custom_target(${name}_xclbin ALL DEPENDS "${xclbin}")
+  if(arg_DEPENDS)
+    foreach(dep IN LISTS arg_DEPENDS)
+      if(TARGET ${dep})
+        add_dependencies(${name}_xclbin ${dep})
+      endif()
+    endforeach()
+  endif()
+  add_dependencies(fpyga_kernels ${name}_xclbin)
+
+  if(NOT arg_NO_INSTALL)
+    install(FILES "${xclbin}" DESTINATION "${CMAKE_INSTALL_DATADIR}/fpyga/xclbin")
+  endif()
+  set(${name}_XCLBIN "${xclbin}" PARENT_SCOPE)
+endfunction()

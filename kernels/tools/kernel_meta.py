@@ -1,0 +1,667 @@
+#!/usr/bin/env python3
+"""Derive an xclbin's JSON description from HLS C++ kernel sources.
+
+Part of fpyga's kernel toolchain (kernels/cmake/FpygaKernels.cmake). The sources are parsed with
+libclang (PyPI ``libclang``, module ``clang.cindex``) using the include paths the kernel is
+compiled with. For each requested kernel -- an ``extern "C"`` function defined in the sources --
+the arguments are derived from its signature and its ``#pragma HLS INTERFACE`` lines:
+
+* names, and C types spelled as Vitis writes them in EMBEDDED_METADATA (``unsigned int const *``,
+  ``int*``, ``int``, ``ap_fixed<16, 6> const *``, ``ap_fixed<16, 6, 0, 0, 0>`` when the
+  quantization/overflow modes are not the defaults, as their enum values);
+* kinds: ``global`` for pointers and arrays (m_axi), ``stream`` for ``hls::stream`` and ``axis``
+  ports, ``scalar`` for values (s_axilite);
+* AXI-lite register offsets as Vitis HLS assigns them: after the control registers (0x00 control,
+  0x04 global interrupt enable, 0x08 IP interrupt enable, 0x0C IP interrupt status) the first
+  argument is at 0x10, and each argument takes its data words plus one reserved word: a pointer or
+  64-bit scalar 12 bytes, a scalar of up to 32 bits 8 bytes, an N-bit scalar 4*ceil(N/32)+4.
+
+Connectivity is given in v++ style (``nk=vadd:2``, ``nk=vadd:2:a.b``, ``sp=vadd_1.in1:bank1``):
+kernels without ``nk`` get one compute unit ``<kernel>_1``, global arguments without ``sp`` are
+connected to the first memory. The description's format is the one ``fpyga xclbin pack --json``
+reads (see the team brief / docs/xclbin.md).
+
+Usable as a module (the tests import it) and as a command::
+
+    kernel_meta.py --kernel vadd --connectivity nk=vadd:2 -I <hls include> -o desc.json vadd.cpp
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from typing import Iterable, Sequence
+
+#: The AWS F1 shell the default description names.
+DEFAULT_PLATFORM = "xilinx_aws-vu9p-f1_shell-v04261818_201920_2"
+#: Memories of an F1 card: four 16 GiB DDR4 banks.
+DEFAULT_MEMORIES = ("bank0:ddr4:16G", "bank1:ddr4:16G", "bank2:ddr4:16G", "bank3:ddr4:16G")
+#: Clocks as on F1 (data clock 250 MHz, kernel clock 500 MHz).
+DEFAULT_CLOCKS = (
+    {"name": "DATA_CLK", "frequency_mhz": 250, "type": "data"},
+    {"name": "KERNEL_CLK", "frequency_mhz": 500, "type": "kernel"},
+)
+#: Where the first compute unit's control registers live on F1; later CUs follow 64 KiB apart.
+CU_BASE_ADDRESS = 0x1800000
+CU_STRIDE = 0x10000
+#: Offset of the first argument register (after CTRL, GIE, IER, ISR).
+FIRST_ARG_OFFSET = 0x10
+
+MEMORY_TYPES = (
+    "ddr3", "ddr4", "dram", "streaming", "preallocated_glob", "are", "hbm", "bram", "uram",
+    "streaming_connection", "host", "ps_kernel",
+)
+CONTROLS = ("ap_ctrl_hs", "ap_ctrl_chain", "ap_ctrl_none")
+
+# Xilinx's default ap_fixed modes (ap_decl.h): AP_TRN = 5, AP_WRAP = 3, 0 saturation bits.
+_AP_FIXED_DEFAULT_MODES = (5, 3, 0)
+_AP_INTEGER_TEMPLATES = ("ap_int", "ap_uint")
+_AP_FIXED_TEMPLATES = ("ap_fixed", "ap_ufixed")
+
+
+class KernelMetaError(Exception):
+    """A kernel, its interface or the connectivity cannot be described; the message says why."""
+
+
+@dataclasses.dataclass
+class Arg:
+    """One kernel argument as the description lists it."""
+
+    name: str
+    type: str  # C type string as Vitis writes it
+    kind: str  # scalar | global | stream
+    port: str
+    offset: int = 0
+    size: int = 0  # bytes of the register data (pointers: 8)
+    host_size: int = 0  # bytes the host passes (sizeof the value, 8 for pointers/streams)
+    bits: int = 0  # value width of a scalar (sizes its register)
+
+    def to_json(self) -> dict:
+        return {
+            "name": self.name,
+            "type": self.type,
+            "kind": self.kind,
+            "offset": self.offset,
+            "size": self.size,
+            "port": self.port,
+            "host_size": self.host_size,
+        }
+
+
+@dataclasses.dataclass
+class Kernel:
+    name: str
+    args: list[Arg]
+    control: str = "ap_ctrl_hs"
+    source: str = ""
+
+
+@dataclasses.dataclass
+class Memory:
+    tag: str
+    type: str
+    size_bytes: int
+    base_address: int = 0
+    used: bool = False
+
+    def to_json(self) -> dict:
+        return {
+            "tag": self.tag,
+            "type": self.type,
+            "used": self.used,
+            "base_address": self.base_address,
+            "size_bytes": self.size_bytes,
+        }
+
+
+@dataclasses.dataclass
+class Instance:
+    name: str
+    kernel: str
+    base_address: int = 0
+    connections: dict[str, str] = dataclasses.field(default_factory=dict)
+
+
+# --- register map ------------------------------------------------------------------------------
+def register_bytes(kind: str, bits: int) -> int:
+    """Bytes of the AXI-lite map an argument takes (data words plus one reserved word)."""
+    if kind == "stream":
+        return 0
+    if kind == "global":
+        bits = 64
+    words = max(1, -(-bits // 32))
+    return 4 * words + 4
+
+
+def assign_offsets(args: Sequence[Arg]) -> None:
+    """Gives each register-mapped argument its Vitis HLS offset, in declaration order."""
+    offset = FIRST_ARG_OFFSET
+    for arg in args:
+        if arg.kind == "stream":
+            arg.offset = 0
+            continue
+        arg.offset = offset
+        offset += register_bytes(arg.kind, arg.bits)
+
+
+# --- pragmas -----------------------------------------------------------------------------------
+_PRAGMA_RE = re.compile(r"^\s*#\s*pragma\s+HLS\s+INTERFACE\b(.*)$", re.IGNORECASE)
+
+
+def parse_interface_pragmas(body: str) -> tuple[dict[str, dict[str, dict[str, str]]], str | None]:
+    """Reads ``#pragma HLS INTERFACE`` lines of a function body.
+
+    Returns ({port: {mode: {option: value}}}, control) where control is the block protocol
+    set by ``port=return`` (None when the body does not set it). Both the classic
+    (``INTERFACE m_axi port=a``) and the 2022 (``INTERFACE mode=m_axi port=a``) spellings are read.
+    """
+    ports: dict[str, dict[str, dict[str, str]]] = {}
+    control = None
+    text = body.replace("\\\n", " ")
+    for line in text.splitlines():
+        m = _PRAGMA_RE.match(line)
+        if not m:
+            continue
+        rest = m.group(1).split("//")[0]
+        # clang-format writes "port = in1"; HLS accepts both.
+        words = re.sub(r"\s*=\s*", "=", rest).split()
+        opts: dict[str, str] = {}
+        mode = None
+        for word in words:
+            if "=" in word:
+                key, _, value = word.partition("=")
+                opts[key.strip().lower()] = value.strip()
+            elif mode is None:
+                mode = word.lower()
+            else:
+                opts[word.lower()] = ""
+        mode = (opts.pop("mode", None) or mode or "").lower()
+        port = opts.get("port")
+        if not port:
+            raise KernelMetaError(f"'#pragma HLS INTERFACE{rest}' names no port=")
+        if port == "return":
+            if mode in CONTROLS:
+                control = mode
+            elif mode == "s_axilite":
+                control = control or "ap_ctrl_hs"
+            continue
+        if not mode:
+            raise KernelMetaError(f"'#pragma HLS INTERFACE{rest}' names no interface mode")
+        ports.setdefault(port, {}).setdefault(mode, {}).update(opts)
+    return ports, control
+
+
+# --- types -------------------------------------------------------------------------------------
+def _cindex():
+    try:
+        import clang.cindex as ci
+    except ImportError as exc:  # pragma: no cover - environment problem
+        raise KernelMetaError(
+            "libclang's Python module (clang.cindex) is missing; install the pinned 'libclang' "
+            f"from requirements.txt into {sys.executable}") from exc
+    return ci
+
+
+def _template_name(t) -> str:
+    decl = t.get_declaration()
+    return decl.spelling if decl is not None else ""
+
+
+def _unqualified_spelling(t) -> str:
+    """Spelling of a canonical type without top-level cv-qualifiers."""
+    s = t.spelling
+    for q in ("const ", "volatile "):
+        while s.startswith(q):
+            s = s[len(q):]
+    for q in (" const", " volatile"):
+        while s.endswith(q):
+            s = s[: -len(q)]
+    return s
+
+
+def ap_spelling(t) -> tuple[str, int] | None:
+    """(Vitis spelling, value bits) of an ap_int/ap_uint/ap_fixed/ap_ufixed type, else None."""
+    name = _template_name(t)
+    if name not in _AP_INTEGER_TEMPLATES + _AP_FIXED_TEMPLATES:
+        return None
+    n = t.get_num_template_arguments()
+    values = [t.get_template_argument_value(i) for i in range(n)]
+    if name in _AP_INTEGER_TEMPLATES:
+        return f"{name}<{values[0]}>", values[0]
+    width, integer = values[0], values[1]
+    modes = tuple(values[2:5]) + _AP_FIXED_DEFAULT_MODES[len(values[2:5]):]
+    if modes == _AP_FIXED_DEFAULT_MODES:
+        return f"{name}<{width}, {integer}>", width
+    return f"{name}<{width}, {integer}, {modes[0]}, {modes[1]}, {modes[2]}>", width
+
+
+def value_spelling(t) -> tuple[str, int]:
+    """(Vitis spelling, value bits) of a non-pointer type (canonical, unqualified)."""
+    ci = _cindex()
+    t = t.get_canonical()
+    ap = ap_spelling(t)
+    if ap is not None:
+        return ap
+    size = t.get_size()
+    bits = 8 * size if size > 0 else 0
+    if t.kind == ci.TypeKind.BOOL:
+        bits = 1
+    return _unqualified_spelling(t), bits
+
+
+def is_stream_type(t) -> bool:
+    t = t.get_canonical()
+    return _template_name(t) == "stream" and "hls::stream" in t.spelling
+
+
+def describe_arg(cursor, pragmas: dict[str, dict[str, str]] | None) -> Arg:
+    """Derives an Arg from a PARM_DECL cursor and its INTERFACE pragmas ({mode: options})."""
+    ci = _cindex()
+    name = cursor.spelling
+    t = cursor.type.get_canonical()
+    pragmas = pragmas or {}
+    # A pointer has its data interface (m_axi/axis) and its address register (s_axilite).
+    data_modes = [m for m in pragmas if m != "s_axilite"]
+    if len(data_modes) > 1:
+        raise KernelMetaError(f"argument '{name}' has several interface modes: {', '.join(data_modes)}")
+    mode = data_modes[0] if data_modes else ("s_axilite" if pragmas else "")
+    bundle = pragmas.get(mode, {}).get("bundle", "")
+    control_bundle = pragmas.get("s_axilite", {}).get("bundle", "")
+    if t.kind in (ci.TypeKind.LVALUEREFERENCE, ci.TypeKind.RVALUEREFERENCE):
+        pointee = t.get_pointee()
+        if not is_stream_type(pointee):
+            raise KernelMetaError(
+                f"argument '{name}' is a reference to '{pointee.spelling}'; a kernel takes "
+                "pointers, values or hls::stream references")
+        spelled = _unqualified_spelling(pointee.get_canonical()) + "&"
+        return Arg(name, spelled, "stream", name, size=0, host_size=8)
+    if is_stream_type(t):
+        raise KernelMetaError(f"argument '{name}': hls::stream must be passed by reference")
+    if t.kind in (ci.TypeKind.POINTER, ci.TypeKind.CONSTANTARRAY, ci.TypeKind.INCOMPLETEARRAY):
+        pointee = t.get_pointee() if t.kind == ci.TypeKind.POINTER else t.get_array_element_type()
+        if pointee.kind == ci.TypeKind.POINTER:
+            raise KernelMetaError(f"argument '{name}': pointers to pointers cannot cross to a device")
+        base, _ = value_spelling(pointee)
+        spelled = f"{base} const *" if pointee.is_const_qualified() else f"{base}*"
+        if mode == "axis":
+            return Arg(name, spelled, "stream", name, size=0, host_size=8)
+        if mode and mode not in ("m_axi", "s_axilite"):
+            raise KernelMetaError(
+                f"argument '{name}': interface mode '{mode}' is not supported for a pointer "
+                "(expected m_axi or axis)")
+        port = "M_AXI_" + (bundle or "gmem").upper()
+        return Arg(name, spelled, "global", port, size=8, host_size=8, bits=64)
+    if t.kind == ci.TypeKind.RECORD and _template_name(t) not in _AP_INTEGER_TEMPLATES + _AP_FIXED_TEMPLATES:
+        raise KernelMetaError(
+            f"argument '{name}' has type '{t.spelling}'; scalar kernel arguments must be "
+            "integers, floating point or ap_int/ap_uint/ap_fixed/ap_ufixed")
+    if mode and mode not in ("s_axilite",):
+        raise KernelMetaError(
+            f"argument '{name}': interface mode '{mode}' is not supported for a scalar "
+            "(expected s_axilite)")
+    spelled, bits = value_spelling(t)
+    if bits <= 0:
+        raise KernelMetaError(f"argument '{name}' has incomplete type '{t.spelling}'")
+    words = max(1, -(-bits // 32))
+    size = cursor.type.get_canonical().get_size()
+    port = "S_AXI_" + (control_bundle or "control").upper()
+    return Arg(name, spelled, "scalar", port, size=4 * words, host_size=size, bits=bits)
+
+
+# --- parsing sources ---------------------------------------------------------------------------
+def clang_args(include_dirs: Iterable[str] = (), defines: Iterable[str] = (), std: str = "c++14",
+               resource_dir: str | None = None, builtin_include: str | None = None) -> list[str]:
+    args = ["-x", "c++", f"-std={std}"]
+    if resource_dir:
+        args += ["-resource-dir", resource_dir]
+    elif builtin_include:
+        args += ["-isystem", builtin_include]
+    args += [f"-I{d}" for d in include_dirs]
+    args += [f"-D{d}" for d in defines]
+    return args
+
+
+def default_resource_dir() -> tuple[str | None, str | None]:
+    """(clang resource dir, or a compiler's builtin include dir) for libclang's builtin headers."""
+    for clang in ("clang-14", "clang"):
+        exe = shutil.which(clang)
+        if not exe:
+            continue
+        try:
+            out = subprocess.run([exe, "-print-resource-dir"], capture_output=True, text=True,
+                                 check=True).stdout.strip()
+        except (OSError, subprocess.CalledProcessError):
+            continue
+        if os.path.exists(os.path.join(out, "include", "stddef.h")):
+            return out, None
+    for cc in ("g++", "c++", "gcc"):
+        exe = shutil.which(cc)
+        if not exe:
+            continue
+        try:
+            out = subprocess.run([exe, "-print-file-name=include"], capture_output=True, text=True,
+                                 check=True).stdout.strip()
+        except (OSError, subprocess.CalledProcessError):
+            continue
+        if os.path.exists(os.path.join(out, "stddef.h")):
+            return None, out
+    return None, None
+
+
+def _function_body_text(cursor) -> str:
+    extent = cursor.extent
+    path = extent.start.file.name
+    with open(path, "rb") as f:
+        data = f.read()
+    return data[extent.start.offset:extent.end.offset].decode("utf-8", errors="replace")
+
+
+def parse_sources(sources: Sequence[str], kernel_names: Sequence[str], args: Sequence[str],
+                  depends: set[str] | None = None) -> dict[str, Kernel]:
+    """Parses `sources` and describes each kernel of `kernel_names`.
+
+    Raises KernelMetaError when a source does not compile, a kernel is missing, not extern "C",
+    not defined, defined twice, or has an argument that cannot cross to a device.
+    """
+    ci = _cindex()
+    index = ci.Index.create()
+    found: dict[str, Kernel] = {}
+    defined: list[str] = []
+    wanted = set(kernel_names)
+    for src in sources:
+        if not os.path.exists(src):
+            raise KernelMetaError(f"kernel source '{src}' does not exist")
+        try:
+            tu = index.parse(src, args=list(args))
+        except ci.TranslationUnitLoadError as exc:
+            raise KernelMetaError(f"libclang could not parse '{src}': {exc}") from exc
+        errors = [d for d in tu.diagnostics if d.severity >= ci.Diagnostic.Error]
+        if errors:
+            text = "\n  ".join(str(d) for d in errors[:10])
+            raise KernelMetaError(f"'{src}' does not compile:\n  {text}")
+        if depends is not None:
+            depends.add(os.path.abspath(src))
+            for inc in tu.get_includes():
+                depends.add(os.path.abspath(inc.include.name))
+        for cur in tu.cursor.walk_preorder():
+            if cur.kind != ci.CursorKind.FUNCTION_DECL or not cur.is_definition():
+                continue
+            if cur.location.file is None or os.path.abspath(cur.location.file.name) != os.path.abspath(src):
+                continue
+            defined.append(cur.spelling)
+            if cur.spelling not in wanted:
+                continue
+            parent = cur.semantic_parent
+            while parent is not None and parent.kind == ci.CursorKind.LINKAGE_SPEC:
+                parent = parent.semantic_parent
+            if parent is None or parent.kind != ci.CursorKind.TRANSLATION_UNIT:
+                raise KernelMetaError(
+                    f"kernel '{cur.spelling}' in '{src}' is inside a namespace or class; a kernel is a "
+                    "global extern \"C\" function")
+            if cur.mangled_name != cur.spelling:
+                raise KernelMetaError(
+                    f"kernel '{cur.spelling}' in '{src}' is not declared extern \"C\"; sw_emu finds "
+                    "kernels by their C symbol name")
+            if cur.spelling in found:
+                raise KernelMetaError(
+                    f"kernel '{cur.spelling}' is defined in both '{found[cur.spelling].source}' and '{src}'")
+            pragmas, control = parse_interface_pragmas(_function_body_text(cur))
+            params = list(cur.get_arguments())
+            param_names = {p.spelling for p in params}
+            for port in pragmas:
+                if port not in param_names:
+                    raise KernelMetaError(
+                        f"kernel '{cur.spelling}': '#pragma HLS INTERFACE' names port '{port}', "
+                        f"which is not an argument (arguments: {', '.join(sorted(param_names)) or 'none'})")
+            kargs = []
+            for p in params:
+                if not p.spelling:
+                    raise KernelMetaError(f"kernel '{cur.spelling}' has an unnamed argument")
+                try:
+                    kargs.append(describe_arg(p, pragmas.get(p.spelling)))
+                except KernelMetaError as exc:
+                    raise KernelMetaError(f"kernel '{cur.spelling}': {exc}") from None
+            assign_offsets(kargs)
+            found[cur.spelling] = Kernel(cur.spelling, kargs, control or "ap_ctrl_hs", src)
+    missing = [k for k in kernel_names if k not in found]
+    if missing:
+        raise KernelMetaError(
+            f"kernel{'s' if len(missing) > 1 else ''} {', '.join(repr(m) for m in missing)} not defined "
+            f"in {', '.join(sources)} (functions defined there: {', '.join(sorted(set(defined))) or 'none'})")
+    return {k: found[k] for k in kernel_names}
+
+
+# --- memories and connectivity -----------------------------------------------------------------
+_SIZE_RE = re.compile(r"^(\d+)\s*([KMGT]?)(i?B)?$", re.IGNORECASE)
+
+
+def parse_size(text: str) -> int:
+    m = _SIZE_RE.match(text.strip())
+    if not m:
+        raise KernelMetaError(f"memory size '{text}' is not a size such as 16G, 512M or 65536")
+    scale = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}[m.group(2).upper()]
+    return int(m.group(1)) * scale
+
+
+def parse_memories(specs: Sequence[str]) -> list[Memory]:
+    """Parses 'tag:type:size' entries; banks are laid out one after another from address 0."""
+    mems: list[Memory] = []
+    base = 0
+    for spec in specs:
+        parts = spec.split(":")
+        if len(parts) != 3:
+            raise KernelMetaError(f"memory '{spec}' is not 'tag:type:size' (e.g. bank0:ddr4:16G)")
+        tag, mtype, size = (p.strip() for p in parts)
+        if not tag or len(tag.encode()) > 15:
+            raise KernelMetaError(f"memory '{spec}': the tag must have 1 to 15 characters")
+        if mtype.lower() not in MEMORY_TYPES:
+            raise KernelMetaError(
+                f"memory '{spec}': unknown type '{mtype}' (expected one of {', '.join(MEMORY_TYPES)})")
+        if any(m.tag == tag for m in mems):
+            raise KernelMetaError(f"memory tag '{tag}' is given twice")
+        nbytes = parse_size(size)
+        if nbytes <= 0 or nbytes % 1024:
+            raise KernelMetaError(f"memory '{spec}': size must be a positive multiple of 1 KiB")
+        mems.append(Memory(tag, mtype.lower(), nbytes, base))
+        base += nbytes
+    if not mems:
+        raise KernelMetaError("an xclbin needs at least one memory")
+    return mems
+
+
+def _find_memory(ref: str, memories: Sequence[Memory], where: str) -> Memory:
+    for m in memories:
+        if m.tag == ref:
+            return m
+    # v++ also names banks by index: DDR[1], HBM[0] ...
+    m = re.fullmatch(r"(?:DDR|HBM|PLRAM|bank)\[(\d+)\]", ref)
+    if m and int(m.group(1)) < len(memories):
+        return memories[int(m.group(1))]
+    raise KernelMetaError(
+        f"{where}: unknown memory '{ref}' (memories: {', '.join(x.tag for x in memories)})")
+
+
+def parse_connectivity(lines: Sequence[str], kernels: dict[str, Kernel],
+                       memories: Sequence[Memory]) -> list[Instance]:
+    """Applies v++ [connectivity] lines; returns every compute unit with its connections.
+
+    Supports ``nk=<kernel>:<count>[:<cu1>.<cu2>...]`` and ``sp=<cu>.<arg>:<memory>``; blank lines,
+    ``#`` comments and a ``[connectivity]`` header are skipped. Marks referenced memories used.
+    """
+    counts: dict[str, list[str]] = {}
+    sps: list[tuple[str, str, str, str]] = []
+    for raw in lines:
+        line = raw.split("#")[0].strip()
+        if not line or line.lower() == "[connectivity]":
+            continue
+        key, eq, value = line.partition("=")
+        key, value = key.strip(), value.strip()
+        if not eq:
+            raise KernelMetaError(f"connectivity line '{raw}' is not 'nk=...' or 'sp=...'")
+        if key == "nk":
+            parts = value.split(":")
+            if len(parts) not in (2, 3) or not parts[1].strip().isdigit() or int(parts[1]) < 1:
+                raise KernelMetaError(f"connectivity '{raw}': expected nk=<kernel>:<count>[:<cu>.<cu>...]")
+            kname, count = parts[0].strip(), int(parts[1])
+            if kname not in kernels:
+                raise KernelMetaError(
+                    f"connectivity '{raw}': unknown kernel '{kname}' (kernels: {', '.join(kernels)})")
+            if kname in counts:
+                raise KernelMetaError(f"connectivity '{raw}': kernel '{kname}' has two nk= lines")
+            if len(parts) == 3:
+                names = [n.strip() for n in parts[2].split(".")]
+                if len(names) != count or not all(names):
+                    raise KernelMetaError(f"connectivity '{raw}': {count} compute unit names expected")
+            else:
+                names = [f"{kname}_{i}" for i in range(1, count + 1)]
+            counts[kname] = names
+        elif key == "sp":
+            target, colon, mem = value.rpartition(":")
+            cu, dot, arg = target.partition(".")
+            if not colon or not dot or not cu or not arg or not mem:
+                raise KernelMetaError(f"connectivity '{raw}': expected sp=<cu>.<arg>:<memory>")
+            sps.append((raw, cu.strip(), arg.strip(), mem.strip()))
+        elif key in ("slr", "stream_connect", "connect"):
+            raise KernelMetaError(f"connectivity '{raw}': '{key}' is not supported by the sw_emu toolchain")
+        else:
+            raise KernelMetaError(f"connectivity '{raw}': unknown directive '{key}' (expected nk or sp)")
+
+    instances: list[Instance] = []
+    by_name: dict[str, Instance] = {}
+    for kname, kernel in kernels.items():
+        for cu in counts.get(kname, [f"{kname}_1"]):
+            if cu in by_name:
+                raise KernelMetaError(f"compute unit name '{cu}' is used twice")
+            inst = Instance(cu, kname)
+            instances.append(inst)
+            by_name[cu] = inst
+    for i, inst in enumerate(instances):
+        inst.base_address = CU_BASE_ADDRESS + i * CU_STRIDE
+
+    for raw, cu, arg, mem in sps:
+        inst = by_name.get(cu)
+        if inst is None:
+            raise KernelMetaError(
+                f"connectivity '{raw}': unknown compute unit '{cu}' (compute units: "
+                f"{', '.join(by_name)})")
+        kernel = kernels[inst.kernel]
+        karg = next((a for a in kernel.args if a.name == arg), None)
+        if karg is None:
+            raise KernelMetaError(
+                f"connectivity '{raw}': kernel '{kernel.name}' has no argument '{arg}' (arguments: "
+                f"{', '.join(a.name for a in kernel.args)})")
+        if karg.kind != "global":
+            raise KernelMetaError(
+                f"connectivity '{raw}': argument '{arg}' of kernel '{kernel.name}' is a {karg.kind}, "
+                "only global (m_axi) arguments connect to memory")
+        if arg in inst.connections:
+            raise KernelMetaError(f"connectivity '{raw}': '{cu}.{arg}' is connected twice")
+        inst.connections[arg] = _find_memory(mem, memories, f"connectivity '{raw}'").tag
+
+    default = memories[0]
+    for inst in instances:
+        for karg in kernels[inst.kernel].args:
+            if karg.kind == "global" and karg.name not in inst.connections:
+                inst.connections[karg.name] = default.tag
+    used = {tag for inst in instances for tag in inst.connections.values()}
+    for m in memories:
+        m.used = m.tag in used
+    return instances
+
+
+# --- the description ---------------------------------------------------------------------------
+def build_description(kernels: dict[str, Kernel], instances: Sequence[Instance],
+                      memories: Sequence[Memory], platform: str = DEFAULT_PLATFORM) -> dict:
+    out_kernels = []
+    for kname, kernel in kernels.items():
+        out_kernels.append({
+            "name": kname,
+            "language": "c++",
+            "args": [a.to_json() for a in kernel.args],
+            "instances": [
+                {
+                    "name": inst.name,
+                    "base_address": inst.base_address,
+                    "control": kernel.control,
+                    # Keep argument order so the output is stable.
+                    "connections": {a.name: inst.connections[a.name] for a in kernel.args
+                                    if a.name in inst.connections},
+                }
+                for inst in instances if inst.kernel == kname
+            ],
+        })
+    return {
+        "mode": "sw_emu",
+        "platform": platform,
+        "timestamp": 0,
+        "clocks": [dict(c) for c in DEFAULT_CLOCKS],
+        "memories": [m.to_json() for m in memories],
+        "kernels": out_kernels,
+    }
+
+
+def describe(sources: Sequence[str], kernel_names: Sequence[str], connectivity: Sequence[str] = (),
+             memories: Sequence[str] = DEFAULT_MEMORIES, include_dirs: Sequence[str] = (),
+             defines: Sequence[str] = (), std: str = "c++14", platform: str = DEFAULT_PLATFORM,
+             resource_dir: str | None = None, builtin_include: str | None = None,
+             depends: set[str] | None = None) -> dict:
+    """The whole pipeline: sources and options in, the JSON description (a dict) out."""
+    if not kernel_names:
+        raise KernelMetaError("no kernel names given")
+    if len(set(kernel_names)) != len(kernel_names):
+        raise KernelMetaError(f"kernel names repeat: {', '.join(kernel_names)}")
+    if resource_dir is None and builtin_include is None:
+        resource_dir, builtin_include = default_resource_dir()
+    mems = parse_memories(memories or DEFAULT_MEMORIES)
+    args = clang_args(include_dirs, defines, std, resource_dir, builtin_include)
+    kernels = parse_sources(sources, kernel_names, args, depends)
+    instances = parse_connectivity(connectivity, kernels, mems)
+    return build_description(kernels, instances, mems, platform)
+
+
+def _escape_dep(path: str) -> str:
+    return path.replace(" ", "\\ ")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("sources", nargs="+", help="HLS C++ source files")
+    p.add_argument("--kernel", action="append", required=True, help="kernel (extern \"C\" function) to describe")
+    p.add_argument("--connectivity", action="append", default=[], help="v++ connectivity line (nk=, sp=)")
+    p.add_argument("--memory", action="append", default=[], help="memory 'tag:type:size' (default: F1's 4 DDR4 banks)")
+    p.add_argument("-I", dest="includes", action="append", default=[], help="include directory")
+    p.add_argument("-D", dest="defines", action="append", default=[], help="preprocessor definition")
+    p.add_argument("--std", default="c++14")
+    p.add_argument("--platform", default=DEFAULT_PLATFORM)
+    p.add_argument("--resource-dir", help="clang resource directory (builtin headers)")
+    p.add_argument("--builtin-include", help="compiler builtin include directory, if no clang resource dir")
+    p.add_argument("-o", "--output", required=True, help="JSON description to write")
+    p.add_argument("--depfile", help="write a Makefile-style dependency file")
+    ns = p.parse_args(argv)
+    depends: set[str] = set()
+    try:
+        desc = describe(ns.sources, ns.kernel, ns.connectivity, ns.memory or DEFAULT_MEMORIES,
+                        ns.includes, ns.defines, ns.std, ns.platform, ns.resource_dir,
+                        ns.builtin_include, depends)
+    except KernelMetaError as exc:
+        print(f"kernel_meta: error: {exc}", file=sys.stderr)
+        return 1
+    text = json.dumps(desc, indent=2) + "\n"
+    os.makedirs(os.path.dirname(os.path.abspath(ns.output)), exist_ok=True)
+    with open(ns.output, "w", encoding="utf-8") as f:
+        f.write(text)
+    if ns.depfile:
+        with open(ns.depfile, "w", encoding="utf-8") as f:
+            f.write(_escape_dep(os.path.abspath(ns.output)) + ": \\\n")
+            f.write(" \\\n".join("  " + _escape_dep(d) for d in sorted(depends)) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
