@@ -1,1 +1,468 @@
-// Placeholder: implemented in a following commit.
+// Kernels and runs. Every call is validated here, at the boundary, before a backend sees it:
+// argument count and kinds, scalar ranges for the declared C type, freed buffers, buffers of
+// another device or of an unloaded xclbin, and bank connectivity (which picks the compute units
+// a call may use). The per-kernel plan is worked out once, so the call path neither parses nor
+// allocates.
+#include "fpyga/kernel.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <string>
+#include <vector>
+
+#include "backends/backend.hpp"
+#include "core_state.hpp"
+#include "fpyga/error.hpp"
+
+namespace fpyga {
+
+const char* to_string(run_state s) {
+  switch (s) {
+    case run_state::queued: return "queued";
+    case run_state::running: return "running";
+    case run_state::completed: return "completed";
+    case run_state::error: return "error";
+  }
+  return "unknown";
+}
+
+void check_loaded(const backend::program_impl& program, const std::string& what) {
+  if (program.released)
+    throw error(what + " belongs to xclbin '" + program.bin.source +
+                "', which is no longer loaded on its device");
+}
+
+// ---------------------------------------------------------------------------------------------
+// The argument plan
+
+namespace {
+
+arg_plan plan_for(const arg_info& a, const c_type& t) {
+  arg_plan p;
+  if (a.kind == arg_kind::global) {
+    p.kind = arg_plan::how::buffer;
+    return p;
+  }
+  if (a.kind == arg_kind::stream) {
+    p.kind = arg_plan::how::stream;
+    return p;
+  }
+  if (t.pointer) return p;
+  using cat = c_type::category;
+  p.bits = t.bits;
+  p.storage = t.storage_bytes();
+  switch (t.cat) {
+    case cat::floating:
+      if (t.bits == 32) p.kind = arg_plan::how::f32;
+      if (t.bits == 64) p.kind = arg_plan::how::f64;
+      break;
+    case cat::signed_integer:
+    case cat::unsigned_integer:
+      p.is_signed = t.cat == cat::signed_integer;
+      p.kind = t.bits > 64 ? arg_plan::how::wide
+                           : (p.is_signed ? arg_plan::how::sint : arg_plan::how::uint);
+      break;
+    case cat::signed_fixed:
+    case cat::unsigned_fixed:
+      p.is_signed = t.cat == cat::signed_fixed;
+      p.frac_bits = static_cast<int>(t.bits) - t.integer_bits;
+      p.quantization = t.quantization;
+      p.kind = t.bits > 64 ? arg_plan::how::wide : arg_plan::how::fixed;
+      break;
+    default: break;
+  }
+  return p;
+}
+
+std::string tag_of(const backend::program_impl& p, unsigned index) {
+  return index < p.memories.size() ? p.memories[index].tag : "memory " + std::to_string(index);
+}
+
+const char* kind_name(arg_value::tag t) {
+  switch (t) {
+    case arg_value::tag::buffer: return "a buffer";
+    case arg_value::tag::sint:
+    case arg_value::tag::uint: return "an integer";
+    case arg_value::tag::f32:
+    case arg_value::tag::f64: return "a floating-point value";
+    case arg_value::tag::bytes: return "raw bytes";
+  }
+  return "a value";
+}
+
+std::string device_spec(const std::shared_ptr<backend::device_impl>& d) {
+  return d ? d->backend_name() + ":" + std::to_string(d->index()) : std::string("<none>");
+}
+
+/// Names an argument in messages: "argument 2 ('out_r', unsigned int *) of kernel 'vadd'".
+std::string arg_label(const kernel_state& st, std::size_t i) {
+  const auto& a = st.args[i];
+  return "argument " + std::to_string(i) + " ('" + a.name + "', " + a.type + ") of kernel '" +
+         st.name + "'";
+}
+
+std::string value_text(const arg_value& v) {
+  switch (v.kind()) {
+    case arg_value::tag::sint: return std::to_string(v.sint());
+    case arg_value::tag::uint: return std::to_string(v.uint());
+    case arg_value::tag::f32: return std::to_string(v.f32());
+    case arg_value::tag::f64: return std::to_string(v.f64());
+    default: return kind_name(v.kind());
+  }
+}
+
+[[noreturn]] void out_of_range(const kernel_state& st, std::size_t i, const arg_value& v,
+                               const std::string& range) {
+  throw value_error(arg_label(st, i) + ": " + value_text(v) + " is out of range (" + range + ")");
+}
+
+[[noreturn]] void wrong_kind(const kernel_state& st, std::size_t i, const arg_value& v,
+                             const char* expected) {
+  throw type_error(arg_label(st, i) + " expects " + expected + ", got " + kind_name(v.kind()));
+}
+
+void bind_integer(const kernel_state& st, std::size_t i, const arg_plan& p, const arg_value& v,
+                  backend::bound_arg& out) {
+  const unsigned b = p.bits;
+  if (v.kind() == arg_value::tag::sint) {
+    const std::int64_t x = v.sint();
+    if (p.is_signed) {
+      const std::int64_t lo = b >= 64 ? std::numeric_limits<std::int64_t>::min() : -(std::int64_t(1) << (b - 1));
+      const std::int64_t hi = b >= 64 ? std::numeric_limits<std::int64_t>::max() : (std::int64_t(1) << (b - 1)) - 1;
+      if (x < lo || x > hi)
+        out_of_range(st, i, v, std::to_string(lo) + " .. " + std::to_string(hi));
+    } else {
+      const std::uint64_t hi = b >= 64 ? ~std::uint64_t(0) : (std::uint64_t(1) << b) - 1;
+      if (x < 0 || static_cast<std::uint64_t>(x) > hi) out_of_range(st, i, v, "0 .. " + std::to_string(hi));
+    }
+    out.bits = static_cast<std::uint64_t>(x);
+  } else if (v.kind() == arg_value::tag::uint) {
+    const std::uint64_t x = v.uint();
+    const std::uint64_t hi = p.is_signed ? (b >= 64 ? std::uint64_t(std::numeric_limits<std::int64_t>::max())
+                                                     : (std::uint64_t(1) << (b - 1)) - 1)
+                                         : (b >= 64 ? ~std::uint64_t(0) : (std::uint64_t(1) << b) - 1);
+    if (x > hi) out_of_range(st, i, v, (p.is_signed ? "at most " : "0 .. ") + std::to_string(hi));
+    out.bits = x;
+  } else if (v.kind() == arg_value::tag::bytes) {
+    if (v.bytes().size() != p.storage)
+      throw value_error(arg_label(st, i) + " takes " + std::to_string(p.storage) + " bytes of storage, got " +
+                        std::to_string(v.bytes().size()));
+    std::uint64_t x = 0;
+    std::memcpy(&x, v.bytes().data(), p.storage);
+    out.bits = x;
+  } else {
+    wrong_kind(st, i, v, "an integer");
+  }
+}
+
+void bind_float(const kernel_state& st, std::size_t i, const arg_plan& p, const arg_value& v,
+                backend::bound_arg& out) {
+  double x = 0;
+  switch (v.kind()) {
+    case arg_value::tag::f32: x = v.f32(); break;
+    case arg_value::tag::f64: x = v.f64(); break;
+    case arg_value::tag::sint: x = static_cast<double>(v.sint()); break;
+    case arg_value::tag::uint: x = static_cast<double>(v.uint()); break;
+    default: wrong_kind(st, i, v, "a number");
+  }
+  if (p.kind == arg_plan::how::f32) {
+    if (std::isfinite(x) && std::fabs(x) > std::numeric_limits<float>::max())
+      out_of_range(st, i, v, "a float");
+    const float f = static_cast<float>(x);
+    std::uint32_t u;
+    std::memcpy(&u, &f, 4);
+    out.bits = u;
+  } else {
+    std::memcpy(&out.bits, &x, 8);
+  }
+}
+
+/// Quantizes `scaled` (the value times 2^F) as Xilinx's ap_q_mode says.
+double quantize(double scaled, unsigned q) {
+  switch (q) {
+    case 0: return std::floor(scaled + 0.5);                                   // AP_RND
+    case 1: return scaled >= 0 ? std::ceil(scaled - 0.5) : std::floor(scaled + 0.5);  // AP_RND_ZERO
+    case 2: return std::ceil(scaled - 0.5);                                    // AP_RND_MIN_INF
+    case 3: return std::round(scaled);                                         // AP_RND_INF
+    case 4: return std::nearbyint(scaled);                                     // AP_RND_CONV (ties to even)
+    case 6: return std::trunc(scaled);                                         // AP_TRN_ZERO
+    default: return std::floor(scaled);                                        // AP_TRN
+  }
+}
+
+void bind_fixed(const kernel_state& st, std::size_t i, const arg_plan& p, const arg_value& v,
+                backend::bound_arg& out) {
+  double x = 0;
+  switch (v.kind()) {
+    case arg_value::tag::f32: x = v.f32(); break;
+    case arg_value::tag::f64: x = v.f64(); break;
+    case arg_value::tag::sint: x = static_cast<double>(v.sint()); break;
+    case arg_value::tag::uint: x = static_cast<double>(v.uint()); break;
+    case arg_value::tag::bytes: bind_integer(st, i, p, v, out); return;
+    default: wrong_kind(st, i, v, "a number");
+  }
+  const double q = quantize(std::ldexp(x, p.frac_bits), p.quantization);
+  const double lo = p.is_signed ? -std::ldexp(1.0, static_cast<int>(p.bits) - 1) : 0.0;
+  const double hi = p.is_signed ? std::ldexp(1.0, static_cast<int>(p.bits) - 1) - 1
+                                : std::ldexp(1.0, static_cast<int>(p.bits)) - 1;
+  if (!std::isfinite(q) || q < lo || q > hi)
+    out_of_range(st, i, v,
+                 std::to_string(std::ldexp(lo, -p.frac_bits)) + " .. " + std::to_string(std::ldexp(hi, -p.frac_bits)));
+  out.bits = q < 0 ? static_cast<std::uint64_t>(static_cast<std::int64_t>(q))
+                   : (q >= 9223372036854775808.0 ? static_cast<std::uint64_t>(q)
+                                                  : static_cast<std::uint64_t>(static_cast<std::int64_t>(q)));
+}
+
+/// Wide ap_* values: raw storage bytes, or an integer sign- or zero-extended to the storage.
+void bind_wide(const kernel_state& st, std::size_t i, const arg_plan& p, const arg_value& v,
+               std::byte* scratch, backend::bound_arg& out) {
+  if (v.kind() == arg_value::tag::bytes) {
+    if (v.bytes().size() != p.storage)
+      throw value_error(arg_label(st, i) + " takes " + std::to_string(p.storage) + " bytes of storage, got " +
+                        std::to_string(v.bytes().size()));
+    std::memcpy(scratch, v.bytes().data(), p.storage);
+  } else if (v.kind() == arg_value::tag::sint || v.kind() == arg_value::tag::uint) {
+    if (p.frac_bits != 0 && (st.args[i].ctype.cat == c_type::category::signed_fixed ||
+                             st.args[i].ctype.cat == c_type::category::unsigned_fixed))
+      wrong_kind(st, i, v, "its raw storage bytes (a fixed-point type wider than 64 bits)");
+    std::uint64_t x = v.kind() == arg_value::tag::sint ? static_cast<std::uint64_t>(v.sint()) : v.uint();
+    if (!p.is_signed && v.kind() == arg_value::tag::sint && v.sint() < 0) out_of_range(st, i, v, "unsigned");
+    const bool negative = v.kind() == arg_value::tag::sint && v.sint() < 0;
+    std::memset(scratch, negative ? 0xff : 0, p.storage);
+    std::memcpy(scratch, &x, 8);
+  } else {
+    wrong_kind(st, i, v, "an integer or raw storage bytes");
+  }
+  out.wide = {scratch, p.storage};
+}
+
+/// Validates and converts `args`; returns the mask of CUs whose connectivity fits.
+std::uint64_t bind(const kernel_state& st, std::span<const arg_value> args, backend::bound_arg* out,
+                   std::byte* scratch) {
+  if (st.program->released) check_loaded(*st.program, "kernel '" + st.name + "'");
+  if (args.size() != st.args.size()) {
+    std::string sig;
+    for (const auto& a : st.args) sig += (sig.empty() ? "" : ", ") + a.type + " " + a.name;
+    throw type_error("kernel '" + st.name + "' takes " + std::to_string(st.args.size()) +
+                     " arguments (" + sig + "), got " + std::to_string(args.size()));
+  }
+  std::uint64_t mask = st.all_cus;
+  std::size_t scratch_used = 0;
+  for (std::size_t i = 0; i < args.size(); ++i) {
+    const auto& p = st.plan[i];
+    const auto& v = args[i];
+    auto& o = out[i];
+    o = backend::bound_arg{};
+    switch (p.kind) {
+      case arg_plan::how::buffer: {
+        if (v.kind() != arg_value::tag::buffer) wrong_kind(st, i, v, "a buffer");
+        const auto& bi = v.buffer().impl();
+        if (!bi) throw value_error(arg_label(st, i) + ": the buffer handle is empty");
+        if (bi->freed)
+          throw error(arg_label(st, i) + ": the buffer of " + std::to_string(bi->size) + " bytes was freed");
+        if (bi->program != st.program) {
+          if (!bi->program || bi->program->device != st.program->device)
+            throw value_error(arg_label(st, i) + ": the buffer belongs to device " +
+                              device_spec(bi->program ? bi->program->device : nullptr) +
+                              ", the kernel runs on " + device_spec(st.program->device));
+          throw value_error(arg_label(st, i) + ": the buffer was allocated for xclbin '" +
+                            bi->program->bin.source + "'" +
+                            (bi->program->released ? ", which is no longer loaded" : "") +
+                            ", not for the kernel's xclbin '" + st.source + "'");
+        }
+        if (v.buffer_offset() > bi->size)
+          throw value_error(arg_label(st, i) + ": offset " + std::to_string(v.buffer_offset()) +
+                            " is past the end of the buffer of " + std::to_string(bi->size) + " bytes");
+        std::uint64_t fits = 0;
+        for (std::size_t c = 0; c < st.cu_names.size(); ++c) {
+          const auto& mems = st.cu_arg_memories[c][i];
+          if (mems.empty() || std::find(mems.begin(), mems.end(), bi->memory_index) != mems.end())
+            fits |= std::uint64_t(1) << c;
+        }
+        if (!(mask & fits)) {
+          std::string reach;
+          for (std::size_t c = 0; c < st.cu_names.size(); ++c) {
+            if (!(mask & (std::uint64_t(1) << c))) continue;
+            std::string banks;
+            for (unsigned m : st.cu_arg_memories[c][i]) banks += (banks.empty() ? "" : "/") + tag_of(*st.program, m);
+            reach += (reach.empty() ? "" : ", ") + st.cu_names[c] + ": " + banks;
+          }
+          throw value_error(arg_label(st, i) + ": the buffer is in " + tag_of(*st.program, bi->memory_index) +
+                            ", but no compute unit" + (mask == st.all_cus ? "" : " left by the other arguments") +
+                            " connects this argument to it (" + reach + ")");
+        }
+        mask &= fits;
+        o.buffer = bi.get();
+        o.offset = v.buffer_offset();
+        break;
+      }
+      case arg_plan::how::sint:
+      case arg_plan::how::uint:
+        if (v.kind() == arg_value::tag::buffer) wrong_kind(st, i, v, "a scalar");
+        bind_integer(st, i, p, v, o);
+        break;
+      case arg_plan::how::f32:
+      case arg_plan::how::f64:
+        if (v.kind() == arg_value::tag::buffer) wrong_kind(st, i, v, "a scalar");
+        bind_float(st, i, p, v, o);
+        break;
+      case arg_plan::how::fixed:
+        if (v.kind() == arg_value::tag::buffer) wrong_kind(st, i, v, "a scalar");
+        bind_fixed(st, i, p, v, o);
+        break;
+      case arg_plan::how::wide:
+        if (v.kind() == arg_value::tag::buffer) wrong_kind(st, i, v, "a scalar");
+        bind_wide(st, i, p, v, scratch + scratch_used, o);
+        scratch_used += p.storage;
+        break;
+      case arg_plan::how::stream:
+        throw type_error(arg_label(st, i) + " is a stream between kernels; the host cannot pass it");
+      case arg_plan::how::unsupported:
+        throw type_error(arg_label(st, i) + ": fpyga cannot pass a scalar of type '" + st.args[i].type + "'");
+    }
+  }
+  return mask;
+}
+
+/// Scratch for the wide scalars of one call; on the stack unless the kernel takes huge ones.
+std::size_t wide_bytes(const kernel_state& st) {
+  std::size_t n = 0;
+  for (const auto& p : st.plan)
+    if (p.kind == arg_plan::how::wide) n += p.storage;
+  return n;
+}
+
+const kernel_state& require(const std::shared_ptr<kernel_state>& st) {
+  if (!st) throw error("fpyga::kernel: empty kernel handle");
+  return *st;
+}
+
+constexpr std::size_t stack_args = 16;
+constexpr std::size_t stack_scratch = 256;
+
+}  // namespace
+
+std::shared_ptr<kernel_state> make_kernel_state(const std::shared_ptr<backend::program_impl>& program,
+                                                const std::string& source, const kernel_info& info,
+                                                std::vector<backend::compute_unit> cus) {
+  if (cus.empty()) throw error("kernel '" + info.name + "' has no compute unit in " + source);
+  if (cus.size() > 64)
+    throw not_supported_error("kernel '" + info.name + "' has " + std::to_string(cus.size()) +
+                              " compute units; fpyga handles at most 64 per kernel handle");
+  auto st = std::make_shared<kernel_state>();
+  st->program = program;
+  st->name = info.name;
+  st->source = source;
+  for (const auto& cu : cus) {
+    st->cu_names.push_back(cu.name);
+    std::vector<std::vector<unsigned>> per_arg = cu.arg_memories;
+    per_arg.resize(info.args.size());
+    st->cu_arg_memories.push_back(std::move(per_arg));
+  }
+  st->all_cus = cus.size() == 64 ? ~std::uint64_t(0) : (std::uint64_t(1) << cus.size()) - 1;
+  for (std::size_t i = 0; i < info.args.size(); ++i) {
+    const auto& a = info.args[i];
+    kernel_arg k;
+    k.index = static_cast<unsigned>(i);
+    k.name = a.name;
+    k.type = a.type;
+    k.ctype = c_type::parse(a.type);
+    k.kind = a.kind;
+    k.offset = a.offset;
+    k.size = a.size;
+    std::vector<unsigned> mems;
+    for (const auto& per_arg : st->cu_arg_memories)
+      for (unsigned m : per_arg[i])
+        if (std::find(mems.begin(), mems.end(), m) == mems.end()) mems.push_back(m);
+    for (unsigned m : mems) k.memories.emplace_back(program, m);
+    st->plan.push_back(plan_for(a, k.ctype));
+    st->args.push_back(std::move(k));
+  }
+  st->impl = program->open_kernel(info, std::move(cus));
+  return st;
+}
+
+const std::string& kernel::name() const { return require(st_).name; }
+std::vector<std::string> kernel::compute_units() const { return require(st_).cu_names; }
+const std::vector<kernel_arg>& kernel::args() const { return require(st_).args; }
+
+void kernel::call_args(std::span<const arg_value> args) const {
+  const auto& st = require(st_);
+  backend::bound_arg small[stack_args];
+  std::byte small_scratch[stack_scratch];
+  std::vector<backend::bound_arg> big;
+  std::vector<std::byte> big_scratch;
+  backend::bound_arg* out = small;
+  std::byte* scratch = small_scratch;
+  if (st.args.size() > stack_args) {
+    big.resize(std::max(args.size(), st.args.size()));
+    out = big.data();
+  }
+  if (const std::size_t w = wide_bytes(st); w > stack_scratch) {
+    big_scratch.resize(w);
+    scratch = big_scratch.data();
+  }
+  const std::uint64_t mask = bind(st, args, out, scratch);
+  st.impl->call({out, args.size()}, mask);
+}
+
+fpyga::run kernel::start_args(std::span<const arg_value> args, std::span<const fpyga::run> waitfor) const {
+  const auto& st = require(st_);
+  std::vector<backend::bound_arg> out(std::max<std::size_t>(args.size(), st.args.size()));
+  std::vector<std::byte> scratch(wide_bytes(st));
+  const std::uint64_t mask = bind(st, args, out.data(), scratch.data());
+  std::vector<std::shared_ptr<backend::run_impl>> deps;
+  deps.reserve(waitfor.size());
+  for (const auto& r : waitfor) {
+    if (!r) throw value_error("kernel '" + st.name + "': waitfor holds an empty run handle");
+    deps.push_back(r.impl());
+  }
+  return fpyga::run(st.impl->start({out.data(), args.size()}, mask, deps));
+}
+
+std::uint32_t kernel::read_register(std::uint32_t offset) const {
+  const auto& st = require(st_);
+  check_loaded(*st.program, "kernel '" + st.name + "'");
+  return st.impl->read_register(0, offset);
+}
+
+void kernel::write_register(std::uint32_t offset, std::uint32_t value) const {
+  const auto& st = require(st_);
+  check_loaded(*st.program, "kernel '" + st.name + "'");
+  st.impl->write_register(0, offset, value);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Runs
+
+namespace {
+backend::run_impl& require_run(const std::shared_ptr<backend::run_impl>& r) {
+  if (!r) throw error("fpyga::run: empty run handle");
+  return *r;
+}
+}  // namespace
+
+void run::wait() {
+  auto& r = require_run(impl_);
+  if (r.waited.exchange(true))
+    throw error("fpyga::run::wait: this run was already waited on (wait() once per run; use state() to poll)");
+  const run_state s = r.wait(std::nullopt);
+  if (s == run_state::error)
+    throw error("fpyga::run::wait: the run failed" + (r.error_message.empty() ? std::string() : ": " + r.error_message));
+}
+
+run_state run::wait(std::chrono::milliseconds timeout) {
+  auto& r = require_run(impl_);
+  return r.wait(std::chrono::duration_cast<std::chrono::nanoseconds>(timeout));
+}
+
+run_state run::state() const { return require_run(impl_).state(); }
+
+bool run::done() const {
+  const run_state s = state();
+  return s == run_state::completed || s == run_state::error;
+}
+
+}  // namespace fpyga

@@ -7,4 +7,5 @@
 #include "fpyga/kernel.hpp"
 #include "fpyga/memory.hpp"
 #include "fpyga/overlay.hpp"
+#include "fpyga/warning.hpp"
 #include "fpyga/xclbin.hpp"

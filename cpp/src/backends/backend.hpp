@@ -7,6 +7,7 @@
 // declared C type before a backend sees them, so backends receive only well-formed requests.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -79,6 +80,10 @@ struct compute_unit {
 class run_impl {
  public:
   virtual ~run_impl() = default;
+  /// Set by the core's run::wait(): a run is waited on once.
+  std::atomic<bool> waited{false};
+  /// Why the run ended in run_state::error (set by the backend before it reports the state).
+  std::string error_message;
   virtual run_state state() const = 0;
   /// Blocks until done or `timeout` passes; returns the state then.
   virtual run_state wait(std::optional<std::chrono::nanoseconds> timeout) = 0;

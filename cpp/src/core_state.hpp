@@ -1,0 +1,74 @@
+// Shared state behind the public overlay and kernel handles (declared, not defined, in the public
+// headers so users never depend on their layout).
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "backends/backend.hpp"
+#include "fpyga/device.hpp"
+#include "fpyga/kernel.hpp"
+
+namespace fpyga {
+
+/// How the core turns one host value into a bound_arg, worked out once per kernel handle so the
+/// call path does no parsing and no allocation.
+struct arg_plan {
+  enum class how : std::uint8_t {
+    buffer,      ///< global pointer: a buffer of this program, in a connected bank
+    sint,        ///< signed integer (C or ap_int) of `bits` <= 64
+    uint,        ///< unsigned integer (C, bool or ap_uint) of `bits` <= 64
+    f32,
+    f64,
+    fixed,       ///< ap_fixed / ap_ufixed of `bits` <= 64
+    wide,        ///< any ap_* wider than 64 bits: raw bytes, or an integer extended to storage
+    stream,      ///< hls::stream: not settable from the host
+    unsupported  ///< a type the core cannot lay out (opaque)
+  };
+  how kind = how::unsupported;
+  unsigned bits = 0;
+  bool is_signed = false;
+  int frac_bits = 0;          ///< W - I for fixed
+  unsigned quantization = 5;  ///< ap_q_mode
+  std::size_t storage = 0;    ///< bytes of the declared storage
+};
+
+/// A kernel handle: the backend kernel over a set of compute units, plus the argument plan.
+struct kernel_state {
+  std::shared_ptr<backend::kernel_impl> impl;
+  std::shared_ptr<backend::program_impl> program;
+  std::string name;
+  std::string source;  ///< xclbin path, for messages
+  std::vector<kernel_arg> args;
+  std::vector<arg_plan> plan;
+  std::vector<std::string> cu_names;
+  /// For each CU (bit position) and argument: the memory indices it reaches (empty = any bank).
+  std::vector<std::vector<std::vector<unsigned>>> cu_arg_memories;
+  std::uint64_t all_cus = 0;
+};
+
+/// A loaded xclbin as the public overlay sees it.
+struct overlay_state {
+  std::shared_ptr<backend::program_impl> program;
+  fpyga::device dev;
+  std::string path;
+  /// Every compute unit of every kernel, in IP_LAYOUT order, grouped by kernel name.
+  std::map<std::string, std::vector<backend::compute_unit>, std::less<>> cus;
+  std::vector<std::string> kernel_order;
+  std::mutex mutex;  ///< guards `handles`
+  std::map<std::string, std::shared_ptr<kernel_state>, std::less<>> handles;
+};
+
+/// Builds a kernel handle over `cus` (a subset of the kernel's CUs).
+std::shared_ptr<kernel_state> make_kernel_state(const std::shared_ptr<backend::program_impl>& program,
+                                                const std::string& source, const kernel_info& info,
+                                                std::vector<backend::compute_unit> cus);
+
+/// Throws error when `program` was unloaded; `what` names the object for the message.
+void check_loaded(const backend::program_impl& program, const std::string& what);
+
+}  // namespace fpyga
