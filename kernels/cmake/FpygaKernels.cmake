@@ -217,8 +217,18 @@ function(fpyga_add_xclbin)
   target_include_directories(${so_target} PRIVATE ${includes})
   target_include_directories(${so_target} SYSTEM PRIVATE ${system_includes})
   target_compile_definitions(${so_target} PRIVATE ${arg_DEFINES})
-  if(arg_DEPENDS)
-    add_dependencies(${so_target} ${arg_DEPENDS})
+  set(file_depends "")
+  foreach(dep IN LISTS arg_DEPENDS)
+    if(TARGET ${dep})
+      add_dependencies(${so_target} ${dep})
+    else()
+      get_filename_component(dep "${dep}" ABSOLUTE BASE_DIR "${CMAKE_CURRENT_SOURCE_DIR}")
+      list(APPEND file_depends "${dep}")
+    endif()
+  endforeach()
+  if(file_depends)
+    # Generated headers: compiled sources wait for them.
+    set_property(SOURCE ${sources} TARGET_DIRECTORY ${so_target} APPEND PROPERTY OBJECT_DEPENDS ${file_depends})
   endif()
 
   # 2. The JSON description, from the sources' signatures and pragmas.
@@ -242,12 +252,6 @@ function(fpyga_add_xclbin)
   if(arg_PLATFORM)
     list(APPEND meta_cmd --platform "${arg_PLATFORM}")
   endif()
-  set(file_depends "")
-  foreach(dep IN LISTS arg_DEPENDS)
-    if(NOT TARGET ${dep})
-      list(APPEND file_depends "${dep}")
-    endif()
-  endforeach()
   add_custom_command(
     OUTPUT "${desc}"
     COMMAND ${meta_cmd} ${sources}

@@ -230,8 +230,9 @@ def ap_spelling(t) -> tuple[str, int] | None:
     name = _template_name(t)
     if name not in _AP_INTEGER_TEMPLATES + _AP_FIXED_TEMPLATES:
         return None
-    n = t.get_num_template_arguments()
-    values = [t.get_template_argument_value(i) for i in range(n)]
+    decl = t.get_declaration()
+    n = decl.get_num_template_arguments()
+    values = [decl.get_template_argument_value(i) for i in range(n)]
     if name in _AP_INTEGER_TEMPLATES:
         return f"{name}<{values[0]}>", values[0]
     width, integer = values[0], values[1]
