@@ -1,0 +1,310 @@
+// fpyga::kernel and fpyga::run. `call` and `start` take the Python arguments as they come and
+// convert them in C++ following a plan made once per kernel: a PynqBuffer (or any view of one)
+// becomes a buffer argument at the view's byte offset, a Python number a scalar. The GIL is
+// released while the kernel runs and while a wait blocks.
+#include <pybind11/stl.h>
+
+#include <chrono>
+#include <climits>
+#include <cstring>
+#include <optional>
+#include <string>
+#include <utility>
+
+#include "kernel_call.hpp"
+
+namespace fpyga::python {
+
+py_kernel::py_kernel(fpyga::kernel kernel) : k(std::move(kernel)) {
+  for (const auto& a : k.args()) {
+    arg_plan p;
+    p.name = a.name;
+    p.type = a.type;
+    p.global = a.kind == arg_kind::global;
+    if (!p.global && a.ctype.bits > 64) {
+      p.wide_bytes = a.ctype.storage_bytes();
+      p.wide_signed = a.ctype.cat == c_type::category::signed_integer ||
+                      a.ctype.cat == c_type::category::signed_fixed;
+    }
+    plan.push_back(std::move(p));
+  }
+}
+
+namespace {
+
+[[noreturn]] void fail(PyObject* type, const py_kernel& k, std::size_t i, const std::string& what) {
+  std::string where = "kernel '" + k.k.name() + "': argument ";
+  if (i < k.plan.size())
+    where += "'" + k.plan[i].name + "' (" + k.plan[i].type + ")";
+  else
+    where += std::to_string(i);
+  PyErr_SetString(type, (where + " " + what).c_str());
+  throw py::error_already_set();
+}
+
+std::string type_name(PyObject* o) { return Py_TYPE(o)->tp_name; }
+
+void convert_one(const py_kernel& k, std::size_t i, PyObject* o, converted_args& out) {
+  buffer_span s;
+  if (find_buffer(o, s)) {
+    out.values.emplace_back(*s.buffer, s.offset);
+    return;
+  }
+  const arg_plan* p = i < k.plan.size() ? &k.plan[i] : nullptr;
+  if (PyBool_Check(o)) {
+    out.values.emplace_back(o == Py_True);
+    return;
+  }
+  if (PyFloat_Check(o)) {
+    out.values.emplace_back(PyFloat_AS_DOUBLE(o));
+    return;
+  }
+  py::object index;
+  if (!PyLong_Check(o) && PyIndex_Check(o)) {  // NumPy integers
+    index = py::reinterpret_steal<py::object>(PyNumber_Index(o));
+    if (!index) throw py::error_already_set();
+    o = index.ptr();
+  }
+  if (PyLong_Check(o)) {
+    if (p != nullptr && p->wide_bytes > 0) {
+      std::vector<std::byte> raw(p->wide_bytes);
+      py::object bytes;
+      try {
+        bytes = py::reinterpret_borrow<py::object>(o).attr("to_bytes")(p->wide_bytes, "little",
+                                                                        py::arg("signed") = p->wide_signed);
+      } catch (py::error_already_set&) {
+        fail(PyExc_ValueError, k, i, "is out of range: " + py::str(o).cast<std::string>());
+      }
+      const std::string_view v = py::reinterpret_borrow<py::bytes>(bytes);
+      std::memcpy(raw.data(), v.data(), raw.size());
+      out.wide.push_back(std::move(raw));
+      out.values.emplace_back(std::span<const std::byte>(out.wide.back()));
+      return;
+    }
+    int overflow = 0;
+    const long long v = PyLong_AsLongLongAndOverflow(o, &overflow);
+    if (overflow == 0) {
+      if (v == -1 && PyErr_Occurred()) throw py::error_already_set();
+      out.values.emplace_back(static_cast<std::int64_t>(v));
+      return;
+    }
+    if (overflow > 0) {
+      const unsigned long long u = PyLong_AsUnsignedLongLong(o);
+      if (!PyErr_Occurred()) {
+        out.values.emplace_back(static_cast<std::uint64_t>(u));
+        return;
+      }
+      PyErr_Clear();
+    }
+    fail(PyExc_ValueError, k, i,
+         "is out of range: " + py::str(o).cast<std::string>() + " does not fit in 64 bits");
+  }
+  if (Py_TYPE(o)->tp_as_number != nullptr && Py_TYPE(o)->tp_as_number->nb_float != nullptr &&
+      !PyObject_CheckBuffer(o)) {  // NumPy floats other than float64
+    const double d = PyFloat_AsDouble(o);
+    if (d == -1.0 && PyErr_Occurred()) throw py::error_already_set();
+    out.values.emplace_back(d);
+    return;
+  }
+  if (p != nullptr && p->global)
+    fail(PyExc_TypeError, k, i,
+         "expects a buffer from fpyga.allocate() (or a slice of one), got " + type_name(o) +
+             (py::detail::npy_api::get().PyArray_Check_(o)
+                  ? " that is not backed by device memory (a copy NumPy made)"
+                  : ""));
+  fail(PyExc_TypeError, k, i, "expects a number, got " + type_name(o));
+}
+
+}  // namespace
+
+void convert_args(const py_kernel& k, const py::args& args, const py::kwargs& kwargs,
+                  converted_args& out) {
+  out.values.clear();
+  out.wide.clear();
+  const std::size_t npos = args.size();
+  if (!kwargs || kwargs.empty()) {
+    out.values.reserve(npos);
+    out.wide.reserve(npos);
+    for (std::size_t i = 0; i < npos; ++i) convert_one(k, i, PyTuple_GET_ITEM(args.ptr(), i), out);
+    return;
+  }
+  // Keywords: place each by name, then require every argument exactly once.
+  const std::size_t n = std::max(npos, k.plan.size());
+  std::vector<PyObject*> slots(n, nullptr);
+  for (std::size_t i = 0; i < npos; ++i) slots[i] = PyTuple_GET_ITEM(args.ptr(), i);
+  for (auto item : kwargs) {
+    const auto name = item.first.cast<std::string>();
+    std::size_t i = 0;
+    while (i < k.plan.size() && k.plan[i].name != name) ++i;
+    if (i == k.plan.size()) {
+      std::string names;
+      for (const auto& p : k.plan) names += (names.empty() ? "" : ", ") + p.name;
+      throw py::type_error("kernel '" + k.k.name() + "' has no argument '" + name +
+                           "' (arguments: " + names + ")");
+    }
+    if (slots[i] != nullptr)
+      throw py::type_error("kernel '" + k.k.name() + "': argument '" + name +
+                           "' given both by position and by keyword");
+    slots[i] = item.second.ptr();
+  }
+  std::string missing;
+  for (std::size_t i = 0; i < n; ++i)
+    if (slots[i] == nullptr) missing += (missing.empty() ? "'" : ", '") + k.plan[i].name + "'";
+  if (!missing.empty())
+    throw py::type_error("kernel '" + k.k.name() + "': missing argument(s) " + missing);
+  out.values.reserve(n);
+  out.wide.reserve(n);
+  for (std::size_t i = 0; i < n; ++i) convert_one(k, i, slots[i], out);
+}
+
+namespace {
+
+/// `_core.run`: a started run, keeping its arguments alive until it has been waited on.
+/// Waiting again after a successful wait returns at once, as PYNQ's wait handles do.
+struct py_run {
+  fpyga::run r;
+  py::object keep;
+  bool waited = false;
+
+  void wait() {
+    if (waited) return;
+    {
+      py::gil_scoped_release release;
+      r.wait();
+    }
+    waited = true;
+    keep = py::none();
+  }
+  std::string wait_for(double seconds) {
+    if (waited) return to_string(run_state::completed);
+    run_state s;
+    {
+      py::gil_scoped_release release;
+      s = r.wait(std::chrono::milliseconds(static_cast<long long>(seconds * 1000.0)));
+    }
+    return to_string(s);
+  }
+  bool done() const { return waited || r.done(); }
+};
+
+// Conversions reuse per-thread storage; a nested call (from a __index__ that calls a kernel)
+// gets its own.
+struct scratch {
+  converted_args args;
+  bool busy = false;
+};
+
+template <class F>
+auto with_scratch(F&& f) {
+  thread_local scratch s;
+  if (s.busy) {
+    converted_args local;
+    return f(local);
+  }
+  s.busy = true;
+  struct unbusy {
+    scratch& s;
+    ~unbusy() { s.busy = false; }
+  } guard{s};
+  return f(s.args);
+}
+
+std::vector<fpyga::run> runs_of(py::handle waitfor) {
+  std::vector<fpyga::run> runs;
+  if (waitfor.is_none()) return runs;
+  for (auto h : waitfor) {
+    auto* pr = py::isinstance<py_run>(h) ? &h.cast<py_run&>() : nullptr;
+    if (pr == nullptr)
+      throw py::type_error("waitfor expects handles returned by start(), got " +
+                           std::string(Py_TYPE(h.ptr())->tp_name));
+    runs.push_back(pr->r);
+  }
+  return runs;
+}
+
+}  // namespace
+
+void bind_kernel(py::module_& m) {
+  py::class_<kernel_arg>(m, "kernel_arg", "One argument of a kernel as the host sees it.")
+      .def_readonly("index", &kernel_arg::index)
+      .def_readonly("name", &kernel_arg::name)
+      .def_readonly("type", &kernel_arg::type)
+      .def_property_readonly("kind", [](const kernel_arg& a) { return std::string(to_string(a.kind)); })
+      .def_readonly("offset", &kernel_arg::offset)
+      .def_readonly("size", &kernel_arg::size)
+      .def_readonly("memories", &kernel_arg::memories)
+      .def_property_readonly("pointer", [](const kernel_arg& a) { return a.ctype.pointer; })
+      .def_property_readonly("bits", [](const kernel_arg& a) { return a.ctype.bits; })
+      .def_property_readonly("storage_bytes", [](const kernel_arg& a) { return a.ctype.storage_bytes(); })
+      .def("__repr__", [](const kernel_arg& a) {
+        return "<kernel_arg " + std::to_string(a.index) + " " + a.name + ": " + a.type + ">";
+      });
+
+  py::class_<py_run>(m, "run", "A started kernel execution (PYNQ's wait handle).")
+      .def("wait", &py_run::wait,
+           "Blocks until the run has finished (releasing the GIL). Raises RuntimeError if the run "
+           "failed.")
+      .def("wait_for", &py_run::wait_for, py::arg("seconds"),
+           "Blocks at most `seconds`; returns the state then ('completed', 'running', ...).")
+      .def_property_readonly("done", &py_run::done, "True once the run has finished.")
+      .def_property_readonly("state", [](const py_run& r) {
+        return r.waited ? std::string(to_string(run_state::completed)) : std::string(to_string(r.r.state()));
+      })
+      .def("__repr__", [](const py_run& r) {
+        return std::string("<fpyga run ") + (r.done() ? "done>" : "running>");
+      });
+
+  py::class_<py_kernel>(m, "kernel", py::dynamic_attr(),
+                        "A kernel of a loaded overlay, over one or all of its compute units.")
+      .def(py::init([](const overlay& ov, std::string_view name) { return py_kernel(ov.kernel(name)); }),
+           py::arg("overlay"), py::arg("name"))
+      .def_property_readonly("kernel_name", [](const py_kernel& k) { return k.k.name(); })
+      .def_property_readonly("compute_units", [](const py_kernel& k) { return k.k.compute_units(); })
+      .def_property_readonly("kernel_args", [](const py_kernel& k) { return k.k.args(); })
+      .def(
+          "call",
+          [](const py_kernel& k, const py::args& args, const py::kwargs& kwargs) {
+            with_scratch([&](converted_args& c) {
+              convert_args(k, args, kwargs, c);
+              py::gil_scoped_release release;
+              k.k.call_args(c.values);
+              return 0;
+            });
+          },
+          "Runs the kernel with these arguments and waits for it (the GIL is released meanwhile).")
+      .def(
+          "start",
+          [](const py_kernel& k, const py::args& args, const py::kwargs& kwargs) {
+            py::kwargs rest = kwargs;
+            py::object waitfor = py::none();
+            if (kwargs && kwargs.contains("waitfor")) {
+              rest = py::kwargs(py::dict(kwargs));
+              waitfor = rest.attr("pop")("waitfor");
+            }
+            const auto runs = runs_of(waitfor);
+            py_run r;
+            r.r = with_scratch([&](converted_args& c) {
+              convert_args(k, args, rest, c);
+              py::gil_scoped_release release;
+              return k.k.start_args(c.values, runs);
+            });
+            r.keep = py::make_tuple(args, rest);
+            return r;
+          },
+          "Starts the kernel on an idle compute unit once every run in `waitfor` has finished, "
+          "and returns a handle with wait() and done.")
+      .def(
+          "read_register",
+          [](const py_kernel& k, std::uint32_t offset) { return k.k.read_register(offset); },
+          py::arg("offset"),
+          "Reads the 32-bit AXI-lite register at `offset` of the first compute unit.")
+      .def(
+          "write_register",
+          [](const py_kernel& k, std::uint32_t offset, std::uint32_t value) {
+            k.k.write_register(offset, value);
+          },
+          py::arg("offset"), py::arg("value"),
+          "Writes the 32-bit AXI-lite register at `offset` of the first compute unit.");
+}
+
+}  // namespace fpyga::python
