@@ -301,6 +301,9 @@ std::uint64_t xml_number(const region& r, const pugi::xml_node& node, const char
 
 void parse_embedded_metadata(const region& r, xclbin& x) {
   const auto text = r.text();
+  // A NUL inside the text would make XML parsers disagree on where the document ends.
+  if (const auto nul = text.find('\0'); nul != std::string_view::npos)
+    r.fail("XML is malformed: NUL byte at character " + std::to_string(nul));
   x.embedded_metadata = std::string(text);
   pugi::xml_document doc;
   const pugi::xml_parse_result ok =
