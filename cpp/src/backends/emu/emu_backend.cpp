@@ -1,0 +1,419 @@
+// The emulated device: registry entry, devices, loading a sw_emu .so from memory, bank
+// allocation and buffers.
+#include <dlfcn.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <charconv>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+
+#include "backends/emu/emu.hpp"
+#include "fpyga/warning.hpp"
+
+namespace fpyga::backend {
+
+namespace emu {
+namespace {
+
+constexpr std::uint64_t granule = 4096;
+
+std::uint64_t round_up(std::uint64_t n) { return (n + granule - 1) / granule * granule; }
+
+std::string hex(std::uint64_t v) {
+  char s[24];
+  std::snprintf(s, sizeof s, "0x%llx", static_cast<unsigned long long>(v));
+  return s;
+}
+
+std::string human(std::uint64_t bytes) {
+  if (bytes >= (1ull << 30) && bytes % (1ull << 30) == 0) return std::to_string(bytes >> 30) + " GiB";
+  if (bytes >= (1ull << 20) && bytes % (1ull << 20) == 0) return std::to_string(bytes >> 20) + " MiB";
+  return std::to_string(bytes) + " bytes";
+}
+
+// ----------------------------------------------------------------------------------------------
+// Devices
+
+class emu_device : public device_impl {
+ public:
+  explicit emu_device(unsigned index) : index_(index) {}
+  std::string name() const override { return "fpyga emulated device " + std::to_string(index_); }
+  std::string backend_name() const override { return "emu"; }
+  unsigned index() const override { return index_; }
+  std::string shell() const override { return "fpyga_emu"; }
+
+  std::shared_ptr<program_impl> load(const xclbin& bin, const std::string& path) override {
+    auto prog = std::make_shared<emu_program>();
+    prog->device = shared_from_this();
+    prog->bin = bin;
+    prog->source = path;
+    prog->memories = bin.memories;
+    if (prog->memories.empty()) {
+      // Vitis sw_emu builds of 2019 carry no MEM_TOPOLOGY: one default bank, like theirs.
+      memory_info m;
+      m.index = 0;
+      m.type = memory_type::ddr4;
+      m.used = true;
+      m.base_address = 0;
+      m.size_bytes = 16ull << 30;
+      m.tag = "bank0";
+      prog->memories.push_back(m);
+    }
+    for (const auto& m : prog->memories)
+      prog->banks.push_back(std::make_unique<bank_allocator>(m.base_address, m.used ? m.size_bytes : 0));
+    const char* check = std::getenv("FPYGA_EMU_CHECK_SYNC");
+    prog->check_sync = check && *check && std::string(check) != "0";
+    prog->load(path);
+    return prog;
+  }
+
+ private:
+  unsigned index_;
+};
+
+unsigned emu_device_count() {
+  const char* env = std::getenv("FPYGA_EMU_DEVICES");
+  if (!env || !*env) return 1;
+  unsigned n = 0;
+  const std::string_view s(env);
+  auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), n);
+  if (ec != std::errc() || end != s.data() + s.size() || n > 64) {
+    warn("FPYGA_EMU_DEVICES='" + std::string(s) + "' is not a count from 0 to 64; using 1 emulated device");
+    return 1;
+  }
+  return n;
+}
+
+std::vector<std::shared_ptr<device_impl>> enumerate() {
+  // Devices live for the whole process, as cards do: opening "emu:0" twice gives the same device.
+  static const std::vector<std::shared_ptr<device_impl>> devices = [] {
+    std::vector<std::shared_ptr<device_impl>> v;
+    for (unsigned i = 0, n = emu_device_count(); i < n; ++i) v.push_back(std::make_shared<emu_device>(i));
+    return v;
+  }();
+  return devices;
+}
+
+/// Maps a scalar's metadata type to the way the SysV ABI passes it; nullopt when it cannot.
+bool scalar_passing(const c_type& t, ffi_type*& type, pass& how, std::size_t& storage) {
+  using cat = c_type::category;
+  if (t.pointer) return false;
+  if (t.arbitrary_precision) {
+    // Xilinx's ap_* classes define their copy constructors, so they are not trivially copyable
+    // and g++ passes them by invisible reference (checked against compiled kernels in the tests).
+    type = &ffi_type_pointer;
+    how = pass::by_ref;
+    storage = t.storage_bytes();
+    return storage > 0;
+  }
+  how = pass::value;
+  switch (t.cat) {
+    case cat::floating:
+      if (t.bits == 32) type = &ffi_type_float;
+      else if (t.bits == 64) type = &ffi_type_double;
+      else return false;
+      return true;
+    case cat::signed_integer:
+    case cat::unsigned_integer: {
+      const bool s = t.cat == cat::signed_integer;
+      switch (t.bits) {
+        case 1:
+        case 8: type = s ? &ffi_type_sint8 : &ffi_type_uint8; return true;
+        case 16: type = s ? &ffi_type_sint16 : &ffi_type_uint16; return true;
+        case 32: type = s ? &ffi_type_sint32 : &ffi_type_uint32; return true;
+        case 64: type = s ? &ffi_type_sint64 : &ffi_type_uint64; return true;
+        default: return false;
+      }
+    }
+    default: return false;
+  }
+}
+
+}  // namespace
+
+// ----------------------------------------------------------------------------------------------
+// Bank allocator
+
+bank_allocator::bank_allocator(std::uint64_t base, std::uint64_t size) {
+  if (size) free_.emplace(base, size);
+}
+
+std::optional<std::uint64_t> bank_allocator::allocate(std::uint64_t bytes) {
+  const std::uint64_t need = round_up(bytes);
+  if (need < bytes) return std::nullopt;
+  std::lock_guard lock(mutex_);
+  for (auto it = free_.begin(); it != free_.end(); ++it) {
+    if (it->second < need) continue;
+    const std::uint64_t addr = it->first;
+    const std::uint64_t rest = it->second - need;
+    free_.erase(it);
+    if (rest) free_.emplace(addr + need, rest);
+    return addr;
+  }
+  return std::nullopt;
+}
+
+void bank_allocator::release(std::uint64_t address, std::uint64_t bytes) {
+  std::uint64_t len = round_up(bytes);
+  std::lock_guard lock(mutex_);
+  auto next = free_.lower_bound(address);
+  if (next != free_.end() && address + len == next->first) {
+    len += next->second;
+    next = free_.erase(next);
+  }
+  if (next != free_.begin()) {
+    auto prev = std::prev(next);
+    if (prev->first + prev->second == address) {
+      prev->second += len;
+      return;
+    }
+  }
+  free_.emplace(address, len);
+}
+
+std::uint64_t bank_allocator::free_bytes() const {
+  std::lock_guard lock(mutex_);
+  std::uint64_t n = 0;
+  for (const auto& [a, l] : free_) n += l;
+  return n;
+}
+
+std::uint64_t bank_allocator::largest_free() const {
+  std::lock_guard lock(mutex_);
+  std::uint64_t n = 0;
+  for (const auto& [a, l] : free_) n = std::max(n, l);
+  return n;
+}
+
+// ----------------------------------------------------------------------------------------------
+// Program
+
+void emu_program::load(const std::string& path) {
+  const std::string file = std::filesystem::path(path).filename().string();
+  if (!bin.bitstream_is_elf()) {
+    std::string what = "its BITSTREAM is not an ELF shared object";
+    if (auto id = bin.agfi()) what = "it is an awsxclbin for AWS image " + *id + ", which runs only on an F1 card";
+    else if (bin.target() == "hw") what = "it is a hardware bitstream";
+    throw not_supported_error("emu cannot run '" + path + "': " + what +
+                              " (emu runs sw_emu xclbins whose BITSTREAM is the kernels compiled to an ELF .so)");
+  }
+  memfd = ::memfd_create(("fpyga-emu-" + file).c_str(), MFD_CLOEXEC);
+  if (memfd < 0) throw backend_error("memfd_create failed for '" + path + "': " + std::strerror(errno));
+  const std::byte* p = bin.bitstream.data();
+  std::size_t left = bin.bitstream.size();
+  while (left) {
+    const ssize_t n = ::write(memfd, p, left);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) throw backend_error("writing the kernel .so of '" + path + "' to a memfd failed: " + std::strerror(errno));
+    p += n;
+    left -= static_cast<std::size_t>(n);
+  }
+  const std::string so = "/proc/self/fd/" + std::to_string(memfd);
+  ::dlerror();
+  library = ::dlopen(so.c_str(), RTLD_NOW | RTLD_LOCAL);
+  if (!library) {
+    const char* e = ::dlerror();
+    throw backend_error("dlopen of the kernel .so in '" + path + "' failed: " + (e ? e : "unknown error"));
+  }
+
+  for (const auto& k : bin.kernels) {
+    kernel_entry e;
+    e.info = &k;
+    ::dlerror();
+    void* sym = ::dlsym(library, k.name.c_str());
+    if (!sym)
+      throw xclbin_error("'" + path + "': kernel '" + k.name +
+                         "' is described in EMBEDDED_METADATA but its function is missing from the "
+                         "BITSTREAM shared object (an extern \"C\" symbol named '" + k.name + "' was expected)");
+    e.fn = reinterpret_cast<void (*)()>(sym);
+    std::uint64_t regs = 0x10;
+    for (const auto& a : k.args) {
+      ffi_type* t = &ffi_type_pointer;
+      pass how = pass::pointer;
+      std::size_t storage = 0;
+      const c_type ct = c_type::parse(a.type);
+      if (a.kind == arg_kind::stream)
+        throw not_supported_error("'" + path + "': argument '" + a.name + "' of kernel '" + k.name +
+                                  "' is an AXI stream (" + a.type + "); emu runs memory-mapped kernels only");
+      if (a.kind == arg_kind::scalar && !scalar_passing(ct, t, how, storage))
+        throw not_supported_error("'" + path + "': argument '" + a.name + "' of kernel '" + k.name +
+                                  "' has type '" + a.type + "', which emu cannot pass to a kernel function");
+      e.types.push_back(t);
+      e.passing.push_back(how);
+      e.storage.push_back(storage);
+      e.reads_only.push_back(a.kind == arg_kind::global && ct.is_const);
+      if (how == pass::by_ref) e.by_ref_bytes += (storage + 7) / 8 * 8;
+      regs = std::max<std::uint64_t>(regs, a.offset + std::max<std::uint64_t>(a.size, 4));
+    }
+    if (regs > (1u << 20))
+      throw xclbin_error("'" + path + "': kernel '" + k.name + "' places an argument at register offset " +
+                         hex(regs) + ", beyond any AXI-lite control interface");
+    e.register_bytes = static_cast<std::uint32_t>((regs + 3) / 4 * 4);
+    const ffi_status st = ffi_prep_cif(&e.cif, FFI_DEFAULT_ABI, static_cast<unsigned>(e.types.size()),
+                                       &ffi_type_void, e.types.data());
+    if (st != FFI_OK)
+      throw backend_error("ffi_prep_cif failed for kernel '" + k.name + "' in '" + path + "' (status " +
+                          std::to_string(static_cast<int>(st)) + ")");
+    auto [it, inserted] = entries.emplace(k.name, std::move(e));
+    // The cif points into `types`; moving the vector keeps its buffer, but re-point to be safe.
+    it->second.cif.arg_types = it->second.types.data();
+  }
+
+  // Compute units, named as the core names them (IP_LAYOUT, else metadata instances, else the kernel).
+  for (auto& [name, e] : entries) {
+    bool any = false;
+    for (const auto& ip : bin.ips) {
+      if ((ip.type != ip_type::kernel && ip.type != ip_type::ps_kernel) || ip.kernel_name() != name) continue;
+      cus.push_back(std::make_unique<emu_cu>(*this, e, ip.instance_name(), ip.base_address));
+      any = true;
+    }
+    if (!any) {
+      for (const auto& inst : e.info->instances) {
+        cus.push_back(std::make_unique<emu_cu>(*this, e, inst.name, inst.base_address));
+        any = true;
+      }
+    }
+    if (!any) cus.push_back(std::make_unique<emu_cu>(*this, e, name, 0));
+  }
+}
+
+void emu_program::release() {
+  for (auto& cu : cus) cu->stop_worker();
+  if (library) {
+    ::dlclose(library);
+    library = nullptr;
+  }
+  if (memfd >= 0) {
+    // glibc finds loaded objects by name first: if the .so stayed loaded (C++ unique symbols make
+    // dlclose a no-op), the memfd's number must stay taken so no later load reuses its path.
+    const std::string so = "/proc/self/fd/" + std::to_string(memfd);
+    if (void* still = ::dlopen(so.c_str(), RTLD_NOW | RTLD_NOLOAD)) {
+      ::dlclose(still);
+    } else {
+      ::close(memfd);
+    }
+    memfd = -1;
+  }
+  if (check_sync) emu_flush_pending_warnings();
+}
+
+emu_program::~emu_program() { release(); }
+
+std::shared_ptr<buffer_impl> emu_program::allocate(host_memory host, std::size_t bytes, unsigned memory_index) {
+  if (memory_index >= banks.size())
+    throw value_error("emu: memory index " + std::to_string(memory_index) + " is not a bank of '" + source + "'");
+  const auto& m = memories[memory_index];
+  if (!m.used)
+    throw value_error("emu: memory '" + m.tag + "' of '" + source + "' is not used by the design");
+  auto addr = banks[memory_index]->allocate(bytes);
+  if (!addr)
+    throw memory_error("bank '" + m.tag + "' (" + human(m.size_bytes) + " at " + hex(m.base_address) +
+                       ") cannot hold a buffer of " + std::to_string(bytes) + " bytes: " +
+                       std::to_string(banks[memory_index]->largest_free()) + " bytes free in one piece");
+  std::shared_ptr<emu_buffer> b;
+  try {
+    b = std::make_shared<emu_buffer>(std::static_pointer_cast<emu_program>(shared_from_this()), *addr, bytes,
+                                     memory_index);
+  } catch (...) {
+    banks[memory_index]->release(*addr, bytes);
+    throw;
+  }
+  b->host = std::move(host);
+  if (check_sync) b->shadow.assign(bytes, std::byte{0});
+  return b;
+}
+
+std::shared_ptr<kernel_impl> emu_program::open_kernel(const kernel_info& kernel, std::vector<compute_unit> wanted) {
+  auto it = entries.find(kernel.name);
+  if (it == entries.end()) throw value_error("emu: kernel '" + kernel.name + "' is not in '" + source + "'");
+  std::vector<emu_cu*> selected;
+  for (const auto& w : wanted) {
+    emu_cu* found = nullptr;
+    for (auto& cu : cus)
+      if (&cu->k == &it->second && cu->name == w.name) found = cu.get();
+    if (!found) throw value_error("emu: kernel '" + kernel.name + "' has no compute unit '" + w.name + "'");
+    selected.push_back(found);
+  }
+  auto k = std::make_shared<emu_kernel>(std::static_pointer_cast<emu_program>(shared_from_this()), it->second,
+                                        std::move(selected));
+  k->info = kernel;
+  k->cus = std::move(wanted);
+  return k;
+}
+
+emu_buffer* emu_program::find_buffer(std::uint64_t address, std::size_t* offset) {
+  std::shared_lock lock(buffers_mutex);
+  auto it = buffers.upper_bound(address);
+  if (it == buffers.begin()) return nullptr;
+  --it;
+  if (address - it->first >= it->second->size) return nullptr;
+  *offset = address - it->first;
+  return it->second;
+}
+
+// ----------------------------------------------------------------------------------------------
+// Buffers
+
+emu_buffer::emu_buffer(std::shared_ptr<emu_program> prog, std::uint64_t addr, std::size_t bytes, unsigned bank)
+    : address(addr) {
+  size = bytes;
+  memory_index = bank;
+  device_bytes = round_up(bytes);
+  device = static_cast<std::byte*>(std::aligned_alloc(granule, device_bytes));
+  if (!device) throw memory_error("emu: cannot allocate " + std::to_string(bytes) + " bytes of device memory");
+  std::memset(device, 0, device_bytes);
+  program = prog;
+  std::unique_lock lock(prog->buffers_mutex);
+  prog->buffers.emplace(address, this);
+}
+
+emu_buffer::~emu_buffer() {
+  if (device) release_device();
+}
+
+emu_program& emu_buffer::prog() const { return static_cast<emu_program&>(*program); }
+
+void emu_buffer::sync_to_device(std::size_t bytes, std::size_t offset) {
+  const bool check = prog().check_sync;
+  if (check) sync_check::disarm(*this);
+  std::memcpy(device + offset, host.get() + offset, bytes);
+  if (check) sync_check::on_sync_to_device(*this, bytes, offset);
+}
+
+void emu_buffer::sync_from_device(std::size_t bytes, std::size_t offset) {
+  const bool check = prog().check_sync;
+  if (check) sync_check::disarm(*this);
+  std::memcpy(host.get() + offset, device + offset, bytes);
+  if (check) sync_check::on_sync_from_device(*this, bytes, offset);
+}
+
+void emu_buffer::release_device() {
+  auto& p = prog();
+  if (p.check_sync) {
+    sync_check::disarm(*this);
+    emu_flush_pending_warnings();
+  }
+  {
+    std::unique_lock lock(p.buffers_mutex);
+    p.buffers.erase(address);
+  }
+  p.banks[memory_index]->release(address, size);
+  std::free(device);
+  device = nullptr;
+}
+
+}  // namespace emu
+
+backend_entry emu_backend() {
+  backend_entry e;
+  e.name = "emu";
+  e.hardware = false;
+  e.enumerate = &emu::enumerate;
+  return e;
+}
+
+}  // namespace fpyga::backend

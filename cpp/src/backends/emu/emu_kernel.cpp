@@ -1,0 +1,357 @@
+// Compute units, runs and the AXI-lite register map of the emulated device.
+//
+// call() runs the kernel on the calling thread when one of its CUs is idle: a hand-off to another
+// thread costs 15-40 us on these machines, a direct call well under 1 us. start() queues the run
+// on the least busy CU's worker thread and returns at once; CUs run concurrently.
+#include <immintrin.h>
+
+#include <algorithm>
+#include <cstring>
+
+#include "backends/emu/emu.hpp"
+#include "fpyga/warning.hpp"
+
+namespace fpyga::backend {
+
+namespace emu {
+namespace {
+
+// AXI-lite control register bits (Vitis HLS ap_ctrl_hs / ap_ctrl_chain).
+constexpr std::uint32_t ap_start = 1u << 0;
+constexpr std::uint32_t ap_done = 1u << 1;
+constexpr std::uint32_t ap_idle = 1u << 2;
+constexpr std::uint32_t ap_ready = 1u << 3;
+constexpr std::uint32_t ap_continue = 1u << 4;
+constexpr std::uint32_t auto_restart = 1u << 7;
+
+constexpr std::size_t stack_args = 32;
+constexpr std::size_t stack_scratch = 1024;
+
+std::string hex(std::uint64_t v) {
+  char s[24];
+  std::snprintf(s, sizeof s, "0x%llx", static_cast<unsigned long long>(v));
+  return s;
+}
+
+}  // namespace
+
+// ----------------------------------------------------------------------------------------------
+// Compute units
+
+emu_cu::emu_cu(emu_program& p, kernel_entry& ke, std::string n, std::uint64_t base)
+    : prog(p), k(ke), name(std::move(n)), base_address(base), regs_(ke.register_bytes / 4, 0) {
+  regs_[0] = ap_idle;
+}
+
+emu_cu::~emu_cu() { stop_worker(); }
+
+void emu_cu::stop_worker() {
+  {
+    std::lock_guard lock(queue_mutex_);
+    stopping_ = true;
+  }
+  queue_cv_.notify_all();
+  if (worker_.joinable() && worker_.get_id() != std::this_thread::get_id()) worker_.join();
+}
+
+void emu_cu::execute(std::span<const bound_arg> args) {
+  std::lock_guard exec(exec_);
+  const std::size_t n = k.types.size();
+  if (prog.check_sync) sync_check::before_kernel(*this, args);
+
+  void* small_values[stack_args];
+  void* small_ptrs[stack_args];
+  alignas(16) std::byte small_scratch[stack_scratch];
+  std::vector<void*> big_values, big_ptrs;
+  std::vector<std::uint64_t> big_scratch;
+  void** values = small_values;
+  void** ptrs = small_ptrs;
+  std::byte* scratch = small_scratch;
+  if (n > stack_args) {
+    big_values.resize(n);
+    big_ptrs.resize(n);
+    values = big_values.data();
+    ptrs = big_ptrs.data();
+  }
+  if (k.by_ref_bytes > stack_scratch) {
+    big_scratch.resize(k.by_ref_bytes / 8 + 1);
+    scratch = reinterpret_cast<std::byte*>(big_scratch.data());
+  }
+
+  {
+    // The register file shows what the host would see on a card: the arguments and ap_start.
+    std::lock_guard lock(regs_mutex_);
+    auto* bytes = reinterpret_cast<std::byte*>(regs_.data());
+    for (std::size_t i = 0; i < n; ++i) {
+      const auto& a = k.info->args[i];
+      if (a.offset + 4 > k.register_bytes) continue;
+      const std::size_t room = std::min<std::size_t>(k.register_bytes - a.offset, std::max<std::uint64_t>(a.size, 4));
+      if (k.passing[i] == pass::pointer) {
+        const std::uint64_t addr = static_cast<emu_buffer*>(args[i].buffer)->address + args[i].offset;
+        std::memcpy(bytes + a.offset, &addr, std::min<std::size_t>(room, 8));
+      } else if (!args[i].wide.empty()) {
+        std::memcpy(bytes + a.offset, args[i].wide.data(), std::min(room, args[i].wide.size()));
+      } else {
+        std::memcpy(bytes + a.offset, &args[i].bits, std::min<std::size_t>(room, 8));
+      }
+    }
+    regs_[0] = (regs_[0] & auto_restart) | ap_start;
+  }
+
+  std::size_t used = 0;
+  for (std::size_t i = 0; i < n; ++i) {
+    switch (k.passing[i]) {
+      case pass::pointer:
+        ptrs[i] = static_cast<emu_buffer*>(args[i].buffer)->device + args[i].offset;
+        values[i] = &ptrs[i];
+        break;
+      case pass::value:
+        values[i] = const_cast<std::uint64_t*>(&args[i].bits);
+        break;
+      case pass::by_ref: {
+        // The callee owns its parameter object and may modify it: give it a private copy.
+        std::byte* slot = scratch + used;
+        used += (k.storage[i] + 7) / 8 * 8;
+        std::memset(slot, 0, k.storage[i]);
+        if (!args[i].wide.empty())
+          std::memcpy(slot, args[i].wide.data(), std::min(k.storage[i], args[i].wide.size()));
+        else
+          std::memcpy(slot, &args[i].bits, std::min<std::size_t>(k.storage[i], 8));
+        ptrs[i] = slot;
+        values[i] = &ptrs[i];
+        break;
+      }
+    }
+  }
+  ffi_arg ret = 0;
+  ffi_call(&k.cif, k.fn, &ret, values);
+
+  {
+    std::lock_guard lock(regs_mutex_);
+    regs_[0] = (regs_[0] & auto_restart) | ap_done | ap_idle | ap_ready;
+  }
+  if (prog.check_sync) sync_check::after_kernel(*this, args);
+}
+
+void emu_cu::enqueue(std::shared_ptr<emu_run> r) {
+  {
+    std::lock_guard lock(queue_mutex_);
+    if (stopping_) throw error("emu: compute unit '" + name + "' is stopped (its xclbin was unloaded)");
+    if (!worker_.joinable()) worker_ = std::thread([this] { worker_loop(); });
+    queue_.push_back(std::move(r));
+  }
+  queue_cv_.notify_one();
+}
+
+void emu_cu::worker_loop() {
+  for (;;) {
+    std::shared_ptr<emu_run> r;
+    {
+      std::unique_lock lock(queue_mutex_);
+      queue_cv_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
+      if (queue_.empty()) return;
+      r = std::move(queue_.front());
+      queue_.pop_front();
+    }
+    run_state result = run_state::completed;
+    for (const auto& dep : r->waitfor) {
+      if (dep->wait(std::nullopt) == run_state::error) {
+        result = run_state::error;
+        r->error_message = "a run it was to wait for failed";
+      }
+    }
+    if (result == run_state::completed) {
+      r->finish(run_state::running);
+      try {
+        execute(r->args);
+      } catch (const std::exception& e) {
+        result = run_state::error;
+        r->error_message = e.what();
+      }
+    }
+    // Counters drop before waiters wake, so a host that waited may release the overlay at once.
+    prog.in_flight.fetch_sub(1);
+    pending.fetch_sub(1);
+    r->finish(result);
+  }
+}
+
+std::uint32_t emu_cu::read_register(std::uint32_t offset) {
+  if (offset % 4 != 0 || offset + 4 > k.register_bytes)
+    throw value_error("compute unit '" + name + "' of kernel '" + k.info->name + "': register offset " +
+                      hex(offset) + " is outside its control interface (0x0.." + hex(k.register_bytes - 4) +
+                      ", 4-byte aligned)");
+  std::lock_guard lock(regs_mutex_);
+  const std::uint32_t v = regs_[offset / 4];
+  // ap_done and ap_ready are clear-on-read, as in Vitis HLS control interfaces.
+  if (offset == 0) regs_[0] &= ~(ap_done | ap_ready);
+  return v;
+}
+
+void emu_cu::write_register(std::uint32_t offset, std::uint32_t value) {
+  if (offset % 4 != 0 || offset + 4 > k.register_bytes)
+    throw value_error("compute unit '" + name + "' of kernel '" + k.info->name + "': register offset " +
+                      hex(offset) + " is outside its control interface (0x0.." + hex(k.register_bytes - 4) +
+                      ", 4-byte aligned)");
+  if (offset != 0) {
+    std::lock_guard lock(regs_mutex_);
+    regs_[offset / 4] = value;
+    return;
+  }
+  {
+    std::lock_guard lock(regs_mutex_);
+    regs_[0] = (regs_[0] & ~(auto_restart | ap_continue)) | (value & (auto_restart | ap_continue));
+  }
+  if (value & ap_start) start_from_registers();
+}
+
+/// ap_start written by the host: read the arguments from the registers, as the hardware does,
+/// and run the kernel to completion before returning (the host polls ap_done either way).
+void emu_cu::start_from_registers() {
+  const std::size_t n = k.types.size();
+  std::vector<bound_arg> args(n);
+  std::vector<std::vector<std::byte>> wide(n);
+  {
+    std::lock_guard lock(regs_mutex_);
+    const auto* bytes = reinterpret_cast<const std::byte*>(regs_.data());
+    for (std::size_t i = 0; i < n; ++i) {
+      const auto& a = k.info->args[i];
+      const std::size_t room =
+          a.offset + 4 > k.register_bytes ? 0 : std::min<std::size_t>(k.register_bytes - a.offset, std::max<std::uint64_t>(a.size, 4));
+      if (k.passing[i] == pass::pointer) {
+        std::uint64_t addr = 0;
+        std::memcpy(&addr, bytes + a.offset, std::min<std::size_t>(room, 8));
+        std::size_t off = 0;
+        emu_buffer* b = prog.find_buffer(addr, &off);
+        if (!b)
+          throw value_error("compute unit '" + name + "' of kernel '" + k.info->name + "': register " +
+                            hex(a.offset) + " (argument '" + a.name + "') holds " + hex(addr) +
+                            ", which is not the device address of any live buffer of this xclbin");
+        args[i].buffer = b;
+        args[i].offset = off;
+      } else if (k.passing[i] == pass::by_ref && k.storage[i] > 8) {
+        wide[i].assign(k.storage[i], std::byte{0});
+        std::memcpy(wide[i].data(), bytes + a.offset, std::min(room, k.storage[i]));
+        args[i].wide = wide[i];
+      } else {
+        std::memcpy(&args[i].bits, bytes + a.offset, std::min<std::size_t>(room, 8));
+      }
+    }
+  }
+  pending.fetch_add(1);
+  try {
+    execute(args);
+  } catch (...) {
+    pending.fetch_sub(1);
+    throw;
+  }
+  pending.fetch_sub(1);
+}
+
+// ----------------------------------------------------------------------------------------------
+// Runs
+
+void emu_run::finish(run_state s) {
+  {
+    std::lock_guard lock(mutex_);
+    state_.store(s, std::memory_order_release);
+  }
+  cv_.notify_all();
+}
+
+run_state emu_run::wait(std::optional<std::chrono::nanoseconds> timeout) {
+  auto ended = [this] {
+    const run_state s = state_.load(std::memory_order_acquire);
+    return s == run_state::completed || s == run_state::error;
+  };
+  // Spin briefly: most emulated runs end within microseconds, and blocking costs a wake-up.
+  const auto spin_until = std::chrono::steady_clock::now() +
+                          std::min<std::chrono::nanoseconds>(timeout.value_or(std::chrono::microseconds(50)),
+                                                             std::chrono::microseconds(50));
+  while (!ended()) {
+    if (std::chrono::steady_clock::now() >= spin_until) break;
+    for (int i = 0; i < 64; ++i) _mm_pause();
+  }
+  if (!ended()) {
+    std::unique_lock lock(mutex_);
+    if (timeout)
+      cv_.wait_for(lock, *timeout, ended);
+    else
+      cv_.wait(lock, ended);
+  }
+  return state_.load(std::memory_order_acquire);
+}
+
+// ----------------------------------------------------------------------------------------------
+// Kernels
+
+emu_kernel::emu_kernel(std::shared_ptr<emu_program> prog, kernel_entry& k, std::vector<emu_cu*> cus)
+    : prog_(std::move(prog)), k_(k), cus_(std::move(cus)) {}
+
+void emu_kernel::call(std::span<const bound_arg> args, std::uint64_t cu_mask) {
+  if (prog_->check_sync) emu_flush_pending_warnings();
+  for (std::size_t i = 0; i < cus_.size(); ++i) {
+    if (!(cu_mask & (std::uint64_t(1) << i))) continue;
+    unsigned idle = 0;
+    if (cus_[i]->pending.compare_exchange_strong(idle, 1)) {
+      try {
+        cus_[i]->execute(args);
+      } catch (...) {
+        cus_[i]->pending.fetch_sub(1);
+        throw;
+      }
+      cus_[i]->pending.fetch_sub(1);
+      return;
+    }
+  }
+  // Every eligible CU is busy: queue behind the least busy one, like any other run.
+  auto r = start(args, cu_mask, {});
+  if (r->wait(std::nullopt) == run_state::error)
+    throw error("kernel '" + k_.info->name + "' failed: " + r->error_message);
+}
+
+std::shared_ptr<run_impl> emu_kernel::start(std::span<const bound_arg> args, std::uint64_t cu_mask,
+                                            std::span<const std::shared_ptr<run_impl>> waitfor) {
+  if (prog_->check_sync) emu_flush_pending_warnings();
+  emu_cu* best = nullptr;
+  for (std::size_t i = 0; i < cus_.size(); ++i) {
+    if (!(cu_mask & (std::uint64_t(1) << i))) continue;
+    if (!best || cus_[i]->pending.load() < best->pending.load()) best = cus_[i];
+  }
+  if (!best) throw value_error("kernel '" + k_.info->name + "': no compute unit selected");
+  auto r = std::make_shared<emu_run>();
+  r->args.assign(args.begin(), args.end());
+  std::size_t wide = 0;
+  for (const auto& a : args) wide += a.wide.size();
+  r->wide_storage.resize(wide);
+  std::size_t used = 0;
+  for (auto& a : r->args) {
+    if (a.wide.empty()) continue;
+    std::memcpy(r->wide_storage.data() + used, a.wide.data(), a.wide.size());
+    a.wide = {r->wide_storage.data() + used, a.wide.size()};
+    used += a.wide.size();
+  }
+  r->waitfor.assign(waitfor.begin(), waitfor.end());
+  r->cu = best;
+  prog_->in_flight.fetch_add(1);
+  best->pending.fetch_add(1);
+  try {
+    best->enqueue(r);
+  } catch (...) {
+    prog_->in_flight.fetch_sub(1);
+    best->pending.fetch_sub(1);
+    throw;
+  }
+  return r;
+}
+
+std::uint32_t emu_kernel::read_register(unsigned cu, std::uint32_t offset) {
+  return cus_.at(cu)->read_register(offset);
+}
+
+void emu_kernel::write_register(unsigned cu, std::uint32_t offset, std::uint32_t value) {
+  cus_.at(cu)->write_register(offset, value);
+}
+
+}  // namespace emu
+}  // namespace fpyga::backend
