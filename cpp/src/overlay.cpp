@@ -75,7 +75,13 @@ overlay::overlay(const std::string& path) : overlay(fpyga::device::open(), path)
 
 overlay::overlay(const fpyga::device& dev, const std::string& path) {
   if (!dev) throw value_error("fpyga::overlay: empty device handle");
-  const fpyga::xclbin bin = fpyga::xclbin::read(path);
+  // An OpenCL C source (.cl) is an overlay for the opencl backend, which builds it and
+  // describes its kernels itself (program->bin); other backends refuse it at load.
+  fpyga::xclbin bin;
+  if (path.size() > 3 && path.compare(path.size() - 3, 3, ".cl") == 0)
+    bin.source = path;
+  else
+    bin = fpyga::xclbin::read(path);
   auto& d = *dev.impl();
   std::lock_guard lock(load_mutex());
   if (d.current && !d.current->released) {

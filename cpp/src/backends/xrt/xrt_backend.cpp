@@ -1,0 +1,578 @@
+// The XRT backend over XRT's native C++ API.
+//
+// Calls reuse xrt::run objects: each kernel handle keeps a small pool of runs per compute-unit
+// subset, each remembering the arguments last set on it, so a call sets only the arguments that
+// changed and then start()/wait(). XRT's noop shim (XCL_EMULATION_MODE=noop) accepts the whole
+// flow without a card; enumerate_devices() says 0 there, so fpyga then exposes
+// $FPYGA_XRT_NOOP_DEVICES devices (default 1) opened by index, as xrt:0, xrt:1, ...
+#include "backends/xrt/xrt_backend.hpp"
+
+#include <experimental/xrt_system.h>
+#include <experimental/xrt_xclbin.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <new>
+#include <sstream>
+#include <system_error>
+
+namespace fpyga::backend {
+namespace xrtb {
+namespace {
+
+// Every XRT call goes through here: XRT throws std::exception subclasses (xrt_core::error is a
+// std::system_error); this names the routine and maps out-of-memory to memory_error.
+[[noreturn]] void rethrow(const std::string& routine, const std::exception& e) {
+  const std::string msg = "xrt: " + routine + ": " + e.what();
+  if (dynamic_cast<const std::bad_alloc*>(&e)) throw memory_error(msg);
+  if (auto* se = dynamic_cast<const std::system_error*>(&e);
+      se && (se->code().value() == ENOMEM || se->code().value() == -ENOMEM))
+    throw memory_error(msg);
+  throw backend_error(msg);
+}
+
+#define FPYGA_XRT_CALL(routine, ...)                                  \
+  [&]() -> decltype(auto) {                                           \
+    try {                                                             \
+      return __VA_ARGS__;                                             \
+    } catch (const ::fpyga::error&) {                                 \
+      throw;                                                          \
+    } catch (const std::exception& e) {                               \
+      ::fpyga::backend::xrtb::rethrow(routine, e);             \
+    }                                                                 \
+  }()
+
+const char* state_name(ert_cmd_state s) {
+  switch (s) {
+    case ERT_CMD_STATE_NEW: return "NEW";
+    case ERT_CMD_STATE_QUEUED: return "QUEUED";
+    case ERT_CMD_STATE_RUNNING: return "RUNNING";
+    case ERT_CMD_STATE_COMPLETED: return "COMPLETED";
+    case ERT_CMD_STATE_ERROR: return "ERROR";
+    case ERT_CMD_STATE_ABORT: return "ABORT";
+    case ERT_CMD_STATE_SUBMITTED: return "SUBMITTED";
+    case ERT_CMD_STATE_TIMEOUT: return "TIMEOUT";
+    case ERT_CMD_STATE_NORESPONSE: return "NORESPONSE";
+    case ERT_CMD_STATE_SKERROR: return "SKERROR";
+    case ERT_CMD_STATE_SKCRASHED: return "SKCRASHED";
+    default: return "UNKNOWN";
+  }
+}
+
+bool in_flight_state(ert_cmd_state s) {
+  return s == ERT_CMD_STATE_QUEUED || s == ERT_CMD_STATE_RUNNING || s == ERT_CMD_STATE_SUBMITTED;
+}
+
+std::string hex(std::uint64_t v) {
+  std::ostringstream o;
+  o << "0x" << std::hex << v;
+  return o.str();
+}
+
+unsigned noop_device_count() {
+  if (const char* n = std::getenv("FPYGA_XRT_NOOP_DEVICES"); n && *n) {
+    char* end = nullptr;
+    const unsigned long v = std::strtoul(n, &end, 10);
+    if (end && *end == '\0' && v <= 64) return static_cast<unsigned>(v);
+  }
+  return 1;
+}
+
+template <class T>
+void prune(std::vector<std::weak_ptr<T>>& v) {
+  std::erase_if(v, [](const std::weak_ptr<T>& w) { return w.expired(); });
+}
+
+std::atomic<std::uint64_t> next_buffer_serial{1};
+
+}  // namespace
+
+run_state to_run_state(ert_cmd_state s) {
+  switch (s) {
+    case ERT_CMD_STATE_NEW:
+    case ERT_CMD_STATE_QUEUED:
+    case ERT_CMD_STATE_SUBMITTED: return run_state::queued;
+    case ERT_CMD_STATE_RUNNING: return run_state::running;
+    case ERT_CMD_STATE_COMPLETED: return run_state::completed;
+    default: return run_state::error;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Buffers
+
+xrt_buffer::xrt_buffer(std::shared_ptr<xrt_program> prog, host_memory mem, std::size_t bytes,
+                       unsigned bank)
+    : serial(next_buffer_serial.fetch_add(1)) {
+  host = std::move(mem);
+  size = bytes;
+  memory_index = bank;
+  program = prog;
+  // The host block is rounded up to whole pages, all of it ours; XRT wants a non-empty range.
+  const std::size_t mapped = bytes == 0 ? 4096 : (bytes + 4095) / 4096 * 4096;
+  bo_ = FPYGA_XRT_CALL("xrt::bo(user pointer, " + std::to_string(bytes) + " bytes, bank " +
+                           std::to_string(bank) + ") of " + prog->what(),
+                       xrt::bo(prog->xdev().native, host.get(), mapped, bank));
+}
+
+void xrt_buffer::check_usable(const char* what) const {
+  if (program && program->released)
+    throw error(std::string("xrt: ") + what + " on a buffer of " +
+                static_cast<const xrt_program&>(*program).what() + ", which was unloaded");
+  if (freed || !bo_) throw error(std::string("xrt: ") + what + " on a freed buffer");
+}
+
+void xrt_buffer::sync_to_device(std::size_t bytes, std::size_t offset) {
+  check_usable("sync_to_device");
+  FPYGA_XRT_CALL("xrt::bo::sync(to device)", bo_.sync(XCL_BO_SYNC_BO_TO_DEVICE, bytes, offset));
+}
+
+void xrt_buffer::sync_from_device(std::size_t bytes, std::size_t offset) {
+  check_usable("sync_from_device");
+  FPYGA_XRT_CALL("xrt::bo::sync(from device)",
+                 bo_.sync(XCL_BO_SYNC_BO_FROM_DEVICE, bytes, offset));
+}
+
+std::uint64_t xrt_buffer::device_address() const {
+  check_usable("device_address");
+  return FPYGA_XRT_CALL("xrt::bo::address", bo_.address());
+}
+
+void xrt_buffer::release_device() { bo_ = xrt::bo(); }
+
+const xrt::bo& xrt_buffer::bo() const { return bo_; }
+
+// ---------------------------------------------------------------------------------------------
+// Runs
+
+xrt_run::xrt_run(std::shared_ptr<xrt_kernel> kernel, std::shared_ptr<run_slot> slot)
+    : kernel_(std::move(kernel)), slot_(std::move(slot)) {}
+
+xrt_run::~xrt_run() { kernel_->give_back(slot_, 0); }
+
+run_state xrt_run::state() const {
+  if (!slot_->run) return run_state::completed;  // dropped with its program, after it finished
+  return to_run_state(FPYGA_XRT_CALL("xrt::run::state", slot_->run.state()));
+}
+
+run_state xrt_run::wait(std::optional<std::chrono::nanoseconds> timeout) {
+  if (!slot_->run) return run_state::completed;
+  ert_cmd_state s;
+  if (!timeout) {
+    s = FPYGA_XRT_CALL("xrt::run::wait", slot_->run.wait());
+  } else {
+    // XRT counts whole milliseconds and reads 0 as "forever": round up, and poll for 0.
+    const auto ms = std::chrono::ceil<std::chrono::milliseconds>(*timeout);
+    if (ms.count() <= 0)
+      s = FPYGA_XRT_CALL("xrt::run::state", slot_->run.state());
+    else
+      s = FPYGA_XRT_CALL("xrt::run::wait(timeout)", slot_->run.wait(ms));
+    if (s == ERT_CMD_STATE_TIMEOUT) s = FPYGA_XRT_CALL("xrt::run::state", slot_->run.state());
+  }
+  return to_run_state(s);
+}
+
+namespace {
+std::vector<std::uint32_t> packet_registers(const xrt::run& r) {
+  if (!r) return {};
+  auto* pkt = reinterpret_cast<ert_start_kernel_cmd*>(
+      FPYGA_XRT_CALL("xrt::run::get_ert_packet", r.get_ert_packet()));
+  if (!pkt || pkt->count < 1 + pkt->extra_cu_masks) return {};
+  const std::uint32_t* regs = pkt->data + pkt->extra_cu_masks;
+  return {regs, regs + (pkt->count - 1 - pkt->extra_cu_masks)};
+}
+}  // namespace
+
+std::vector<std::uint32_t> xrt_run::register_map() const { return packet_registers(slot_->run); }
+
+std::uint32_t xrt_run::cu_mask() const {
+  if (!slot_->run) return 0;
+  auto* pkt = reinterpret_cast<ert_start_kernel_cmd*>(
+      FPYGA_XRT_CALL("xrt::run::get_ert_packet", slot_->run.get_ert_packet()));
+  return pkt ? pkt->cu_mask : 0;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Kernels
+
+xrt_kernel::xrt_kernel(std::shared_ptr<xrt_program> prog, const kernel_info& k,
+                       std::vector<compute_unit> units)
+    : program_(std::move(prog)) {
+  info = k;
+  cus = std::move(units);
+}
+
+std::string xrt_kernel::xrt_name(std::uint64_t cu_mask) const {
+  std::string s = info.name + ":{";
+  bool first = true;
+  for (std::size_t i = 0; i < cus.size(); ++i) {
+    if (!(cu_mask >> i & 1)) continue;
+    s += (first ? "" : ",") + cus[i].name;
+    first = false;
+  }
+  return s + "}";
+}
+
+void xrt_kernel::check_usable(const char* what) const {
+  if (program_->released)
+    throw error("xrt: " + std::string(what) + " of kernel '" + info.name + "' of " +
+                program_->what() + ", which was unloaded");
+}
+
+std::shared_ptr<run_slot> xrt_kernel::acquire(std::uint64_t cu_mask) {
+  std::lock_guard lock(mutex_);
+  // Register access held exclusive contexts; give them back before opening shared ones.
+  exclusive_.clear();
+  auto& pm = by_mask_[cu_mask];
+  if (!pm.kernel.get_handle()) {
+    const std::string name = xrt_name(cu_mask);
+    pm.kernel = FPYGA_XRT_CALL("xrt::kernel(\"" + name + "\") of " + program_->what(),
+                               xrt::kernel(program_->xdev().native, program_->uuid, name));
+  }
+  for (auto& s : pm.slots) {
+    if (s->busy) continue;
+    // A run handed back before it finished must not be restarted yet.
+    if (in_flight_state(s->run.state())) continue;
+    s->busy = true;
+    return s;
+  }
+  auto s = std::make_shared<run_slot>();
+  s->run = FPYGA_XRT_CALL("xrt::run(" + info.name + ")", xrt::run(pm.kernel));
+  s->args.resize(info.args.size());
+  s->sub_buffers.resize(info.args.size());
+  s->busy = true;
+  ++runs_created_;
+  pm.slots.push_back(s);
+  return s;
+}
+
+void xrt_kernel::give_back(const std::shared_ptr<run_slot>& slot, std::uint64_t) {
+  std::lock_guard lock(mutex_);
+  slot->busy = false;
+}
+
+void xrt_kernel::bind(run_slot& slot, std::span<const bound_arg> args) {
+  const std::size_t n = std::min(args.size(), info.args.size());
+  for (std::size_t i = 0; i < n; ++i) {
+    const arg_info& a = info.args[i];
+    const bound_arg& v = args[i];
+    auto& cached = slot.args[i];
+    const int index = static_cast<int>(i);
+    if (a.kind == arg_kind::stream) continue;  // streams are wired in the bitstream, not set
+    if (a.kind == arg_kind::global) {
+      // The core checked the buffer belongs to this program, hence to this backend.
+      auto* b = static_cast<xrt_buffer*>(v.buffer);
+      if (!b || !b->bo())
+        throw error("xrt: kernel '" + info.name + "' argument '" + a.name +
+                    "': the buffer was freed");
+      if (cached.set && cached.buffer_serial == b->serial && cached.offset == v.offset) continue;
+      if (v.offset == 0) {
+        slot.sub_buffers[i] = xrt::bo();
+        FPYGA_XRT_CALL("xrt::run::set_arg(" + a.name + ")", slot.run.set_arg(index, b->bo()));
+      } else {
+        slot.sub_buffers[i] = FPYGA_XRT_CALL(
+            "xrt::bo(sub-buffer at offset " + std::to_string(v.offset) + ")",
+            xrt::bo(b->bo(), b->size - v.offset, v.offset));
+        FPYGA_XRT_CALL("xrt::run::set_arg(" + a.name + ")",
+                       slot.run.set_arg(index, slot.sub_buffers[i]));
+      }
+      cached = {true, b->serial, v.offset, 0};
+      continue;
+    }
+    if (!v.wide.empty()) {
+      FPYGA_XRT_CALL("xrt::run::set_arg(" + a.name + ")",
+                     slot.run.set_arg(index, static_cast<const void*>(v.wide.data()),
+                                      v.wide.size()));
+      cached.set = false;
+      continue;
+    }
+    if (cached.set && cached.bits == v.bits) continue;
+    // XRT copies exactly the bytes given over the register image: pass the argument's size.
+    std::size_t bytes = a.size ? static_cast<std::size_t>(a.size) : 4;
+    bytes = std::min<std::size_t>(bytes, sizeof v.bits);
+    FPYGA_XRT_CALL("xrt::run::set_arg(" + a.name + ")",
+                   slot.run.set_arg(index, static_cast<const void*>(&v.bits), bytes));
+    cached = {true, 0, 0, v.bits};
+  }
+}
+
+void xrt_kernel::call(std::span<const bound_arg> args, std::uint64_t cu_mask) {
+  check_usable("call");
+  auto slot = acquire(cu_mask);
+  ert_cmd_state s;
+  try {
+    bind(*slot, args);
+    FPYGA_XRT_CALL("xrt::run::start(" + info.name + ")", slot->run.start());
+    s = FPYGA_XRT_CALL("xrt::run::wait(" + info.name + ")", slot->run.wait());
+  } catch (...) {
+    // A failed bind leaves the cached arguments unknown: forget them.
+    for (auto& c : slot->args) c.set = false;
+    give_back(slot, cu_mask);
+    throw;
+  }
+  {
+    std::lock_guard lock(mutex_);
+    last_ = slot;
+    slot->busy = false;
+  }
+  if (s != ERT_CMD_STATE_COMPLETED)
+    throw backend_error("xrt: kernel '" + info.name + "' of " + program_->what() +
+                        " ended in state " + state_name(s));
+}
+
+std::shared_ptr<run_impl> xrt_kernel::start(std::span<const bound_arg> args,
+                                            std::uint64_t cu_mask,
+                                            std::span<const std::shared_ptr<run_impl>> waitfor) {
+  check_usable("start");
+  // XRT 2.13's native API has no run dependencies: honour `waitfor` by waiting here.
+  for (const auto& w : waitfor)
+    if (w) w->wait(std::nullopt);
+  auto slot = acquire(cu_mask);
+  try {
+    bind(*slot, args);
+    FPYGA_XRT_CALL("xrt::run::start(" + info.name + ")", slot->run.start());
+  } catch (...) {
+    for (auto& c : slot->args) c.set = false;
+    give_back(slot, cu_mask);
+    throw;
+  }
+  {
+    std::lock_guard lock(mutex_);
+    last_ = slot;
+    prune(started_);
+    started_.push_back(slot);
+  }
+  return std::make_shared<xrt_run>(shared_from_this(), std::move(slot));
+}
+
+std::size_t xrt_kernel::in_flight() const {
+  std::lock_guard lock(mutex_);
+  std::size_t n = 0;
+  for (const auto& w : started_)
+    if (auto s = w.lock(); s && s->run && in_flight_state(s->run.state())) ++n;
+  return n;
+}
+
+std::vector<std::uint32_t> xrt_kernel::last_register_map() const {
+  std::lock_guard lock(mutex_);
+  return last_ ? packet_registers(last_->run) : std::vector<std::uint32_t>{};
+}
+
+xrt::kernel& xrt_kernel::exclusive_kernel(unsigned cu, const char* what) {
+  check_usable(what);
+  if (cu >= cus.size())
+    throw value_error("xrt: " + std::string(what) + ": kernel '" + info.name + "' has " +
+                      std::to_string(cus.size()) + " compute unit(s) in this handle");
+  if (in_flight())
+    throw error("xrt: " + std::string(what) + " on kernel '" + info.name +
+                "' while runs are in flight; wait for them first");
+  std::lock_guard lock(mutex_);
+  auto it = exclusive_.find(cu);
+  if (it != exclusive_.end()) return it->second;
+  // XRT grants register access only to an exclusive CU context, which conflicts with the shared
+  // contexts runs use: drop this handle's shared ones (reopened at the next call).
+  by_mask_.clear();
+  last_.reset();
+  started_.clear();
+  const std::string name = info.name + ":{" + cus[cu].name + "}";
+  try {
+    auto k = xrt::kernel(program_->xdev().native, program_->uuid, name,
+                         xrt::kernel::cu_access_mode::exclusive);
+    return exclusive_.emplace(cu, std::move(k)).first->second;
+  } catch (const std::exception& e) {
+    throw backend_error("xrt: " + std::string(what) + " on " + name +
+                        " needs exclusive access to the compute unit, which XRT refused (" +
+                        e.what() + "); another kernel handle may have it open for runs");
+  }
+}
+
+std::uint32_t xrt_kernel::read_register(unsigned cu, std::uint32_t offset) {
+  auto& k = exclusive_kernel(cu, "read_register");
+  try {
+    return k.read_register(offset);
+  } catch (const std::exception& e) {
+    throw backend_error("xrt: read_register(" + hex(offset) + ") on " + info.name + ":" +
+                        cus[cu].name + ": " + e.what() +
+                        (noop_mode() ? " (XRT's noop shim has no registers)" : ""));
+  }
+}
+
+void xrt_kernel::write_register(unsigned cu, std::uint32_t offset, std::uint32_t value) {
+  auto& k = exclusive_kernel(cu, "write_register");
+  try {
+    k.write_register(offset, value);
+  } catch (const std::exception& e) {
+    throw backend_error("xrt: write_register(" + hex(offset) + ", " + hex(value) + ") on " +
+                        info.name + ":" + cus[cu].name + ": " + e.what() +
+                        (noop_mode() ? " (XRT's noop shim has no registers)" : ""));
+  }
+}
+
+void xrt_kernel::drop() {
+  std::lock_guard lock(mutex_);
+  for (auto& [mask, pm] : by_mask_)
+    for (auto& s : pm.slots) s->run = xrt::run();
+  by_mask_.clear();
+  exclusive_.clear();
+  started_.clear();
+  last_.reset();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Programs
+
+xrt_device& xrt_program::xdev() const { return static_cast<xrt_device&>(*device); }
+
+std::string xrt_program::what() const { return path.empty() ? "'" + bin.source + "'" : "'" + path + "'"; }
+
+std::shared_ptr<buffer_impl> xrt_program::allocate(host_memory host, std::size_t bytes,
+                                                   unsigned memory_index) {
+  if (released) throw error("xrt: cannot allocate in " + what() + ", which was unloaded");
+  auto self = std::static_pointer_cast<xrt_program>(shared_from_this());
+  auto b = std::make_shared<xrt_buffer>(self, std::move(host), bytes, memory_index);
+  std::lock_guard lock(mutex_);
+  prune(buffers_);
+  buffers_.push_back(b);
+  return b;
+}
+
+std::shared_ptr<kernel_impl> xrt_program::open_kernel(const kernel_info& kernel,
+                                                      std::vector<compute_unit> cus) {
+  if (released) throw error("xrt: cannot open kernel '" + kernel.name + "' of " + what() +
+                            ", which was unloaded");
+  if (cus.empty() || cus.size() > 64)
+    throw value_error("xrt: kernel '" + kernel.name + "' needs 1 to 64 compute units, got " +
+                      std::to_string(cus.size()));
+  auto self = std::static_pointer_cast<xrt_program>(shared_from_this());
+  auto k = std::make_shared<xrt_kernel>(self, kernel, std::move(cus));
+  // Open the XRT kernel over every CU now, so a name XRT does not know fails here.
+  const std::uint64_t all = k->cus.size() == 64 ? ~0ull : (1ull << k->cus.size()) - 1;
+  FPYGA_XRT_CALL("xrt::kernel(\"" + k->xrt_name(all) + "\") of " + what(),
+                 xrt::kernel(xdev().native, uuid, k->xrt_name(all)));
+  std::lock_guard lock(mutex_);
+  prune(kernels_);
+  kernels_.push_back(k);
+  return k;
+}
+
+std::size_t xrt_program::runs_in_flight() const {
+  std::lock_guard lock(mutex_);
+  std::size_t n = 0;
+  for (const auto& w : kernels_)
+    if (auto k = w.lock()) n += k->in_flight();
+  return n;
+}
+
+void xrt_program::release() {
+  std::lock_guard lock(mutex_);
+  if (released) return;
+  released = true;
+  // Drop every XRT handle so XRT lets the next xclbin in; fpyga handles of this program then
+  // raise "unloaded".
+  for (auto& w : kernels_)
+    if (auto k = w.lock()) k->drop();
+  for (auto& w : buffers_)
+    if (auto b = w.lock()) b->release_device();
+  kernels_.clear();
+  buffers_.clear();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Devices
+
+xrt_device::xrt_device(unsigned index, xrt::device dev) : native(std::move(dev)), index_(index) {
+  // Device queries need a driver; the noop shim throws for all of them.
+  try {
+    shell_ = native.get_info<xrt::info::device::name>();
+  } catch (const std::exception&) {
+  }
+  try {
+    bdf_ = native.get_info<xrt::info::device::bdf>();
+  } catch (const std::exception&) {
+  }
+  name_ = !shell_.empty() ? shell_
+          : noop_mode()   ? "XRT noop shim device " + std::to_string(index)
+                          : "XRT device " + std::to_string(index);
+}
+
+std::shared_ptr<program_impl> xrt_device::load(const xclbin& bin, const std::string& path) {
+  std::lock_guard lock(load_mutex_);
+  const std::string label = path.empty() ? bin.source : path;
+  if (label.size() > 3 && label.compare(label.size() - 3, 3, ".cl") == 0)
+    throw value_error("xrt: '" + label +
+                      "' is an OpenCL C source, which only an opencl device builds; XRT loads "
+                      "xclbins and awsxclbins");
+  if ((bin.mode == xclbin_mode::sw_emu || bin.mode == xclbin_mode::hw_emu) && !noop_mode())
+    throw value_error("xrt: '" + label + "' is a " + bin.target() +
+                      " build, which a card cannot run; load it on the emu device");
+  if (current && !current->released) current->release();
+
+  xrt::xclbin xb;
+  if (!path.empty()) {
+    xb = FPYGA_XRT_CALL("xrt::xclbin(\"" + path + "\")", xrt::xclbin(path));
+  } else {
+    const auto bytes = bin.write();
+    std::vector<char> data(bytes.size());
+    std::memcpy(data.data(), bytes.data(), bytes.size());
+    xb = FPYGA_XRT_CALL("xrt::xclbin(" + label + ")", xrt::xclbin(data));
+  }
+  auto prog = std::make_shared<xrt_program>();
+  prog->uuid = FPYGA_XRT_CALL("xrt::device::load_xclbin(\"" + label + "\")",
+                              native.load_xclbin(xb));
+  prog->device = shared_from_this();
+  prog->bin = bin;
+  prog->path = path;
+  prog->memories = bin.memories;
+  if (prog->memories.empty()) {
+    // Old builds carry no MEM_TOPOLOGY: one default bank, XRT's memory group 0.
+    memory_info m;
+    m.index = 0;
+    m.type = memory_type::ddr4;
+    m.used = true;
+    m.size_bytes = 16ull << 30;
+    m.tag = "bank0";
+    prog->memories.push_back(m);
+  }
+  current = prog;
+  return prog;
+}
+
+}  // namespace xrtb
+
+namespace {
+
+std::vector<std::shared_ptr<device_impl>> discover() {
+  using namespace xrtb;
+  if (!prepare_environment().empty()) return {};
+  unsigned n = 0;
+  try {
+    n = xrt::system::enumerate_devices();
+  } catch (const std::exception&) {
+    n = 0;  // no driver, no shim: no XRT devices
+  }
+  if (n == 0 && noop_mode()) n = noop_device_count();
+  std::vector<std::shared_ptr<device_impl>> out;
+  for (unsigned i = 0; i < n; ++i) {
+    try {
+      out.push_back(std::make_shared<xrt_device>(static_cast<unsigned>(out.size()),
+                                                 xrt::device(i)));
+    } catch (const std::exception&) {
+      // A card XRT lists but cannot open (driver mismatch, held by another user) is skipped.
+    }
+  }
+  return out;
+}
+
+std::vector<std::shared_ptr<device_impl>> enumerate() {
+  // Devices keep state (the loaded program), so every enumeration returns the same objects.
+  static const std::vector<std::shared_ptr<device_impl>> devices = discover();
+  return devices;
+}
+
+}  // namespace
+
+backend_entry xrt_backend() { return backend_entry{"xrt", true, &enumerate}; }
+
+}  // namespace fpyga::backend

@@ -1,0 +1,174 @@
+// The XRT backend: fpyga's backend interface over XRT's native C++ API (xrt::device, xrt::xclbin,
+// xrt::bo, xrt::kernel, xrt::run from libxrt_coreutil). Internal: the classes are declared here
+// so the backend's tests can look at what XRT received (bo groups, run packets).
+#pragma once
+
+#include <xrt/xrt_bo.h>
+#include <xrt/xrt_device.h>
+#include <xrt/xrt_kernel.h>
+
+#include <atomic>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "backends/backend.hpp"
+
+namespace fpyga::backend::xrtb {
+
+/// Prepares XRT's environment once, before XRT's first call: when XILINX_XRT is unset, points it
+/// at the install holding libxrt_coreutil (a private directory whose `lib` links to Debian's
+/// multiarch directory). Returns why XRT cannot be used here, or "" when it can.
+const std::string& prepare_environment();
+
+/// True when XCL_EMULATION_MODE=noop (XRT's shim that accepts everything and runs nothing).
+bool noop_mode();
+
+class xrt_device;
+class xrt_program;
+
+/// A buffer as an xrt::bo over fpyga's 4 KiB-aligned host memory (user-pointer bo).
+class xrt_buffer final : public buffer_impl {
+ public:
+  xrt_buffer(std::shared_ptr<xrt_program> prog, host_memory mem, std::size_t bytes, unsigned bank);
+  void sync_to_device(std::size_t bytes, std::size_t offset) override;
+  void sync_from_device(std::size_t bytes, std::size_t offset) override;
+  std::uint64_t device_address() const override;
+  void release_device() override;
+
+  /// The XRT buffer object (empty once released).
+  const xrt::bo& bo() const;
+  /// Distinguishes buffers for the run argument cache (addresses may be reused).
+  const std::uint64_t serial;
+
+ private:
+  void check_usable(const char* what) const;
+  xrt::bo bo_;
+};
+
+/// One reusable xrt::run with the arguments last set on it, so a call sets only what changed.
+struct run_slot {
+  xrt::run run;
+  struct cached_arg {
+    bool set = false;
+    std::uint64_t buffer_serial = 0;
+    std::size_t offset = 0;
+    std::uint64_t bits = 0;
+  };
+  std::vector<cached_arg> args;
+  std::vector<xrt::bo> sub_buffers;  ///< sub-bos for buffer arguments at an offset
+  bool busy = false;
+};
+
+class xrt_kernel;
+
+/// A started execution on one run slot; hands the slot back when destroyed.
+class xrt_run final : public run_impl {
+ public:
+  xrt_run(std::shared_ptr<xrt_kernel> kernel, std::shared_ptr<run_slot> slot);
+  ~xrt_run() override;
+  run_state state() const override;
+  run_state wait(std::optional<std::chrono::nanoseconds> timeout) override;
+
+  /// The CU register map XRT sent for this run (ert_start_kernel_cmd payload after the CU masks).
+  std::vector<std::uint32_t> register_map() const;
+  /// The mandatory CU mask of the command XRT built.
+  std::uint32_t cu_mask() const;
+  const xrt::run& native() const { return slot_->run; }
+
+ private:
+  std::shared_ptr<xrt_kernel> kernel_;
+  std::shared_ptr<run_slot> slot_;
+};
+
+/// A kernel over a set of compute units, as xrt::kernel objects (one per CU subset asked for).
+class xrt_kernel final : public kernel_impl, public std::enable_shared_from_this<xrt_kernel> {
+ public:
+  xrt_kernel(std::shared_ptr<xrt_program> prog, const kernel_info& k, std::vector<compute_unit> cus);
+  void call(std::span<const bound_arg> args, std::uint64_t cu_mask) override;
+  std::shared_ptr<run_impl> start(std::span<const bound_arg> args, std::uint64_t cu_mask,
+                                  std::span<const std::shared_ptr<run_impl>> waitfor) override;
+  std::uint32_t read_register(unsigned cu, std::uint32_t offset) override;
+  void write_register(unsigned cu, std::uint32_t offset, std::uint32_t value) override;
+
+  /// XRT's kernel name for a CU subset: "vadd:{vadd_1,vadd_2}".
+  std::string xrt_name(std::uint64_t cu_mask) const;
+  /// Drops every XRT handle (the program was released).
+  void drop();
+  /// Register map words of the last run this kernel started or called.
+  std::vector<std::uint32_t> last_register_map() const;
+  /// Number of xrt::run objects created so far (reuse means this stays small).
+  std::size_t runs_created() const { return runs_created_; }
+
+  void give_back(const std::shared_ptr<run_slot>& slot, std::uint64_t cu_mask);
+  std::size_t in_flight() const;
+
+ private:
+  struct per_mask {
+    xrt::kernel kernel;
+    std::vector<std::shared_ptr<run_slot>> slots;
+  };
+  std::shared_ptr<run_slot> acquire(std::uint64_t cu_mask);
+  void bind(run_slot& slot, std::span<const bound_arg> args);
+  void check_usable(const char* what) const;
+  xrt::kernel& exclusive_kernel(unsigned cu, const char* what);
+
+  std::shared_ptr<xrt_program> program_;
+  mutable std::mutex mutex_;
+  std::map<std::uint64_t, per_mask> by_mask_;
+  std::map<unsigned, xrt::kernel> exclusive_;  ///< register access needs exclusive CU contexts
+  std::vector<std::weak_ptr<run_slot>> started_;
+  std::shared_ptr<run_slot> last_;
+  std::size_t runs_created_ = 0;
+};
+
+/// An xclbin loaded on an XRT device.
+class xrt_program final : public program_impl {
+ public:
+  std::shared_ptr<buffer_impl> allocate(host_memory host, std::size_t bytes,
+                                        unsigned memory_index) override;
+  std::shared_ptr<kernel_impl> open_kernel(const kernel_info& kernel,
+                                           std::vector<compute_unit> cus) override;
+  std::size_t runs_in_flight() const override;
+  void release() override;
+
+  xrt_device& xdev() const;
+  /// "<xclbin path>" for messages.
+  std::string what() const;
+
+  xrt::uuid uuid;
+  std::string path;
+
+ private:
+  mutable std::mutex mutex_;
+  std::vector<std::weak_ptr<xrt_kernel>> kernels_;
+  std::vector<std::weak_ptr<xrt_buffer>> buffers_;
+};
+
+/// One XRT device (a card, or the noop shim's device).
+class xrt_device final : public device_impl {
+ public:
+  xrt_device(unsigned index, xrt::device dev);
+  std::string name() const override { return name_; }
+  std::string backend_name() const override { return "xrt"; }
+  unsigned index() const override { return index_; }
+  std::string bdf() const override { return bdf_; }
+  std::string shell() const override { return shell_; }
+  std::shared_ptr<program_impl> load(const xclbin& bin, const std::string& path) override;
+
+  xrt::device native;
+
+ private:
+  unsigned index_;
+  std::string name_, bdf_, shell_;
+  std::mutex load_mutex_;
+};
+
+/// Maps XRT's command state to fpyga's.
+run_state to_run_state(ert_cmd_state s);
+
+}  // namespace fpyga::backend::xrtb
