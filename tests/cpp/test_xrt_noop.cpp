@@ -1,0 +1,289 @@
+// The XRT backend through fpyga's C++ API on XRT's noop shim (Debian's libxrt_noop): the whole
+// flow (discovery, load of the real awsxclbin and the project's xclbins, buffers in each bank,
+// syncs, call, start/wait, several CUs, several overlays in turn, errors), checked against what
+// XRT received (bo memory groups, the command's register map and CU mask, run states). The
+// noop shim computes nothing, so no test looks at results.
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <string>
+
+#include "backends/xrt/xrt_backend.hpp"
+#include "core_state.hpp"
+#include "fpyga/fpyga.hpp"
+#include "test_support.hpp"
+
+namespace {
+
+// Before anything touches XRT (fpyga discovers devices lazily): the noop shim, two devices (as
+// on a multi-card host), and XILINX_XRT left for fpyga to set up.
+const bool environment_ready = [] {
+  setenv("XCL_EMULATION_MODE", "noop", 1);
+  setenv("FPYGA_XRT_NOOP_DEVICES", "2", 1);
+  unsetenv("XILINX_XRT");
+  unsetenv("FPYGA_DEVICE");
+  return true;
+}();
+
+namespace xrtb = fpyga::backend::xrtb;
+namespace fs = std::filesystem;
+
+fs::path aws_xclbin() {
+  return fpyga::test::shared_xclbin_dir() / "aws_vector_addition_2018_3.awsxclbin";
+}
+
+xrtb::xrt_buffer& xbuf(const fpyga::buffer& b) {
+  auto* x = dynamic_cast<xrtb::xrt_buffer*>(b.impl().get());
+  EXPECT_NE(x, nullptr) << "buffer is not an XRT buffer";
+  return *x;
+}
+
+xrtb::xrt_kernel& xkernel(const fpyga::kernel& k) {
+  auto* x = dynamic_cast<xrtb::xrt_kernel*>(k.state()->impl.get());
+  EXPECT_NE(x, nullptr) << "kernel is not an XRT kernel";
+  return *x;
+}
+
+// Register-map word at byte offset `off` (the map starts at the CU's control register 0x0).
+std::uint32_t word(const std::vector<std::uint32_t>& map, std::uint64_t off) {
+  EXPECT_LT(off / 4, map.size());
+  return off / 4 < map.size() ? map[off / 4] : 0xFFFFFFFFu;
+}
+
+constexpr std::uint32_t noop_address = 0xdeadbeef;  // every noop bo reports this address
+
+TEST(XrtNoop, EnvironmentPreparedForDebiansLayout) {
+  ASSERT_TRUE(environment_ready);
+  EXPECT_EQ(xrtb::prepare_environment(), "");
+  const char* root = std::getenv("XILINX_XRT");
+  ASSERT_NE(root, nullptr) << "fpyga did not set XILINX_XRT";
+  EXPECT_TRUE(fs::exists(fs::path(root) / "lib" / "libxrt_noop.so.2"))
+      << "XILINX_XRT=" << root << " does not lead to XRT's shims";
+}
+
+TEST(XrtNoop, DiscoveryListsNoopDevicesBeforeEmu) {
+  const auto all = fpyga::devices();
+  ASSERT_GE(all.size(), 3u);
+  EXPECT_EQ(all[0].backend(), "xrt");
+  EXPECT_EQ(all[0].spec(), "xrt:0");
+  EXPECT_EQ(all[1].spec(), "xrt:1");
+  EXPECT_NE(all[0].name().find("noop"), std::string::npos) << all[0].name();
+  EXPECT_EQ(all[0].bdf(), "");  // the noop shim answers no device queries
+  EXPECT_EQ(all.back().backend(), "emu");
+  // Handles to one device share it: enumeration returns the same objects.
+  EXPECT_EQ(fpyga::device::open("xrt:1"), fpyga::device::open("xrt:1"));
+  // The first hardware device is the default.
+  EXPECT_EQ(fpyga::device::open().spec(), "xrt:0");
+  EXPECT_THROW(fpyga::device::open("xrt:2"), fpyga::value_error);
+}
+
+TEST(XrtNoop, LoadsTheRealAwsxclbin) {
+  FPYGA_REQUIRE_FILE(path, aws_xclbin());
+  auto dev = fpyga::device::open("xrt:0");
+  fpyga::overlay ol(dev, path.string());
+  EXPECT_TRUE(ol.loaded());
+  ASSERT_EQ(ol.kernels().size(), 1u);
+  auto k = ol.kernel("vector_add");
+  EXPECT_EQ(k.compute_units(), std::vector<std::string>{"vector_add_1"});
+  EXPECT_EQ(ol.memories().size(), 4u);
+  EXPECT_EQ(ol.xclbin().agfi().value_or(""), "agfi-046565baf5ce48c86");
+}
+
+TEST(XrtNoop, BuffersLandInTheirBank) {
+  FPYGA_REQUIRE_FILE(path, aws_xclbin());
+  auto dev = fpyga::device::open("xrt:0");
+  fpyga::overlay ol(dev, path.string());
+  for (const auto& mem : ol.memories()) {
+    fpyga::buffer b(dev, 8192, mem);
+    EXPECT_EQ(xbuf(b).bo().get_memory_group(), mem.index()) << "bank " << mem.tag();
+    EXPECT_EQ(xbuf(b).bo().size(), 8192u);
+    // User-pointer bo: XRT works on fpyga's own aligned host memory.
+    EXPECT_EQ(const_cast<xrt::bo&>(xbuf(b).bo()).map(), b.data());
+    b.sync_to_device();
+    b.sync_from_device(4096, 4096);
+    EXPECT_EQ(b.device_address(), noop_address);
+  }
+  // By kernel argument: vector_add's args are connected to bank0.
+  auto k = ol.kernel("vector_add");
+  fpyga::buffer c(k, 0, 4096);
+  EXPECT_EQ(c.memory().tag(), "bank0");
+  EXPECT_EQ(xbuf(c).bo().get_memory_group(), c.memory().index());
+}
+
+TEST(XrtNoop, CallSetsOnlyChangedArgumentsOnAReusedRun) {
+  FPYGA_REQUIRE_FILE(path, aws_xclbin());
+  auto dev = fpyga::device::open("xrt:0");
+  fpyga::overlay ol(dev, path.string());
+  auto k = ol.kernel("vector_add");
+  ASSERT_EQ(k.args().size(), 4u);
+  fpyga::buffer c(k, 0, 4096), a(k, 1, 4096), b(k, 2, 4096);
+  a.sync_to_device();
+  b.sync_to_device();
+  k.call(c, a, b, 1024);
+  c.sync_from_device();
+  auto map = xkernel(k).last_register_map();
+  EXPECT_EQ(word(map, k.args()[0].offset), noop_address);      // c, low word
+  EXPECT_EQ(word(map, k.args()[0].offset + 4), 0u);            // c, high word
+  EXPECT_EQ(word(map, k.args()[1].offset), noop_address);
+  EXPECT_EQ(word(map, k.args()[3].offset), 1024u);             // n_elements
+  for (int n = 1; n <= 50; ++n) k.call(c, a, b, n);
+  map = xkernel(k).last_register_map();
+  EXPECT_EQ(word(map, k.args()[3].offset), 50u);
+  EXPECT_EQ(xkernel(k).runs_created(), 1u) << "each call must reuse the same xrt::run";
+  // A buffer at an offset goes to XRT as a sub-buffer at that address.
+  k.call(c, fpyga::arg_value(a, 256), b, 7);
+  map = xkernel(k).last_register_map();
+  EXPECT_EQ(word(map, k.args()[1].offset), noop_address + 256);
+  EXPECT_EQ(word(map, k.args()[3].offset), 7u);
+}
+
+TEST(XrtNoop, StartAndWait) {
+  FPYGA_REQUIRE_FILE(path, aws_xclbin());
+  auto dev = fpyga::device::open("xrt:0");
+  fpyga::overlay ol(dev, path.string());
+  auto k = ol.kernel("vector_add_1");
+  fpyga::buffer c(k, 0, 4096), a(k, 1, 4096), b(k, 2, 4096);
+  auto r1 = k.start(c, a, b, 11);
+  auto r2 = k.start_args(std::vector<fpyga::arg_value>{c, a, b, 12}, std::vector{r1});
+  EXPECT_EQ(r2.wait(std::chrono::milliseconds(1000)), fpyga::run_state::completed);
+  r1.wait();
+  EXPECT_TRUE(r1.done());
+  EXPECT_EQ(r1.state(), fpyga::run_state::completed);
+  auto* x1 = dynamic_cast<xrtb::xrt_run*>(r1.impl().get());
+  auto* x2 = dynamic_cast<xrtb::xrt_run*>(r2.impl().get());
+  ASSERT_TRUE(x1 && x2);
+  EXPECT_EQ(x1->native().state(), ERT_CMD_STATE_COMPLETED);
+  EXPECT_EQ(word(x1->register_map(), k.args()[3].offset), 11u);
+  EXPECT_EQ(word(x2->register_map(), k.args()[3].offset), 12u);
+  EXPECT_EQ(x1->cu_mask(), 1u);
+  EXPECT_EQ(ol.state()->program->runs_in_flight(), 0u);
+}
+
+TEST(XrtNoop, RegisterAccessFailsClearlyAndLeavesTheKernelUsable) {
+  FPYGA_REQUIRE_FILE(path, aws_xclbin());
+  auto dev = fpyga::device::open("xrt:0");
+  fpyga::overlay ol(dev, path.string());
+  auto k = ol.kernel("vector_add");
+  fpyga::buffer c(k, 0, 4096), a(k, 1, 4096), b(k, 2, 4096);
+  k.call(c, a, b, 1);
+  try {
+    k.read_register(0x10);
+    FAIL() << "the noop shim has no registers";
+  } catch (const fpyga::backend_error& e) {
+    EXPECT_NE(std::string(e.what()).find("read_register(0x10)"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("noop"), std::string::npos) << e.what();
+  }
+  EXPECT_THROW(k.write_register(0x10, 1), fpyga::backend_error);
+  k.call(c, a, b, 2);  // the shared context comes back for runs
+  EXPECT_EQ(word(xkernel(k).last_register_map(), k.args()[3].offset), 2u);
+}
+
+TEST(XrtNoop, ProjectXclbinsWithSeveralComputeUnits) {
+  FPYGA_REQUIRE_FILE(path, fpyga::test::built_xclbin_dir() / "vadd_2cu.xclbin");
+  auto dev = fpyga::device::open("xrt:0");
+  fpyga::overlay ol(dev, path.string());
+  auto k = ol.kernel("vadd");
+  ASSERT_EQ(k.compute_units().size(), 2u);
+  auto bank0 = ol.memory("bank0"), bank1 = ol.memory("bank1");
+  fpyga::buffer a0(dev, 4096, bank0), b0(dev, 4096, bank0), o0(dev, 4096, bank0);
+  fpyga::buffer a1(dev, 4096, bank1), b1(dev, 4096, bank1), o1(dev, 4096, bank1);
+  EXPECT_EQ(xbuf(a1).bo().get_memory_group(), bank1.index());
+  // The core picks the CU whose banks fit; XRT gets a kernel over that CU only.
+  auto r0 = k.start(a0, b0, o0, 16);
+  auto r1 = k.start(a1, b1, o1, 32);
+  r0.wait();
+  r1.wait();
+  auto* x0 = dynamic_cast<xrtb::xrt_run*>(r0.impl().get());
+  auto* x1 = dynamic_cast<xrtb::xrt_run*>(r1.impl().get());
+  ASSERT_TRUE(x0 && x1);
+  EXPECT_NE(x0->cu_mask(), 0u);
+  EXPECT_NE(x1->cu_mask(), 0u);
+  EXPECT_NE(x0->cu_mask(), x1->cu_mask()) << "bank0 and bank1 buffers must run on different CUs";
+  EXPECT_EQ(word(x1->register_map(), k.args()[3].offset), 32u);
+  // A buffer in the wrong bank for the CU asked for is refused before XRT sees it.
+  auto k2 = ol.kernel("vadd:vadd_2");
+  EXPECT_THROW(k2.call(a0, b0, o0, 1), fpyga::value_error);
+  k2.call(a1, b1, o1, 1);
+}
+
+TEST(XrtNoop, SeveralOverlaysInTurn) {
+  FPYGA_REQUIRE_FILE(vadd, fpyga::test::built_xclbin_dir() / "vadd.xclbin");
+  FPYGA_REQUIRE_FILE(mlp, fpyga::test::built_xclbin_dir() / "mlp.xclbin");
+  FPYGA_REQUIRE_FILE(aws, aws_xclbin());
+  auto dev = fpyga::device::open("xrt:0");
+  fpyga::overlay first(dev, vadd.string());
+  auto kv = first.kernel("vadd");
+  fpyga::buffer in(kv, 0, 4096), in2(kv, 1, 4096), out(kv, 2, 4096);
+  kv.call(in, in2, out, 8);
+
+  fpyga::overlay second(dev, mlp.string());
+  EXPECT_FALSE(first.loaded());
+  EXPECT_TRUE(second.loaded());
+  EXPECT_THROW(kv.call(in, in2, out, 8), fpyga::error);
+  EXPECT_THROW(in.sync_to_device(), fpyga::error);
+  auto km = second.kernel("mlp");
+  fpyga::buffer x(km, 0, 27 * 2), y(km, 1, 2);
+  x.sync_to_device();
+  km.call(x, y);
+  y.sync_from_device();
+  auto kb = second.kernel("mlp_batch");
+  fpyga::buffer xs(kb, 0, 10 * 27 * 2), ys(kb, 1, 10 * 2);
+  kb.call(xs, ys, 10);
+  EXPECT_EQ(word(xkernel(kb).last_register_map(), kb.args()[2].offset), 10u);
+
+  fpyga::overlay third(dev, aws.string());
+  EXPECT_FALSE(second.loaded());
+  auto k = third.kernel("vector_add");
+  fpyga::buffer c(k, 0, 4096), a(k, 1, 4096), b(k, 2, 4096);
+  k.call(c, a, b, 3);
+}
+
+TEST(XrtNoop, OneOverlayPerDevice) {
+  FPYGA_REQUIRE_FILE(aws, aws_xclbin());
+  FPYGA_REQUIRE_FILE(vadd, fpyga::test::built_xclbin_dir() / "vadd.xclbin");
+  auto d0 = fpyga::device::open("xrt:0");
+  auto d1 = fpyga::device::open("xrt:1");
+  fpyga::overlay o0(d0, aws.string());
+  fpyga::overlay o1(d1, vadd.string());
+  EXPECT_TRUE(o0.loaded());
+  EXPECT_TRUE(o1.loaded());
+  auto k0 = o0.kernel("vector_add");
+  auto k1 = o1.kernel("vadd");
+  fpyga::buffer c(k0, 0, 4096), a(k0, 1, 4096), b(k0, 2, 4096);
+  fpyga::buffer x(k1, 0, 4096), y(k1, 1, 4096), z(k1, 2, 4096);
+  k0.call(c, a, b, 5);
+  k1.call(x, y, z, 6);
+  EXPECT_EQ(word(xkernel(k0).last_register_map(), k0.args()[3].offset), 5u);
+  EXPECT_EQ(word(xkernel(k1).last_register_map(), k1.args()[3].offset), 6u);
+  // A buffer of one device is refused by a kernel of the other.
+  EXPECT_THROW(k1.call(c, a, b, 1), fpyga::error);
+}
+
+TEST(XrtNoop, BadInputIsAClearError) {
+  FPYGA_REQUIRE_FILE(path, aws_xclbin());
+  auto dev = fpyga::device::open("xrt:0");
+  fpyga::overlay ol(dev, path.string());
+  EXPECT_THROW(ol.kernel("vadd"), fpyga::value_error);
+  auto k = ol.kernel("vector_add");
+  fpyga::buffer c(k, 0, 4096), a(k, 1, 4096), b(k, 2, 4096);
+  EXPECT_THROW(k.call(c, a, b), fpyga::type_error);
+  EXPECT_THROW(k.call(c, a, 5, 5), fpyga::type_error);
+  b.free();
+  EXPECT_THROW(k.call(c, a, b, 5), fpyga::error);
+  // An OpenCL source is not an XRT overlay.
+  const auto cl = fs::path(FPYGA_SOURCE_DIR_DEFAULT) / "kernels" / "opencl" / "vadd.cl";
+  try {
+    fpyga::overlay bad(dev, cl.string());
+    FAIL() << "xrt loaded an OpenCL C source";
+  } catch (const fpyga::value_error& e) {
+    EXPECT_NE(std::string(e.what()).find("OpenCL C source"), std::string::npos) << e.what();
+  }
+  // The device stays usable.
+  fpyga::overlay again(dev, path.string());
+  auto k2 = again.kernel("vector_add");
+  fpyga::buffer c2(k2, 0, 4096), a2(k2, 1, 4096), b2(k2, 2, 4096);
+  k2.call(c2, a2, b2, 9);
+}
+
+}  // namespace
