@@ -1,0 +1,173 @@
+"""Type stub of fpyga._core, the compiled core of the fpyga package."""
+
+from typing import Any, Iterable, Optional, Sequence
+
+class memory_info:
+    index: int
+    type: str
+    raw_type: int
+    used: bool
+    base_address: int
+    size_bytes: int
+    tag: str
+
+class ip_info:
+    index: int
+    type: str
+    raw_type: int
+    name: str
+    base_address: int
+    control: str
+    interrupt_enabled: bool
+    interrupt_id: int
+    kernel_name: str
+    instance_name: str
+
+class connection:
+    arg_index: int
+    ip_index: int
+    memory_index: int
+
+class clock_info:
+    name: str
+    frequency_mhz: int
+    type: str
+    raw_type: int
+
+class arg_info:
+    index: int
+    name: str
+    type: str
+    kind: str
+    address_qualifier: int
+    port: str
+    offset: int
+    size: int
+    host_offset: int
+    host_size: int
+
+class port_info:
+    name: str
+    mode: str
+    range: int
+    data_width: int
+
+class instance_info:
+    name: str
+    base_address: int
+
+class kernel_info:
+    name: str
+    language: str
+    vlnv: str
+    ports: list[port_info]
+    args: list[arg_info]
+    instances: list[instance_info]
+
+class xclbin:
+    uuid: str
+    mode: str
+    target: str
+    agfi: Optional[str]
+    platform: str
+    source: str
+    timestamp: int
+    memories: list[memory_info]
+    ips: list[ip_info]
+    connectivity: list[connection]
+    clocks: list[clock_info]
+    kernels: list[kernel_info]
+    embedded_metadata: str
+    build_metadata: str
+    bitstream_size: int
+    bitstream_is_elf: bool
+    @staticmethod
+    def read(path: str) -> xclbin: ...
+    @staticmethod
+    def parse(data: bytes, source: str = "<memory>") -> xclbin: ...
+    def memories_of(self, ip_index: int, arg_index: int) -> list[int]: ...
+    def to_json(self, indent: int = 2) -> str: ...
+
+class device:
+    name: str
+    backend: str
+    index: int
+    spec: str
+    bdf: str
+    shell: str
+    @staticmethod
+    def open(spec: str = "") -> device: ...
+    def memories(self) -> list[memory]: ...
+    def default_memory(self) -> memory: ...
+
+def devices() -> list[device]: ...
+
+class memory:
+    index: int
+    tag: str
+    type: str
+    raw_type: int
+    used: bool
+    base_address: int
+    size: int
+    device: device
+
+class buffer:
+    size: int
+    address: int
+    device_address: int
+    memory: memory
+    device: device
+    freed: bool
+    def __init__(self, device: device, bytes: int, memory: Optional[memory] = None) -> None: ...
+    def sync_to_device(self, bytes: int = ..., offset: int = 0) -> None: ...
+    def sync_from_device(self, bytes: int = ..., offset: int = 0) -> None: ...
+    def free(self) -> None: ...
+    def __buffer__(self, flags: int) -> memoryview: ...
+
+def buffer_of(array: Any) -> buffer: ...
+def span_of(array: Any) -> tuple[buffer, int, int]: ...
+def _install_array_methods(cls: type) -> None: ...
+
+class kernel_arg:
+    index: int
+    name: str
+    type: str
+    kind: str
+    offset: int
+    size: int
+    memories: list[memory]
+    pointer: bool
+    bits: int
+    storage_bytes: int
+
+class run:
+    done: bool
+    state: str
+    def wait(self) -> None: ...
+    def wait_for(self, seconds: float) -> str: ...
+
+class kernel:
+    kernel_name: str
+    compute_units: list[str]
+    kernel_args: list[kernel_arg]
+    def __init__(self, overlay: overlay, name: str) -> None: ...
+    def call(self, *args: Any, **kwargs: Any) -> None: ...
+    def start(self, *args: Any, waitfor: Iterable[run] = (), **kwargs: Any) -> run: ...
+    def read_register(self, offset: int) -> int: ...
+    def write_register(self, offset: int, value: int) -> None: ...
+
+class overlay:
+    device: device
+    xclbin: xclbin
+    path: str
+    loaded: bool
+    def __init__(self, device: device, path: str) -> None: ...
+    def kernel_names(self) -> list[str]: ...
+    def memory(self, tag: str) -> memory: ...
+    def memories(self) -> list[memory]: ...
+    def release(self) -> None: ...
+
+def _bench_cpp_roundtrip(
+    kernel: kernel, input: Any, output: Any, args: Sequence[Any], iterations: int
+) -> list[int]: ...

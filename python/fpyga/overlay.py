@@ -1,0 +1,181 @@
+"""Overlays: an xclbin loaded on a device, shaped like PYNQ 3.0.1's ``Overlay`` on Alveo/XRT."""
+
+import os
+
+from . import _core
+from .device import Device, Memory, _attribute_name
+from .kernel import Kernel
+from .xclbin import clock_dict, ip_dict, mem_dict
+
+__all__ = ["DefaultIP", "Overlay"]
+
+#: PYNQ's name for the driver class of a kernel without a specific driver.
+DefaultIP = Kernel
+
+
+class Overlay:
+    """An xclbin or awsxclbin loaded on a device.
+
+    Kernels are attributes by compute-unit instance name (``ol.vadd_1``) and by kernel name
+    where that is unambiguous (``ol.vadd``, every CU of the kernel); used memory banks are
+    attributes by tag without non-alphanumerics (``ol.bank0``, ``ol.DDR0``, ``ol.HBM0``).
+
+    Parameters
+    ----------
+    bitfile_name : str or os.PathLike
+        Path of the xclbin or awsxclbin.
+    download : bool
+        Load it onto the device now (default). Otherwise call :meth:`download` later.
+    ignore_version : bool
+        Accepted for compatibility with PYNQ (xclbins carry no PYNQ version).
+    device : Device, optional
+        The device to load it on; default ``Device.active_device``.
+
+    Attributes
+    ----------
+    ip_dict : dict
+        One entry per compute unit, with PYNQ's keys (phys_addr, registers, cu_name, ...).
+    mem_dict : dict
+        One entry per memory bank, by raw tag.
+    clock_dict : dict
+        The clocks, as ``clock0``, ``clock1``...
+    device : Device
+        The device it is (or will be) loaded on.
+
+    Raises
+    ------
+    FileNotFoundError
+        When the file does not exist.
+    ValueError
+        When the file is not a valid xclbin (the message names the file and section).
+    """
+
+    def __init__(self, bitfile_name, download=True, ignore_version=False, device=None, **kwargs):
+        path = os.fspath(bitfile_name)
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"Overlay: bitstream file {path!r} does not exist")
+        self.bitfile_name = os.path.abspath(path)
+        if device is None:
+            device = Device.active_device
+        elif not isinstance(device, Device):
+            raise TypeError(f"Overlay: device must be a fpyga.Device, got {type(device).__name__}")
+        self.device = device
+        self._core = None
+        self._attributes = []
+        if download:
+            self.download()
+        else:
+            # OpenCL C sources have no description until a device builds them.
+            self._xclbin = _core.xclbin.read(self.bitfile_name)
+            self._describe()
+
+    def _describe(self):
+        self.ip_dict = ip_dict(self._xclbin)
+        self.mem_dict = mem_dict(self._xclbin)
+        self.clock_dict = clock_dict(self._xclbin)
+        self.__doc__ = self._docstring()
+
+    def download(self):
+        """Loads the xclbin onto the device (replacing what the device had loaded)."""
+        self._core = _core.overlay(self.device._core, self.bitfile_name)
+        self._xclbin = self._core.xclbin
+        self._describe()
+        self._bind_attributes()
+
+    def is_loaded(self):
+        """bool: True while this overlay is the one loaded on its device."""
+        return self._core is not None and self._core.loaded
+
+    def free(self):
+        """Unloads the overlay from the device.
+
+        Raises
+        ------
+        RuntimeError
+            While runs are in flight (the overlay stays loaded).
+        """
+        if self._core is not None:
+            self._core.release()
+        for name in self._attributes:
+            self.__dict__.pop(name, None)
+        self._attributes = []
+
+    def reset(self):
+        """Resets the overlay's description dictionaries to their state from the file."""
+        self._describe()
+
+    @property
+    def xclbin(self):
+        """fpyga._core.xclbin: the parsed file (uuid, target, agfi, platform, sections)."""
+        return self._xclbin
+
+    @property
+    def kernels(self):
+        """dict: ``{attribute name: Kernel}`` of the loaded overlay."""
+        return {n: getattr(self, n) for n in self._attributes if isinstance(getattr(self, n), Kernel)}
+
+    @property
+    def memories(self):
+        """dict: ``{attribute name: Memory}`` of the used banks."""
+        return {n: getattr(self, n) for n in self._attributes if isinstance(getattr(self, n), Memory)}
+
+    def _free_name(self, name):
+        return name.isidentifier() and not hasattr(type(self), name) and name not in self.__dict__
+
+    def _bind_attributes(self):
+        for name in self._attributes:
+            self.__dict__.pop(name, None)
+        self._attributes = []
+
+        def add(name, value):
+            self.__dict__[name] = value
+            self._attributes.append(name)
+
+        by_kernel = {}
+        for inst, desc in self.ip_dict.items():
+            kernel_name = desc["cu_name"].partition(":")[0]
+            by_kernel.setdefault(kernel_name, []).append(inst)
+            if self._free_name(inst):
+                add(inst, Kernel(self._core, inst, desc))
+        for kernel_name, insts in by_kernel.items():
+            if self._free_name(kernel_name):
+                add(kernel_name, Kernel(self._core, kernel_name, self.ip_dict[insts[0]]))
+        for m in self._core.memories():
+            name = _attribute_name(m.tag)
+            if m.used and self._free_name(name):
+                add(name, Memory(m))
+
+    def __getattr__(self, name):
+        # Only reached for names not set: say why a kernel or bank is not there.
+        ips = self.__dict__.get("ip_dict", {})
+        if name in ips or any(d["cu_name"].startswith(name + ":") for d in ips.values()):
+            raise AttributeError(
+                f"kernel {name!r} is not available: the overlay is not loaded (call download())"
+            )
+        raise AttributeError(f"'Overlay' object has no attribute {name!r}")
+
+    def _docstring(self):
+        lines = [f"Overlay {os.path.basename(self.bitfile_name)}", ""]
+        lines.append("Kernels (compute units)")
+        lines.append("-----------------------")
+        for inst, desc in self.ip_dict.items():
+            args = ", ".join(
+                f"{n}: {r['type']}" for n, r in desc["registers"].items() if n != "CTRL"
+            )
+            lines.append(f"{inst} : fpyga.Kernel  ({desc['cu_name']}({args}))")
+        lines.append("")
+        lines.append("Memories")
+        lines.append("--------")
+        for tag, m in self.mem_dict.items():
+            if m["used"]:
+                size = m.get("size", 0)
+                lines.append(f"{_attribute_name(tag)} : fpyga.Memory  ({tag}, {m['type']}, "
+                             f"{size} bytes)")
+        return "\n".join(lines)
+
+    def __dir__(self):
+        return sorted(set(super().__dir__()) | set(self._attributes))
+
+    def __repr__(self):
+        state = "loaded" if self.is_loaded() else "not loaded"
+        return f"<fpyga.Overlay {self.bitfile_name} on {self.device.spec} ({state})>"
