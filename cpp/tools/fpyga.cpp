@@ -1,0 +1,208 @@
+// The fpyga command line: inspect and pack xclbins, list devices.
+//   fpyga xclbin info FILE [--json]
+//   fpyga xclbin pack --json DESC [--bitstream FILE] -o OUT
+//   fpyga devices
+// Errors go to stderr as "fpyga: error: ..." with exit status 1 (2 for usage errors).
+#include <CLI/CLI.hpp>
+
+#include <cstdio>
+#include <fstream>
+#include <iomanip>
+#include <iostream>
+#include <iterator>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "backends/backend.hpp"
+#include "fpyga/device.hpp"
+#include "fpyga/error.hpp"
+#include "fpyga/xclbin.hpp"
+
+namespace {
+
+std::string hex(std::uint64_t v) {
+  std::ostringstream s;
+  s << "0x" << std::hex << v;
+  return s.str();
+}
+
+std::string human_size(std::uint64_t bytes) {
+  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+  int u = 0;
+  std::uint64_t v = bytes;
+  while (u < 4 && v >= 1024 && v % 1024 == 0) {
+    v /= 1024;
+    ++u;
+  }
+  return std::to_string(v) + " " + units[u];
+}
+
+std::vector<std::byte> read_bytes(const std::string& path, const char* what) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw fpyga::error(std::string("cannot open ") + what + " '" + path + "'");
+  std::vector<char> c((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  if (in.bad()) throw fpyga::error(std::string("cannot read ") + what + " '" + path + "'");
+  const auto* p = reinterpret_cast<const std::byte*>(c.data());
+  return std::vector<std::byte>(p, p + c.size());
+}
+
+void print_info(const fpyga::xclbin& x, std::ostream& out) {
+  out << "File:      " << x.source << "\n";
+  out << "UUID:      " << x.uuid_string() << "\n";
+  out << "Target:    " << x.target() << " (mode " << to_string(x.mode) << ")\n";
+  const auto agfi = x.agfi();
+  out << "AGFI:      " << (agfi ? *agfi : "-") << "\n";
+  const auto platform = x.platform_name();
+  out << "Platform:  " << (platform.empty() ? "-" : platform) << "\n";
+  out << "Version:   " << int(x.version_major) << "." << int(x.version_minor) << "." << x.version_patch << "\n";
+  out << "Bitstream: " << x.bitstream.size() << " bytes"
+      << (x.bitstream_is_elf() ? " (ELF shared object: software kernels)" : agfi ? " (AWS image id)" : "") << "\n";
+
+  out << "\nClocks:\n";
+  if (x.clocks.empty()) out << "  (none)\n";
+  for (const auto& c : x.clocks)
+    out << "  " << std::left << std::setw(16) << c.name << std::right << std::setw(5) << c.frequency_mhz
+        << " MHz  " << to_string(c.type) << "\n";
+
+  out << "\nMemories:\n";
+  if (x.memories.empty()) out << "  (none)\n";
+  for (const auto& m : x.memories)
+    out << "  [" << m.index << "] " << std::left << std::setw(12) << m.tag << std::setw(8) << to_string(m.type)
+        << std::setw(8) << (m.used ? "used" : "unused") << "base " << std::setw(14) << hex(m.base_address)
+        << "size " << human_size(m.size_bytes) << std::right << "\n";
+
+  out << "\nKernels:\n";
+  if (x.kernels.empty()) out << "  (none)\n";
+  for (const auto& k : x.kernels) {
+    out << "  " << k.name << (k.language.empty() ? "" : " (" + k.language + ")") << "\n";
+    std::vector<const fpyga::ip_info*> cus;
+    for (const auto& ip : x.ips)
+      if ((ip.type == fpyga::ip_type::kernel || ip.type == fpyga::ip_type::ps_kernel) && ip.kernel_name() == k.name)
+        cus.push_back(&ip);
+    out << "    args:\n";
+    for (const auto& a : k.args) {
+      std::string mems;
+      for (const auto* ip : cus)
+        for (unsigned m : x.memories_of(ip->index, a.index))
+          if (m < x.memories.size() && mems.find(x.memories[m].tag) == std::string::npos)
+            mems += (mems.empty() ? "" : ",") + x.memories[m].tag;
+      out << "      " << std::setw(2) << a.index << " " << std::left << std::setw(14) << a.name << std::setw(28)
+          << a.type << std::setw(7) << to_string(a.kind) << "offset " << std::setw(6) << hex(a.offset)
+          << "size " << std::setw(3) << a.size << std::right << (mems.empty() ? "" : "  -> " + mems) << "\n";
+    }
+    out << "    compute units:\n";
+    if (cus.empty())
+      for (const auto& in : k.instances)
+        out << "      " << in.name << "  base " << hex(in.base_address) << "\n";
+    for (const auto* ip : cus)
+      out << "      " << ip->instance_name() << "  base " << hex(ip->base_address) << "  " << to_string(ip->control)
+          << (ip->interrupt_enabled ? "  interrupt" : "") << "\n";
+  }
+  if (!x.other_sections.empty()) {
+    out << "\nOther sections:\n";
+    for (const auto& s : x.other_sections)
+      out << "  " << to_string(s.kind) << (s.name.empty() ? "" : " '" + s.name + "'") << "  " << s.payload.size()
+          << " bytes\n";
+  }
+}
+
+int cmd_info(const std::string& file, bool json) {
+  const auto x = fpyga::xclbin::read(file);
+  if (json)
+    std::cout << x.to_json(2) << "\n";
+  else
+    print_info(x, std::cout);
+  return 0;
+}
+
+int cmd_pack(const std::string& desc_path, const std::string& bitstream_path, const std::string& out_path) {
+  const auto desc = read_bytes(desc_path, "description");
+  std::vector<std::byte> bits;
+  if (!bitstream_path.empty()) bits = read_bytes(bitstream_path, "bitstream");
+  const std::string_view text(reinterpret_cast<const char*>(desc.data()), desc.size());
+  fpyga::xclbin x;
+  try {
+    x = fpyga::xclbin::from_description(text, std::move(bits));
+  } catch (const fpyga::value_error& e) {
+    throw fpyga::value_error(desc_path + ": " + e.what());
+  }
+  // Written to a temporary name first so a failed pack never leaves a half file for make.
+  const std::string tmp = out_path + ".tmp";
+  x.write(tmp);
+  if (std::rename(tmp.c_str(), out_path.c_str()) != 0) {
+    std::remove(tmp.c_str());
+    throw fpyga::error("cannot move the packed xclbin to '" + out_path + "'");
+  }
+  return 0;
+}
+
+int cmd_devices() {
+  const auto devs = fpyga::devices();
+  std::string backends;
+  bool hardware = false;
+  for (const auto& b : fpyga::backend::backends()) {
+    backends += (backends.empty() ? "" : ", ") + b.name;
+    hardware = hardware || b.hardware;
+  }
+  std::cout << std::left << std::setw(8) << "BACKEND" << std::setw(7) << "INDEX" << "NAME\n";
+  std::size_t hw_devices = 0;
+  for (const auto& d : devs) {
+    std::cout << std::setw(8) << d.backend() << std::setw(7) << d.index() << d.name();
+    if (!d.bdf().empty()) std::cout << "  bdf " << d.bdf();
+    if (!d.shell().empty()) std::cout << "  shell " << d.shell();
+    std::cout << "\n";
+    if (d.backend() != "emu") ++hw_devices;
+  }
+  if (hw_devices == 0) {
+    std::cout << "\nNo hardware devices found";
+    if (hardware)
+      std::cout << " (backends in this build: " << backends
+                << "; xrt needs XILINX_XRT and a card or XCL_EMULATION_MODE, opencl an ICD with a device)";
+    else
+      std::cout << " (this build has no hardware backend: " << backends << ")";
+    std::cout << ".\nThe emu device runs sw_emu xclbins on the CPU.\n";
+  }
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"fpyga: host runtime for FPGA accelerator cards (AWS F1, Alveo)", "fpyga"};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", "fpyga 0.1.0");
+
+  auto* xcl = app.add_subcommand("xclbin", "Inspect or build xclbin files");
+  xcl->require_subcommand(1);
+
+  std::string info_file;
+  bool info_json = false;
+  auto* info = xcl->add_subcommand("info", "Describe an xclbin or awsxclbin (like xclbinutil --info)");
+  info->add_option("FILE", info_file, "xclbin or awsxclbin")->required();
+  info->add_flag("--json", info_json, "Print the stable JSON description (see docs/xclbin.md)");
+
+  std::string pack_desc, pack_bits, pack_out;
+  auto* pack = xcl->add_subcommand("pack", "Build an xclbin from a JSON description");
+  pack->add_option("--json", pack_desc, "JSON description (see docs/xclbin.md)")->required();
+  pack->add_option("--bitstream", pack_bits, "BITSTREAM payload (an ELF .so makes an sw_emu xclbin)");
+  pack->add_option("-o,--output", pack_out, "Output xclbin")->required();
+
+  auto* devices = app.add_subcommand("devices", "List the devices each backend sees");
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+
+  try {
+    if (info->parsed()) return cmd_info(info_file, info_json);
+    if (pack->parsed()) return cmd_pack(pack_desc, pack_bits, pack_out);
+    if (devices->parsed()) return cmd_devices();
+  } catch (const std::exception& e) {
+    std::cerr << "fpyga: error: " << e.what() << "\n";
+    return 1;
+  }
+  return 1;
+}

@@ -1,0 +1,216 @@
+// The `fpyga` binary as a user runs it: exit status, stdout, stderr.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <iterator>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "fpyga/xclbin.hpp"
+#include "test_support.hpp"
+
+using testing::HasSubstr;
+namespace fs = std::filesystem;
+
+namespace {
+
+struct result {
+  int status = -1;
+  std::string out, err;
+};
+
+std::string slurp(const fs::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+}
+
+std::string quote(const std::string& s) {
+  std::string q = "'";
+  for (char c : s) q += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return q + "'";
+}
+
+class cli : public testing::Test {
+ protected:
+  void SetUp() override {
+#ifndef FPYGA_CLI_PATH
+    GTEST_SKIP() << "the fpyga CLI is not part of this build (FPYGA_BUILD_TOOLS=OFF)";
+#else
+    exe = FPYGA_CLI_PATH;
+    ASSERT_TRUE(fs::exists(exe)) << exe;
+#endif
+    dir = fs::temp_directory_path() /
+          ("fpyga_test_cli_" + std::to_string(::getpid()) + "_" +
+           testing::UnitTest::GetInstance()->current_test_info()->name());
+    fs::create_directories(dir);
+  }
+  void TearDown() override {
+    if (!dir.empty()) fs::remove_all(dir);
+  }
+
+  result run(const std::vector<std::string>& args) {
+    std::string cmd = quote(exe);
+    for (const auto& a : args) cmd += " " + quote(a);
+    cmd += " >" + quote((dir / "out").string()) + " 2>" + quote((dir / "err").string());
+    const int raw = std::system(cmd.c_str());
+    result r;
+    r.status = WIFEXITED(raw) ? WEXITSTATUS(raw) : -1;
+    r.out = slurp(dir / "out");
+    r.err = slurp(dir / "err");
+    return r;
+  }
+
+  fs::path write(const std::string& name, const std::string& content) {
+    const auto p = dir / name;
+    std::ofstream(p, std::ios::binary) << content;
+    return p;
+  }
+
+  std::string exe;
+  fs::path dir;
+};
+
+const char* const desc = R"({
+  "platform": "xilinx_u250_gen3x16_xdma_4_1_202210_1",
+  "clocks": [{"name": "DATA_CLK", "frequency_mhz": 300, "type": "data"}],
+  "memories": [{"tag": "bank0", "type": "ddr4", "used": true, "base_address": 0, "size_bytes": 17179869184}],
+  "kernels": [{"name": "vadd", "language": "c++",
+    "args": [{"name": "a", "type": "float const *", "kind": "global"},
+             {"name": "b", "type": "float*", "kind": "global"},
+             {"name": "n", "type": "int", "kind": "scalar"}],
+    "instances": [{"name": "vadd_1", "base_address": 25165824, "control": "ap_ctrl_hs",
+                   "connections": {"a": "bank0", "b": "bank0"}}]}]
+})";
+
+}  // namespace
+
+TEST_F(cli, info_on_the_real_awsxclbin) {
+  FPYGA_REQUIRE_FILE(path, fpyga::test::shared_xclbin_dir() / "aws_vector_addition_2018_3.awsxclbin");
+  const auto r = run({"xclbin", "info", path.string()});
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("c1087066-d39e-48c8-917a-719a3e2e28aa"));
+  EXPECT_THAT(r.out, HasSubstr("agfi-046565baf5ce48c86"));
+  EXPECT_THAT(r.out, HasSubstr("Target:    hw"));
+  EXPECT_THAT(r.out, HasSubstr("vector_add_1"));
+  EXPECT_THAT(r.out, HasSubstr("n_elements"));
+  EXPECT_THAT(r.out, HasSubstr("offset 0x34"));
+  EXPECT_THAT(r.out, HasSubstr("bank3"));
+  EXPECT_THAT(r.out, HasSubstr("KERNEL_CLK"));
+  EXPECT_EQ(r.err, "");
+}
+
+TEST_F(cli, info_json_is_the_documented_schema) {
+  FPYGA_REQUIRE_FILE(path, fpyga::test::shared_xclbin_dir() / "aws_vector_addition_2018_3.awsxclbin");
+  const auto r = run({"xclbin", "info", path.string(), "--json"});
+  ASSERT_EQ(r.status, 0) << r.err;
+  const auto j = nlohmann::json::parse(r.out);
+  for (const char* key : {"uuid", "target", "agfi", "platform", "clocks", "memories", "kernels"})
+    EXPECT_TRUE(j.contains(key)) << key;
+  EXPECT_EQ(j["agfi"], "agfi-046565baf5ce48c86");
+  EXPECT_EQ(j["kernels"][0]["args"][3]["name"], "n_elements");
+  EXPECT_EQ(j["kernels"][0]["args"][3]["offset"], 0x34);
+  EXPECT_EQ(j["kernels"][0]["instances"][0]["name"], "vector_add_1");
+  EXPECT_EQ(j["memories"].size(), 4u);
+  for (const auto& m : j["memories"])
+    for (const char* key : {"index", "tag", "type", "used", "base_address", "size_bytes"})
+      EXPECT_TRUE(m.contains(key)) << key;
+  EXPECT_EQ(j, nlohmann::json::parse(fpyga::xclbin::read(path.string()).to_json()));
+}
+
+TEST_F(cli, pack_then_info) {
+  const auto d = write("desc.json", desc);
+  const auto bits = write("k.so", std::string("\x7f" "ELF\x02\x01\x01\0\0\0\0", 12));
+  const auto out = dir / "k.xclbin";
+  auto r = run({"xclbin", "pack", "--json", d.string(), "--bitstream", bits.string(), "-o", out.string()});
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_FALSE(fs::exists(dir / "k.xclbin.tmp"));
+  const auto x = fpyga::xclbin::read(out.string());
+  EXPECT_EQ(x.mode, fpyga::xclbin_mode::sw_emu);  // default for an ELF bitstream
+  EXPECT_EQ(x.platform_vbnv, "xilinx_u250_gen3x16_xdma_4_1_202210_1");
+  ASSERT_NE(x.find_kernel("vadd"), nullptr);
+  EXPECT_EQ(x.find_kernel("vadd")->args[2].offset, 0x28u);
+
+  r = run({"xclbin", "info", "--json", out.string()});
+  ASSERT_EQ(r.status, 0) << r.err;
+  const auto j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j["target"], "sw_emu");
+  EXPECT_EQ(j["agfi"], nullptr);
+  EXPECT_EQ(j["kernels"][0]["args"][0]["memories"], nlohmann::json::array({"bank0"}));
+  EXPECT_EQ(j["kernels"][0]["instances"][0]["base_address"], 25165824);
+
+  // Deterministic: packing again gives the same bytes.
+  const auto out2 = dir / "k2.xclbin";
+  r = run({"xclbin", "pack", "--json", d.string(), "--bitstream", bits.string(), "-o", out2.string()});
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_EQ(slurp(out), slurp(out2));
+}
+
+TEST_F(cli, pack_rejects_a_bad_description) {
+  const auto d = write("bad.json", R"({"kernels": [{"name": "k", "args": [{"name": "a", "type": "int*"}],
+      "instances": [{"name": "k_1", "connections": {"a": "nowhere"}}]}]})");
+  const auto out = dir / "bad.xclbin";
+  const auto r = run({"xclbin", "pack", "--json", d.string(), "-o", out.string()});
+  EXPECT_EQ(r.status, 1);
+  EXPECT_THAT(r.err, HasSubstr("fpyga: error:"));
+  EXPECT_THAT(r.err, HasSubstr("bad.json"));
+  EXPECT_THAT(r.err, HasSubstr("no memory with tag 'nowhere'"));
+  EXPECT_FALSE(fs::exists(out));
+  EXPECT_FALSE(fs::exists(dir / "bad.xclbin.tmp"));
+}
+
+TEST_F(cli, info_on_a_damaged_file_names_file_and_section) {
+  const auto d = write("desc.json", desc);
+  const auto out = dir / "k.xclbin";
+  ASSERT_EQ(run({"xclbin", "pack", "--json", d.string(), "-o", out.string()}).status, 0);
+  auto bytes = slurp(out);
+  const auto cut = write("cut.xclbin", bytes.substr(0, bytes.size() - 10));
+  auto r = run({"xclbin", "info", cut.string()});
+  EXPECT_EQ(r.status, 1);
+  EXPECT_THAT(r.err, HasSubstr("cut.xclbin"));
+  EXPECT_THAT(r.err, HasSubstr("m_length"));
+  EXPECT_EQ(r.out, "");
+
+  // A lying MEM_TOPOLOGY count: find that section in the table and inflate its count.
+  const auto x = fpyga::xclbin::read(out.string());
+  ASSERT_EQ(x.memories.size(), 1u);
+  std::size_t mem_offset = 0;
+  const auto n = static_cast<unsigned char>(bytes[448]);
+  for (unsigned i = 0; i < n; ++i)
+    if (static_cast<unsigned char>(bytes[456 + 40 * i]) == 6)
+      std::memcpy(&mem_offset, bytes.data() + 456 + 40 * i + 24, 8);
+  ASSERT_NE(mem_offset, 0u);
+  bytes[mem_offset] = 9;
+  const auto lying = write("lying.xclbin", bytes);
+  r = run({"xclbin", "info", "--json", lying.string()});
+  EXPECT_EQ(r.status, 1);
+  EXPECT_THAT(r.err, HasSubstr("lying.xclbin"));
+  EXPECT_THAT(r.err, HasSubstr("MEM_TOPOLOGY"));
+  EXPECT_THAT(r.err, HasSubstr("entry count 9"));
+}
+
+TEST_F(cli, missing_file_and_usage_errors) {
+  auto r = run({"xclbin", "info", (dir / "nope.xclbin").string()});
+  EXPECT_EQ(r.status, 1);
+  EXPECT_THAT(r.err, HasSubstr("nope.xclbin"));
+  r = run({"xclbin", "pack", "-o", (dir / "x.xclbin").string()});
+  EXPECT_NE(r.status, 0);
+  EXPECT_THAT(r.err, HasSubstr("--json"));
+  r = run({});
+  EXPECT_NE(r.status, 0);
+  r = run({"--help"});
+  EXPECT_EQ(r.status, 0);
+  EXPECT_THAT(r.out, HasSubstr("devices"));
+}
+
+TEST_F(cli, devices_lists_emu) {
+  const auto r = run({"devices"});
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("BACKEND"));
+  EXPECT_THAT(r.out, testing::ContainsRegex("\nemu +0 "));
+}
