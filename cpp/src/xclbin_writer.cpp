@@ -241,7 +241,7 @@ std::string embedded_metadata_xml(const xclbin& x) {
   }
   std::ostringstream out;
   doc.save(out, "  ", pugi::format_default | pugi::format_no_declaration, pugi::encoding_utf8);
-  return "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n" + out.str();
+  return out.str();  // the declaration node above is written once
 }
 
 std::string build_metadata_json(const xclbin& x) {
@@ -359,8 +359,8 @@ class desc_reader {
 
   static void only_keys(const json& obj, const std::string& where, std::initializer_list<const char*> keys) {
     if (!obj.is_object()) fail(where, "expected an object, got " + std::string(obj.type_name()));
-    for (const auto& [k, v] : obj.items()) {
-      (void)v;
+    for (const auto& item : obj.items()) {
+      const std::string& k = item.key();
       if (std::none_of(keys.begin(), keys.end(), [&](const char* a) { return k == a; })) {
         std::string known;
         for (const char* a : keys) known += (known.empty() ? "" : ", ") + std::string(a);
