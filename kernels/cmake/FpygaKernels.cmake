@@ -138,6 +138,8 @@ set(FPYGA_PACK_TARGET "fpyga_cli" CACHE STRING "CMake target of the fpyga CLI us
 #                  KERNELS <kernel>...              extern "C" top functions to expose
 #                  [CONNECTIVITY <line>...]         v++ [connectivity] lines: "nk=vadd:2",
 #                                                   "nk=vadd:2:cu_a.cu_b", "sp=vadd_1.in1:bank1"
+#                  [CONFIG <file>]                  a v++ --config file; its [connectivity]
+#                                                   section is applied before CONNECTIVITY
 #                  [MEMORIES <tag:type:size>...]    default: bank0..bank3, ddr4, 16G each (AWS F1)
 #                  [INCLUDES <dir>...]              extra include directories (generated headers)
 #                  [DEFINES <NAME[=value]>...]
@@ -152,7 +154,7 @@ set(FPYGA_PACK_TARGET "fpyga_cli" CACHE STRING "CMake target of the fpyga CLI us
 # Unspecified CUs are named <kernel>_1..N; global arguments without an sp= line go to the first
 # memory. Memories referenced by connectivity are marked used.
 function(fpyga_add_xclbin)
-  cmake_parse_arguments(PARSE_ARGV 0 arg "NNET_UTILS;NO_INSTALL" "NAME;PLATFORM"
+  cmake_parse_arguments(PARSE_ARGV 0 arg "NNET_UTILS;NO_INSTALL" "NAME;PLATFORM;CONFIG"
                         "SOURCES;KERNELS;CONNECTIVITY;MEMORIES;INCLUDES;DEFINES;DEPENDS")
   if(arg_UNPARSED_ARGUMENTS)
     message(FATAL_ERROR "fpyga_add_xclbin: unexpected arguments: ${arg_UNPARSED_ARGUMENTS}")
@@ -237,6 +239,12 @@ function(fpyga_add_xclbin)
   foreach(k IN LISTS arg_KERNELS)
     list(APPEND meta_cmd --kernel "${k}")
   endforeach()
+  set(config_depends "")
+  if(arg_CONFIG)
+    get_filename_component(cfg "${arg_CONFIG}" ABSOLUTE BASE_DIR "${CMAKE_CURRENT_SOURCE_DIR}")
+    list(APPEND meta_cmd --config "${cfg}")
+    list(APPEND config_depends "${cfg}")
+  endif()
   foreach(line IN LISTS arg_CONNECTIVITY)
     list(APPEND meta_cmd --connectivity "${line}")
   endforeach()
@@ -255,7 +263,7 @@ function(fpyga_add_xclbin)
   add_custom_command(
     OUTPUT "${desc}"
     COMMAND ${meta_cmd} ${sources}
-    DEPENDS ${sources} "${FPYGA_KERNEL_TOOLS_DIR}/kernel_meta.py" ${file_depends}
+    DEPENDS ${sources} "${FPYGA_KERNEL_TOOLS_DIR}/kernel_meta.py" ${file_depends} ${config_depends}
     DEPFILE "${desc}.d"
     COMMENT "Extracting kernel metadata for ${name}.xclbin"
     VERBATIM)

@@ -29,9 +29,9 @@ def generate(seed: int) -> list[dict]:
     limit = (1 << (TOTAL_BITS - 1)) - 1
     layers = []
     for n_in, n_out in zip(LAYERS[:-1], LAYERS[1:]):
-        # He-style scale keeps activations near unit size through the ReLU stack, far from the
-        # format's +-32 range.
-        std = math.sqrt(2.0 / n_in) * (1 << FRAC_BITS)
+        # A LeCun-style scale keeps typical activations (inputs of a few units) well inside the
+        # format's +-32 range through the ReLU stack.
+        std = math.sqrt(1.0 / n_in) * (1 << FRAC_BITS)
         w = [max(-limit, min(limit, round(rng.gauss(0.0, std)))) for _ in range(n_in * n_out)]
         b = [max(-limit, min(limit, round(rng.gauss(0.0, 0.05 * (1 << FRAC_BITS))))) for _ in range(n_out)]
         last = len(layers) == len(LAYERS) - 2

@@ -576,6 +576,23 @@ def parse_connectivity(lines: Sequence[str], kernels: dict[str, Kernel],
     return instances
 
 
+def read_config_connectivity(path: str) -> list[str]:
+    """The ``[connectivity]`` lines of a v++ ``--config`` file (other sections are ignored)."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+    except OSError as exc:
+        raise KernelMetaError(f"cannot read v++ config file '{path}': {exc.strerror}") from None
+    lines, section = [], ""
+    for raw in text.splitlines():
+        line = raw.split("#")[0].strip()
+        if line.startswith("[") and line.endswith("]"):
+            section = line[1:-1].strip().lower()
+        elif line and section == "connectivity":
+            lines.append(line)
+    return lines
+
+
 # --- the description ---------------------------------------------------------------------------
 def build_description(kernels: dict[str, Kernel], instances: Sequence[Instance],
                       memories: Sequence[Memory], platform: str = DEFAULT_PLATFORM) -> dict:
@@ -635,6 +652,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("sources", nargs="+", help="HLS C++ source files")
     p.add_argument("--kernel", action="append", required=True, help="kernel (extern \"C\" function) to describe")
     p.add_argument("--connectivity", action="append", default=[], help="v++ connectivity line (nk=, sp=)")
+    p.add_argument("--config", action="append", default=[], help="v++ config file; its [connectivity] lines are used")
     p.add_argument("--memory", action="append", default=[], help="memory 'tag:type:size' (default: F1's 4 DDR4 banks)")
     p.add_argument("-I", dest="includes", action="append", default=[], help="include directory")
     p.add_argument("-D", dest="defines", action="append", default=[], help="preprocessor definition")
@@ -647,7 +665,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     ns = p.parse_args(argv)
     depends: set[str] = set()
     try:
-        desc = describe(ns.sources, ns.kernel, ns.connectivity, ns.memory or DEFAULT_MEMORIES,
+        connectivity = []
+        for cfg in ns.config:
+            connectivity += read_config_connectivity(cfg)
+            depends.add(os.path.abspath(cfg))
+        connectivity += ns.connectivity
+        desc = describe(ns.sources, ns.kernel, connectivity, ns.memory or DEFAULT_MEMORIES,
                         ns.includes, ns.defines, ns.std, ns.platform, ns.resource_dir,
                         ns.builtin_include, depends)
     except KernelMetaError as exc:

@@ -393,3 +393,21 @@ def test_command_reports_errors(tmp_path, hls_include, capsys):
     assert rc == 1
     assert "kernel_meta: error:" in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_command_reads_vpp_config_connectivity(tmp_path, hls_include):
+    src = tmp_path / "v.cpp"
+    src.write_text(VADD)
+    cfg = tmp_path / "link.cfg"
+    cfg.write_text("platform=xilinx_aws-vu9p-f1\n[connectivity]\nnk=vadd:2  # two CUs\n"
+                   "sp=vadd_2.in1:bank3\n[vivado]\nnk=ignored:1\n")
+    out = tmp_path / "v.json"
+    rc = km.main([str(src), "--kernel", "vadd", "--config", str(cfg),
+                  "--connectivity", "sp=vadd_1.out_r:bank1", "-I", hls_include, "-o", str(out)])
+    assert rc == 0
+    inst = json.loads(out.read_text())["kernels"][0]["instances"]
+    assert [i["name"] for i in inst] == ["vadd_1", "vadd_2"]
+    assert inst[0]["connections"] == {"in1": "bank0", "in2": "bank0", "out_r": "bank1"}
+    assert inst[1]["connections"] == {"in1": "bank3", "in2": "bank0", "out_r": "bank0"}
+    with pytest.raises(km.KernelMetaError, match="cannot read v\\+\\+ config file"):
+        km.read_config_connectivity(str(tmp_path / "missing.cfg"))
