@@ -17,6 +17,7 @@
 #include <new>
 #include <sstream>
 #include <system_error>
+#include <thread>
 
 namespace fpyga::backend {
 namespace xrtb {
@@ -298,8 +299,50 @@ void xrt_kernel::bind(run_slot& slot, std::span<const bound_arg> args) {
   }
 }
 
+bool xrt_kernel::claim_fast() { return !fast_busy_.exchange(true, std::memory_order_acquire); }
+
+void xrt_kernel::reset_fast() {
+  while (!claim_fast()) std::this_thread::yield();
+  fast_slot_.reset();
+  release_fast();
+}
+
 void xrt_kernel::call(std::span<const bound_arg> args, std::uint64_t cu_mask) {
   check_usable("call");
+  if (claim_fast()) {
+    if (!fast_slot_ || fast_mask_ != cu_mask || !fast_slot_->run) {
+      // (Re)reserve a slot for this mask; it stays out of the pool, so starts never take it.
+      try {
+        if (fast_slot_) give_back(fast_slot_, fast_mask_);
+        fast_slot_ = acquire(cu_mask);
+      } catch (...) {
+        release_fast();
+        throw;
+      }
+      fast_mask_ = cu_mask;
+    }
+    run_slot& slot = *fast_slot_;
+    ert_cmd_state s;
+    try {
+      bind(slot, args);
+      FPYGA_XRT_CALL("xrt::run::start(" + info.name + ")", slot.run.start());
+      s = FPYGA_XRT_CALL("xrt::run::wait(" + info.name + ")", slot.run.wait());
+    } catch (...) {
+      // A failed bind leaves the cached arguments unknown, a failed start the run's state.
+      for (auto& c : slot.args) c.set = false;
+      give_back(fast_slot_, fast_mask_);
+      fast_slot_.reset();
+      release_fast();
+      throw;
+    }
+    last_is_fast_ = true;
+    release_fast();
+    if (s != ERT_CMD_STATE_COMPLETED)
+      throw backend_error("xrt: kernel '" + info.name + "' of " + program_->what() +
+                          " ended in state " + state_name(s));
+    return;
+  }
+  // Another thread is in call(): use a pooled run.
   auto slot = acquire(cu_mask);
   ert_cmd_state s;
   try {
@@ -307,7 +350,6 @@ void xrt_kernel::call(std::span<const bound_arg> args, std::uint64_t cu_mask) {
     FPYGA_XRT_CALL("xrt::run::start(" + info.name + ")", slot->run.start());
     s = FPYGA_XRT_CALL("xrt::run::wait(" + info.name + ")", slot->run.wait());
   } catch (...) {
-    // A failed bind leaves the cached arguments unknown: forget them.
     for (auto& c : slot->args) c.set = false;
     give_back(slot, cu_mask);
     throw;
@@ -315,6 +357,7 @@ void xrt_kernel::call(std::span<const bound_arg> args, std::uint64_t cu_mask) {
   {
     std::lock_guard lock(mutex_);
     last_ = slot;
+    last_is_fast_ = false;
     slot->busy = false;
   }
   if (s != ERT_CMD_STATE_COMPLETED)
@@ -341,6 +384,7 @@ std::shared_ptr<run_impl> xrt_kernel::start(std::span<const bound_arg> args,
   {
     std::lock_guard lock(mutex_);
     last_ = slot;
+    last_is_fast_ = false;
     prune(started_);
     started_.push_back(slot);
   }
@@ -356,8 +400,15 @@ std::size_t xrt_kernel::in_flight() const {
 }
 
 std::vector<std::uint32_t> xrt_kernel::last_register_map() const {
-  std::lock_guard lock(mutex_);
-  return last_ ? packet_registers(last_->run) : std::vector<std::uint32_t>{};
+  while (!const_cast<xrt_kernel*>(this)->claim_fast()) std::this_thread::yield();
+  std::vector<std::uint32_t> regs;
+  {
+    std::lock_guard lock(mutex_);
+    const auto& slot = last_is_fast_ ? fast_slot_ : last_;
+    if (slot) regs = packet_registers(slot->run);
+  }
+  const_cast<xrt_kernel*>(this)->release_fast();
+  return regs;
 }
 
 xrt::kernel& xrt_kernel::exclusive_kernel(unsigned cu, const char* what) {
@@ -368,6 +419,7 @@ xrt::kernel& xrt_kernel::exclusive_kernel(unsigned cu, const char* what) {
   if (in_flight())
     throw error("xrt: " + std::string(what) + " on kernel '" + info.name +
                 "' while runs are in flight; wait for them first");
+  reset_fast();
   std::lock_guard lock(mutex_);
   auto it = exclusive_.find(cu);
   if (it != exclusive_.end()) return it->second;
@@ -411,6 +463,7 @@ void xrt_kernel::write_register(unsigned cu, std::uint32_t offset, std::uint32_t
 }
 
 void xrt_kernel::drop() {
+  reset_fast();
   std::lock_guard lock(mutex_);
   for (auto& [mask, pm] : by_mask_)
     for (auto& s : pm.slots) s->run = xrt::run();

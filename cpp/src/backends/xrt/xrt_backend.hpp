@@ -124,6 +124,16 @@ class xrt_kernel final : public kernel_impl, public std::enable_shared_from_this
   std::vector<std::weak_ptr<run_slot>> started_;
   std::shared_ptr<run_slot> last_;
   std::size_t runs_created_ = 0;
+
+  // The synchronous call path takes no lock: one run slot reserved for call(), claimed with an
+  // atomic flag (a concurrent call falls back to the pool). It serves one CU mask at a time.
+  bool claim_fast();
+  void release_fast() { fast_busy_.store(false, std::memory_order_release); }
+  void reset_fast();  ///< drops the reserved slot (claims it first)
+  std::atomic<bool> fast_busy_{false};
+  std::shared_ptr<run_slot> fast_slot_;
+  std::uint64_t fast_mask_ = 0;
+  bool last_is_fast_ = false;  ///< the last run was on the reserved slot (guarded as last_)
 };
 
 /// An xclbin loaded on an XRT device.
