@@ -39,6 +39,9 @@ void bind_bench(py::module_& m) {
       py::arg("iterations"),
       "Times `iterations` round trips (sync `input` to the device, call `kernel` with `args`, sync "
       "`output` back) through the C++ API; returns nanoseconds per round trip.");
+  m.def(
+      "_bench_gil_release", [] {}, py::call_guard<py::gil_scoped_release>(),
+      "Does nothing with the GIL released: the cost of one release and re-acquisition.");
 }
 
 }  // namespace fpyga::python

@@ -39,6 +39,33 @@ void sync(const buffer_span& s, bool to_device) {
   }
 }
 
+PyObject* array_sync_to(PyObject* self, PyObject*) {
+  try {
+    sync(require_buffer(self, "sync_to_device"), true);
+    Py_RETURN_NONE;
+  } catch (...) {
+    set_python_error_any(std::current_exception());
+    return nullptr;
+  }
+}
+
+PyObject* array_sync_from(PyObject* self, PyObject*) {
+  try {
+    sync(require_buffer(self, "sync_from_device"), false);
+    Py_RETURN_NONE;
+  } catch (...) {
+    set_python_error_any(std::current_exception());
+    return nullptr;
+  }
+}
+
+PyMethodDef sync_to_def = {"sync_to_device", &array_sync_to, METH_NOARGS,
+                           "Copies this array's bytes from host memory to the device (blocks). "
+                           "A slice copies only its own bytes."};
+PyMethodDef sync_from_def = {"sync_from_device", &array_sync_from, METH_NOARGS,
+                             "Copies this array's bytes from the device to host memory (blocks). "
+                             "A slice copies only its own bytes."};
+
 }  // namespace
 
 bool find_buffer(PyObject* obj, buffer_span& out) {
@@ -136,18 +163,18 @@ void bind_buffer(py::module_& m) {
       },
       py::arg("array"), "(buffer, byte offset, byte count) of the device memory `array` covers.");
 
-  // Installs PynqBuffer's hot methods as C++ methods of the Python class.
+  // Installs PynqBuffer's hot methods as C methods of the Python class (no per-call dispatch
+  // beyond CPython's own).
   m.def(
       "_install_array_methods",
       [](py::object cls) {
-        cls.attr("sync_to_device") = py::cpp_function(
-            [](py::handle self) { sync(require_buffer(self, "sync_to_device"), true); },
-            py::name("sync_to_device"), py::is_method(cls),
-            py::doc("Copies this array's bytes from host memory to the device (blocks)."));
-        cls.attr("sync_from_device") = py::cpp_function(
-            [](py::handle self) { sync(require_buffer(self, "sync_from_device"), false); },
-            py::name("sync_from_device"), py::is_method(cls),
-            py::doc("Copies this array's bytes from the device to host memory (blocks)."));
+        if (!PyType_Check(cls.ptr())) throw py::type_error("_install_array_methods expects a class");
+        auto* type = reinterpret_cast<PyTypeObject*>(cls.ptr());
+        for (PyMethodDef* def : {&sync_to_def, &sync_from_def}) {
+          auto descr = py::reinterpret_steal<py::object>(PyDescr_NewMethod(type, def));
+          if (!descr) throw py::error_already_set();
+          cls.attr(def->ml_name) = descr;
+        }
         cls.attr("flush") = cls.attr("sync_to_device");
         cls.attr("invalidate") = cls.attr("sync_from_device");
         auto property = py::module_::import("builtins").attr("property");

@@ -117,25 +117,29 @@ void convert_one(const py_kernel& k, std::size_t i, PyObject* o, converted_args&
 
 }  // namespace
 
-void convert_args(const py_kernel& k, const py::args& args, const py::kwargs& kwargs,
-                  converted_args& out) {
+void convert_args(const py_kernel& k, PyObject* const* args, std::size_t npos, PyObject* kwnames,
+                  converted_args& out, const char* skip) {
   out.values.clear();
   out.wide.clear();
-  const std::size_t npos = args.size();
-  if (!kwargs || kwargs.empty()) {
+  const std::size_t nkw = kwnames ? static_cast<std::size_t>(PyTuple_GET_SIZE(kwnames)) : 0;
+  if (nkw == 0) {
     out.values.reserve(npos);
     out.wide.reserve(npos);
-    for (std::size_t i = 0; i < npos; ++i) convert_one(k, i, PyTuple_GET_ITEM(args.ptr(), i), out);
+    for (std::size_t i = 0; i < npos; ++i) convert_one(k, i, args[i], out);
     return;
   }
   // Keywords: place each by name, then require every argument exactly once.
   const std::size_t n = std::max(npos, k.plan.size());
   std::vector<PyObject*> slots(n, nullptr);
-  for (std::size_t i = 0; i < npos; ++i) slots[i] = PyTuple_GET_ITEM(args.ptr(), i);
-  for (auto item : kwargs) {
-    const auto name = item.first.cast<std::string>();
+  for (std::size_t i = 0; i < npos; ++i) slots[i] = args[i];
+  for (std::size_t j = 0; j < nkw; ++j) {
+    const char* utf8 = PyUnicode_AsUTF8(PyTuple_GET_ITEM(kwnames, j));
+    if (utf8 == nullptr) throw py::error_already_set();
+    const std::string name = utf8;
+    if (skip != nullptr && name == skip) continue;
     std::size_t i = 0;
-    while (i < k.plan.size() && k.plan[i].name != name) ++i;
+    // A keyword argument name gets a trailing underscore in signatures (`in` -> `in_`).
+    while (i < k.plan.size() && k.plan[i].name != name && k.plan[i].name + "_" != name) ++i;
     if (i == k.plan.size()) {
       std::string names;
       for (const auto& p : k.plan) names += (names.empty() ? "" : ", ") + p.name;
@@ -145,7 +149,7 @@ void convert_args(const py_kernel& k, const py::args& args, const py::kwargs& kw
     if (slots[i] != nullptr)
       throw py::type_error("kernel '" + k.k.name() + "': argument '" + name +
                            "' given both by position and by keyword");
-    slots[i] = item.second.ptr();
+    slots[i] = args[npos + j];
   }
   std::string missing;
   for (std::size_t i = 0; i < n; ++i)
@@ -155,6 +159,22 @@ void convert_args(const py_kernel& k, const py::args& args, const py::kwargs& kw
   out.values.reserve(n);
   out.wide.reserve(n);
   for (std::size_t i = 0; i < n; ++i) convert_one(k, i, slots[i], out);
+}
+
+void convert_args(const py_kernel& k, const py::args& args, const py::kwargs& kwargs,
+                  converted_args& out) {
+  std::vector<PyObject*> flat;
+  const std::size_t npos = args.size();
+  for (std::size_t i = 0; i < npos; ++i) flat.push_back(PyTuple_GET_ITEM(args.ptr(), i));
+  py::list names;
+  if (kwargs) {
+    for (auto item : kwargs) {
+      names.append(item.first);
+      flat.push_back(item.second.ptr());
+    }
+  }
+  py::tuple kwnames(names);
+  convert_args(k, flat.data(), npos, names.empty() ? nullptr : kwnames.ptr(), out);
 }
 
 namespace {
@@ -222,6 +242,71 @@ std::vector<fpyga::run> runs_of(py::handle waitfor) {
   return runs;
 }
 
+py_kernel* kernel_of(PyObject* self) {
+  auto* k = static_cast<py_kernel*>(
+      reinterpret_cast<py::detail::instance*>(self)->get_value_and_holder().value_ptr());
+  if (k == nullptr)
+    throw py::type_error("kernel object is not initialised (a subclass must call super().__init__)");
+  return k;
+}
+
+// `call` and `start` are CPython vectorcall methods: the arguments arrive as a C array, with no
+// tuple or dict built per call, and are converted straight into arg_values.
+PyObject* kernel_call(PyObject* self, PyObject* const* args, Py_ssize_t nargs, PyObject* kwnames) {
+  try {
+    const py_kernel& k = *kernel_of(self);
+    with_scratch([&](converted_args& c) {
+      convert_args(k, args, static_cast<std::size_t>(nargs), kwnames, c);
+      py::gil_scoped_release release;
+      k.k.call_args(c.values);
+      return 0;
+    });
+    Py_RETURN_NONE;
+  } catch (...) {
+    set_python_error_any(std::current_exception());
+    return nullptr;
+  }
+}
+
+PyObject* kernel_start(PyObject* self, PyObject* const* args, Py_ssize_t nargs, PyObject* kwnames) {
+  try {
+    const py_kernel& k = *kernel_of(self);
+    py::object waitfor = py::none();
+    const Py_ssize_t nkw = kwnames ? PyTuple_GET_SIZE(kwnames) : 0;
+    for (Py_ssize_t j = 0; j < nkw; ++j)
+      if (PyUnicode_CompareWithASCIIString(PyTuple_GET_ITEM(kwnames, j), "waitfor") == 0)
+        waitfor = py::reinterpret_borrow<py::object>(args[nargs + j]);
+    const auto runs = runs_of(waitfor);
+    py_run r;
+    r.r = with_scratch([&](converted_args& c) {
+      convert_args(k, args, static_cast<std::size_t>(nargs), kwnames, c, "waitfor");
+      py::gil_scoped_release release;
+      return k.k.start_args(c.values, runs);
+    });
+    // Keep every argument object alive until the run has been waited on.
+    py::tuple keep(nargs + nkw);
+    for (Py_ssize_t i = 0; i < nargs + nkw; ++i)
+      keep[static_cast<std::size_t>(i)] = py::reinterpret_borrow<py::object>(args[i]);
+    r.keep = std::move(keep);
+    return py::cast(std::move(r)).release().ptr();
+  } catch (...) {
+    set_python_error_any(std::current_exception());
+    return nullptr;
+  }
+}
+
+PyMethodDef kernel_call_def = {
+    "call", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(&kernel_call)),
+    METH_FASTCALL | METH_KEYWORDS,
+    "call(*args, **kwargs)\n--\n\nRuns the kernel with these arguments and waits for it (the "
+    "GIL is released meanwhile). Buffers are PynqBuffers (or slices of them), scalars Python or "
+    "NumPy numbers. Raises TypeError or ValueError naming a wrong argument."};
+PyMethodDef kernel_start_def = {
+    "start", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(&kernel_start)),
+    METH_FASTCALL | METH_KEYWORDS,
+    "start(*args, waitfor=(), **kwargs)\n--\n\nStarts the kernel on an idle compute unit once "
+    "every run in `waitfor` has finished, and returns a handle with wait() and done."};
+
 }  // namespace
 
 void bind_kernel(py::module_& m) {
@@ -262,38 +347,6 @@ void bind_kernel(py::module_& m) {
       .def_property_readonly("compute_units", [](const py_kernel& k) { return k.k.compute_units(); })
       .def_property_readonly("kernel_args", [](const py_kernel& k) { return k.k.args(); })
       .def(
-          "call",
-          [](const py_kernel& k, const py::args& args, const py::kwargs& kwargs) {
-            with_scratch([&](converted_args& c) {
-              convert_args(k, args, kwargs, c);
-              py::gil_scoped_release release;
-              k.k.call_args(c.values);
-              return 0;
-            });
-          },
-          "Runs the kernel with these arguments and waits for it (the GIL is released meanwhile).")
-      .def(
-          "start",
-          [](const py_kernel& k, const py::args& args, const py::kwargs& kwargs) {
-            py::kwargs rest = kwargs;
-            py::object waitfor = py::none();
-            if (kwargs && kwargs.contains("waitfor")) {
-              rest = py::kwargs(py::dict(kwargs));
-              waitfor = rest.attr("pop")("waitfor");
-            }
-            const auto runs = runs_of(waitfor);
-            py_run r;
-            r.r = with_scratch([&](converted_args& c) {
-              convert_args(k, args, rest, c);
-              py::gil_scoped_release release;
-              return k.k.start_args(c.values, runs);
-            });
-            r.keep = py::make_tuple(args, rest);
-            return r;
-          },
-          "Starts the kernel on an idle compute unit once every run in `waitfor` has finished, "
-          "and returns a handle with wait() and done.")
-      .def(
           "read_register",
           [](const py_kernel& k, std::uint32_t offset) { return k.k.read_register(offset); },
           py::arg("offset"),
@@ -305,6 +358,12 @@ void bind_kernel(py::module_& m) {
           },
           py::arg("offset"), py::arg("value"),
           "Writes the 32-bit AXI-lite register at `offset` of the first compute unit.");
+  auto* type = reinterpret_cast<PyTypeObject*>(m.attr("kernel").ptr());
+  for (PyMethodDef* def : {&kernel_call_def, &kernel_start_def}) {
+    auto descr = py::reinterpret_steal<py::object>(PyDescr_NewMethod(type, def));
+    if (!descr) throw py::error_already_set();
+    py::setattr(reinterpret_cast<PyObject*>(type), def->ml_name, descr);
+  }
 }
 
 }  // namespace fpyga::python

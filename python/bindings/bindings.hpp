@@ -7,6 +7,7 @@
 #include <pybind11/pybind11.h>
 
 #include <cstddef>
+#include <exception>
 #include <string>
 
 #include "fpyga/fpyga.hpp"
@@ -16,6 +17,9 @@ namespace fpyga::python {
 namespace py = pybind11;
 
 void bind_errors(py::module_& m);
+/// Sets the Python error for a C++ exception (fpyga's hierarchy, pybind11's, std); used by the
+/// entry points that bypass pybind11's dispatcher.
+void set_python_error_any(std::exception_ptr p);
 void bind_xclbin(py::module_& m);
 void bind_device(py::module_& m);
 void bind_memory(py::module_& m);

@@ -39,5 +39,9 @@ struct converted_args {
 /// core checks count, kinds, ranges and banks.
 void convert_args(const py_kernel& k, const py::args& args, const py::kwargs& kwargs,
                   converted_args& out);
+/// The same over CPython's vectorcall layout: `nargs` positional values, then one value per
+/// name in `kwnames` (a tuple, or nullptr). `skip` names a keyword to ignore (start's waitfor).
+void convert_args(const py_kernel& k, PyObject* const* args, std::size_t nargs, PyObject* kwnames,
+                  converted_args& out, const char* skip = nullptr);
 
 }  // namespace fpyga::python

@@ -7,22 +7,47 @@
 namespace fpyga::python {
 
 // The core's exception hierarchy, mapped once to the built-in exceptions a PYNQ user expects,
-// carrying the core's message unchanged. Most derived first.
+// carrying the core's message unchanged. Most derived first. Returns false for exceptions that
+// are not fpyga's.
+bool set_python_error(std::exception_ptr p) {
+  try {
+    std::rethrow_exception(p);
+  } catch (const fpyga::type_error& e) {
+    PyErr_SetString(PyExc_TypeError, e.what());
+  } catch (const fpyga::value_error& e) {  // also xclbin_error
+    PyErr_SetString(PyExc_ValueError, e.what());
+  } catch (const fpyga::memory_error& e) {
+    PyErr_SetString(PyExc_MemoryError, e.what());
+  } catch (const fpyga::not_supported_error& e) {
+    PyErr_SetString(PyExc_NotImplementedError, e.what());
+  } catch (const fpyga::error& e) {  // backend_error and the root
+    PyErr_SetString(PyExc_RuntimeError, e.what());
+  } catch (...) {
+    return false;
+  }
+  return true;
+}
+
+void set_python_error_any(std::exception_ptr p) {
+  if (set_python_error(p)) return;
+  try {
+    std::rethrow_exception(p);
+  } catch (py::error_already_set& e) {
+    e.restore();
+  } catch (const py::builtin_exception& e) {
+    e.set_error();
+  } catch (const std::bad_alloc&) {
+    PyErr_SetString(PyExc_MemoryError, "out of memory");
+  } catch (const std::exception& e) {
+    PyErr_SetString(PyExc_RuntimeError, e.what());
+  } catch (...) {
+    PyErr_SetString(PyExc_RuntimeError, "unknown C++ exception");
+  }
+}
+
 void bind_errors(py::module_&) {
   py::register_exception_translator([](std::exception_ptr p) {
-    try {
-      if (p) std::rethrow_exception(p);
-    } catch (const fpyga::type_error& e) {
-      PyErr_SetString(PyExc_TypeError, e.what());
-    } catch (const fpyga::value_error& e) {  // also xclbin_error
-      PyErr_SetString(PyExc_ValueError, e.what());
-    } catch (const fpyga::memory_error& e) {
-      PyErr_SetString(PyExc_MemoryError, e.what());
-    } catch (const fpyga::not_supported_error& e) {
-      PyErr_SetString(PyExc_NotImplementedError, e.what());
-    } catch (const fpyga::error& e) {  // backend_error and the root
-      PyErr_SetString(PyExc_RuntimeError, e.what());
-    }
+    if (p && !set_python_error(p)) std::rethrow_exception(p);
   });
 }
 

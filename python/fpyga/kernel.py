@@ -5,6 +5,7 @@ against the kernel's metadata, and the GIL is released while the kernel runs.
 """
 
 import inspect
+import keyword
 
 from . import _core
 
@@ -43,7 +44,8 @@ class Kernel(_core.kernel):
         self.description = description or {}
         self.name = name
         params = [
-            inspect.Parameter(a.name, inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=a.type)
+            inspect.Parameter(_parameter_name(a.name), inspect.Parameter.POSITIONAL_OR_KEYWORD,
+                              annotation=a.type)
             for a in self.kernel_args
         ]
         self.signature = inspect.Signature(params)
@@ -86,6 +88,12 @@ class Kernel(_core.kernel):
     def __repr__(self):
         cus = ", ".join(self.compute_units)
         return f"<fpyga.Kernel {self.name} ({self.kernel_name}: {cus}){self.signature}>"
+
+
+def _parameter_name(name):
+    """A kernel argument's name as a Python parameter: keywords get a trailing underscore
+    (``in`` -> ``in_``); call() and start() accept both spellings as keywords."""
+    return name + "_" if keyword.iskeyword(name) else name
 
 
 class Register:
