@@ -165,8 +165,11 @@ TEST(XrtNoop, RegisterAccessFailsClearlyAndLeavesTheKernelUsable) {
   auto dev = fpyga::device::open("xrt:0");
   fpyga::overlay ol(dev, path.string());
   auto k = ol.kernel("vector_add");
+  auto k1 = ol.kernel("vector_add_1");  // a second handle holding the same CU for runs
   fpyga::buffer c(k, 0, 4096), a(k, 1, 4096), b(k, 2, 4096);
   k.call(c, a, b, 1);
+  auto kept = k1.start(c, a, b, 1);  // a finished run whose handle is kept
+  kept.wait();
   try {
     k.read_register(0x10);
     FAIL() << "the noop shim has no registers";
@@ -174,9 +177,12 @@ TEST(XrtNoop, RegisterAccessFailsClearlyAndLeavesTheKernelUsable) {
     EXPECT_NE(std::string(e.what()).find("read_register(0x10)"), std::string::npos) << e.what();
     EXPECT_NE(std::string(e.what()).find("noop"), std::string::npos) << e.what();
   }
-  EXPECT_THROW(k.write_register(0x10, 1), fpyga::backend_error);
-  k.call(c, a, b, 2);  // the shared context comes back for runs
+  EXPECT_THROW(k1.write_register(0x10, 1), fpyga::backend_error);
+  k.call(c, a, b, 2);  // the shared contexts come back for runs
   EXPECT_EQ(word(xkernel(k).last_register_map(), k.args()[3].offset), 2u);
+  k1.call(c, a, b, 3);
+  EXPECT_EQ(word(xkernel(k1).last_register_map(), k1.args()[3].offset), 3u);
+  EXPECT_EQ(kept.state(), fpyga::run_state::completed);
 }
 
 TEST(XrtNoop, ProjectXclbinsWithSeveralComputeUnits) {

@@ -223,9 +223,10 @@ void xrt_kernel::check_usable(const char* what) const {
 }
 
 std::shared_ptr<run_slot> xrt_kernel::acquire(std::uint64_t cu_mask) {
+  // Register access left exclusive contexts open; give them back before opening shared ones.
+  if (program_->exclusive_open.load(std::memory_order_relaxed))
+    program_->release_exclusive_contexts();
   std::lock_guard lock(mutex_);
-  // Register access held exclusive contexts; give them back before opening shared ones.
-  exclusive_.clear();
   auto& pm = by_mask_[cu_mask];
   if (!pm.kernel.get_handle()) {
     const std::string name = xrt_name(cu_mask);
@@ -416,27 +417,29 @@ xrt::kernel& xrt_kernel::exclusive_kernel(unsigned cu, const char* what) {
   if (cu >= cus.size())
     throw value_error("xrt: " + std::string(what) + ": kernel '" + info.name + "' has " +
                       std::to_string(cus.size()) + " compute unit(s) in this handle");
-  if (in_flight())
-    throw error("xrt: " + std::string(what) + " on kernel '" + info.name +
-                "' while runs are in flight; wait for them first");
-  reset_fast();
-  std::lock_guard lock(mutex_);
-  auto it = exclusive_.find(cu);
-  if (it != exclusive_.end()) return it->second;
+  {
+    std::lock_guard lock(mutex_);
+    if (auto it = exclusive_.find(cu); it != exclusive_.end()) return it->second;
+  }
+  if (const std::size_t n = program_->runs_in_flight())
+    throw error("xrt: " + std::string(what) + " on kernel '" + info.name + "': " +
+                std::to_string(n) + " run(s) of " + program_->what() +
+                " are in flight; wait for them first");
   // XRT grants register access only to an exclusive CU context, which conflicts with the shared
-  // contexts runs use: drop this handle's shared ones (reopened at the next call).
-  by_mask_.clear();
-  last_.reset();
-  started_.clear();
+  // contexts runs use: every kernel handle of the program gives its shared contexts back (they
+  // are reopened at the next call, which in turn gives the exclusive ones back).
+  program_->release_shared_contexts();
+  std::lock_guard lock(mutex_);
   const std::string name = info.name + ":{" + cus[cu].name + "}";
   try {
     auto k = xrt::kernel(program_->xdev().native, program_->uuid, name,
                          xrt::kernel::cu_access_mode::exclusive);
+    program_->exclusive_open.fetch_add(1);
     return exclusive_.emplace(cu, std::move(k)).first->second;
   } catch (const std::exception& e) {
     throw backend_error("xrt: " + std::string(what) + " on " + name +
                         " needs exclusive access to the compute unit, which XRT refused (" +
-                        e.what() + "); another kernel handle may have it open for runs");
+                        e.what() + ")");
   }
 }
 
@@ -462,15 +465,27 @@ void xrt_kernel::write_register(unsigned cu, std::uint32_t offset, std::uint32_t
   }
 }
 
-void xrt_kernel::drop() {
+void xrt_kernel::drop_shared() {
   reset_fast();
   std::lock_guard lock(mutex_);
+  // Completed runs still held by callers keep their xrt::run, hence the context: empty them.
   for (auto& [mask, pm] : by_mask_)
     for (auto& s : pm.slots) s->run = xrt::run();
   by_mask_.clear();
-  exclusive_.clear();
   started_.clear();
   last_.reset();
+}
+
+std::size_t xrt_kernel::drop_exclusive() {
+  std::lock_guard lock(mutex_);
+  const std::size_t n = exclusive_.size();
+  exclusive_.clear();
+  return n;
+}
+
+void xrt_kernel::drop() {
+  drop_shared();
+  drop_exclusive();
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -516,6 +531,25 @@ std::size_t xrt_program::runs_in_flight() const {
   for (const auto& w : kernels_)
     if (auto k = w.lock()) n += k->in_flight();
   return n;
+}
+
+std::vector<std::shared_ptr<xrt_kernel>> xrt_program::live_kernels() const {
+  std::lock_guard lock(mutex_);
+  std::vector<std::shared_ptr<xrt_kernel>> out;
+  for (const auto& w : kernels_)
+    if (auto k = w.lock()) out.push_back(std::move(k));
+  return out;
+}
+
+// Both run without the program's lock held while kernels are visited: a kernel busy in a call
+// may itself be waiting for the program.
+void xrt_program::release_shared_contexts() {
+  for (auto& k : live_kernels()) k->drop_shared();
+}
+
+void xrt_program::release_exclusive_contexts() {
+  for (auto& k : live_kernels()) k->drop_exclusive();
+  exclusive_open.store(0);
 }
 
 void xrt_program::release() {

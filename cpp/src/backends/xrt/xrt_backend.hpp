@@ -99,6 +99,10 @@ class xrt_kernel final : public kernel_impl, public std::enable_shared_from_this
   std::string xrt_name(std::uint64_t cu_mask) const;
   /// Drops every XRT handle (the program was released).
   void drop();
+  /// Gives back the shared CU contexts (reopened at the next call or start).
+  void drop_shared();
+  /// Gives back the exclusive CU contexts register access opened; returns how many.
+  std::size_t drop_exclusive();
   /// Register map words of the last run this kernel started or called.
   std::vector<std::uint32_t> last_register_map() const;
   /// Number of xrt::run objects created so far (reuse means this stays small).
@@ -152,6 +156,11 @@ class xrt_program final : public program_impl {
 
   xrt::uuid uuid;
   std::string path;
+  /// Exclusive CU contexts open for register access (any kernel handle of this program).
+  std::atomic<int> exclusive_open{0};
+  void release_shared_contexts();
+  void release_exclusive_contexts();
+  std::vector<std::shared_ptr<xrt_kernel>> live_kernels() const;
 
  private:
   mutable std::mutex mutex_;
