@@ -1,0 +1,134 @@
+// Per-call round trip on the emulated device against a bare call of the same kernel function.
+//
+// The emu path is the paper's per-sample flow: sync 54 bytes in (27 ap_fixed<16,6> inputs), call
+// the MLP, sync its 2-byte output back. The bare path dlopens the very same kernel .so (the
+// xclbin's BITSTREAM) and calls `mlp` through a function pointer, in this process. Both run the
+// same number of iterations after a warm-up, alternating; the medians and their ratio are printed.
+//
+// usage: fpyga_bench_emu_roundtrip [mlp.xclbin] [iterations]
+#include <dlfcn.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include "fpyga/fpyga.hpp"
+
+namespace {
+
+using clock_type = std::chrono::steady_clock;
+
+double median_ns(std::vector<double>& v) {
+  std::sort(v.begin(), v.end());
+  return v[v.size() / 2];
+}
+
+std::string default_xclbin() {
+  if (const char* d = std::getenv("FPYGA_XCLBIN_DIR")) return std::string(d) + "/mlp.xclbin";
+  return std::string(FPYGA_BINARY_DIR_DEFAULT) + "/kernels/mlp.xclbin";
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const std::string path = argc > 1 ? argv[1] : default_xclbin();
+  const int iterations = argc > 2 ? std::atoi(argv[2]) : 20000;
+  const int warmup = std::max(100, iterations / 10);
+  if (!std::filesystem::exists(path)) {
+    std::fprintf(stderr, "mlp.xclbin not found at %s (build target mlp_xclbin, or pass its path)\n", path.c_str());
+    return 2;
+  }
+
+  // Inputs: 27 ap_fixed<16,6> raw values (x * 2^10), a fixed pattern within range.
+  std::int16_t sample[27];
+  for (int i = 0; i < 27; ++i) sample[i] = static_cast<std::int16_t>((i * 397) % 4096 - 2048);
+
+  // --- bare: the same .so, dlopened from a file, called directly ---
+  const auto bin = fpyga::xclbin::read(path);
+  const auto so = std::filesystem::temp_directory_path() / ("fpyga_bench_mlp_" + std::to_string(::getpid()) + ".so");
+  std::ofstream(so, std::ios::binary).write(reinterpret_cast<const char*>(bin.bitstream.data()),
+                                            static_cast<std::streamsize>(bin.bitstream.size()));
+  void* lib = ::dlopen(so.c_str(), RTLD_NOW | RTLD_LOCAL);
+  std::filesystem::remove(so);
+  if (!lib) {
+    std::fprintf(stderr, "dlopen: %s\n", ::dlerror());
+    return 1;
+  }
+  using mlp_fn = void (*)(const void*, void*);
+  auto fn = reinterpret_cast<mlp_fn>(::dlsym(lib, "mlp"));
+  if (!fn) {
+    std::fprintf(stderr, "mlp not exported by the kernel .so\n");
+    return 1;
+  }
+  alignas(64) std::int16_t bare_in[27];
+  alignas(64) std::int16_t bare_out[1] = {0};
+  std::memcpy(bare_in, sample, sizeof sample);
+
+  // --- emu: sync in, call, sync out ---
+  auto dev = fpyga::device::open("emu");
+  fpyga::overlay ov(dev, path);
+  auto k = ov.kernel("mlp");
+  fpyga::buffer in(dev, sizeof sample), out(dev, 2);
+  std::memcpy(in.data(), sample, sizeof sample);
+
+  // The two paths alternate within one loop, so load from other processes affects both alike.
+  std::vector<double> t_round(iterations), t_in(iterations), t_call(iterations), t_out(iterations),
+      t_bare(iterations);
+  for (int i = -warmup; i < iterations; ++i) {
+    const auto t0 = clock_type::now();
+    in.sync_to_device();
+    const auto t1 = clock_type::now();
+    k.call(in, out);
+    const auto t2 = clock_type::now();
+    out.sync_from_device();
+    const auto t3 = clock_type::now();
+    fn(bare_in, bare_out);
+    const auto t4 = clock_type::now();
+    if (i < 0) continue;
+    t_in[i] = std::chrono::duration<double, std::nano>(t1 - t0).count();
+    t_call[i] = std::chrono::duration<double, std::nano>(t2 - t1).count();
+    t_out[i] = std::chrono::duration<double, std::nano>(t3 - t2).count();
+    t_round[i] = std::chrono::duration<double, std::nano>(t3 - t0).count();
+    t_bare[i] = std::chrono::duration<double, std::nano>(t4 - t3).count();
+  }
+  std::int16_t emu_result = 0;
+  std::memcpy(&emu_result, out.data(), 2);
+
+  // Dispatch cost alone: mlp_batch with n = 0 does no work, so what remains is the call path.
+  using batch_fn = void (*)(const void*, void*, int);
+  auto bfn = reinterpret_cast<batch_fn>(::dlsym(lib, "mlp_batch"));
+  auto kb = ov.kernel("mlp_batch");
+  std::vector<double> t_empty(iterations), t_empty_bare(iterations);
+  for (int i = -warmup; bfn && i < iterations; ++i) {
+    const auto t0 = clock_type::now();
+    kb.call(in, out, 0);
+    const auto t1 = clock_type::now();
+    bfn(bare_in, bare_out, 0);
+    const auto t2 = clock_type::now();
+    if (i < 0) continue;
+    t_empty[i] = std::chrono::duration<double, std::nano>(t1 - t0).count();
+    t_empty_bare[i] = std::chrono::duration<double, std::nano>(t2 - t1).count();
+  }
+
+  const double round = median_ns(t_round), bare = median_ns(t_bare);
+  std::printf("mlp per-call round trip, %d iterations (median):\n", iterations);
+  std::printf("  emu   sync_to_device (54 B)   %10.1f ns\n", median_ns(t_in));
+  std::printf("  emu   call                    %10.1f ns\n", median_ns(t_call));
+  std::printf("  emu   sync_from_device (2 B)  %10.1f ns\n", median_ns(t_out));
+  std::printf("  emu   round trip              %10.1f ns\n", round);
+  std::printf("  bare  mlp() through a pointer %10.1f ns\n", bare);
+  std::printf("  ratio emu round trip / bare   %10.3f   (overhead %.1f ns)\n", round / bare, round - bare);
+  if (bfn) {
+    std::printf("  dispatch only (mlp_batch, n = 0): emu call %.1f ns, bare call %.1f ns\n", median_ns(t_empty),
+                median_ns(t_empty_bare));
+  }
+  std::printf("  outputs agree: %s (raw %d)\n", emu_result == bare_out[0] ? "yes" : "NO", emu_result);
+  return emu_result == bare_out[0] ? 0 : 1;
+}
