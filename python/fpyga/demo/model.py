@@ -18,15 +18,21 @@ from pathlib import Path
 
 import numpy as np
 
-#: Where the committed models live (the repository's ``models/``), overridable per call.
-MODELS_DIR = Path(__file__).resolve().parents[3] / "models"
-
-
 def models_dir() -> Path:
-    """The models directory: ``$FPYGA_MODELS_DIR`` if set, else the repository's ``models/``."""
+    """The models directory: ``$FPYGA_MODELS_DIR``, else the first of the source tree's
+    ``models/`` (this file's checkout, then the working directory's) and the installed
+    ``<prefix>/share/fpyga/models`` that holds the committed models."""
     import os
+    import sys
 
-    return Path(os.environ.get("FPYGA_MODELS_DIR", MODELS_DIR))
+    if os.environ.get("FPYGA_MODELS_DIR"):
+        return Path(os.environ["FPYGA_MODELS_DIR"])
+    candidates = [Path(__file__).resolve().parents[3] / "models", Path.cwd() / "models",
+                  Path(sys.prefix) / "share" / "fpyga" / "models"]
+    for c in candidates:
+        if (c / "iris.json").is_file():
+            return c
+    return candidates[-1]
 
 
 @dataclass

@@ -1,0 +1,144 @@
+"""The demo's two hosts: the Python one (PYNQ style, in this process) and the C++ one
+(``fpyga_demo_host``, run as a subprocess), each timing per sample
+
+- inject: float -> ap_fixed raw bits into the input buffer (``to_fixed``), ``sync_to_device``;
+- inference: the kernel call (start and wait);
+- extract: ``sync_from_device``, raw bits -> float (``from_fixed``).
+
+Both convert with the same C++ code (``fpyga::to_fixed``), so their outputs are bit-identical.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+
+@dataclass
+class host_run:
+    """Per-sample phase times (ns) and raw output bits of one host over one sample set."""
+
+    host: str
+    inject_ns: np.ndarray
+    inference_ns: np.ndarray
+    extract_ns: np.ndarray
+    raw: np.ndarray  #: (n, n_out) int64 raw output bits
+    outputs: np.ndarray  #: (n, n_out) float outputs
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def total_ns(self) -> np.ndarray:
+        return self.inject_ns + self.inference_ns + self.extract_ns
+
+
+def _roots() -> list[Path]:
+    """Possible source trees: this file's checkout and the working directory."""
+    return [Path(__file__).resolve().parents[3], Path.cwd()]
+
+
+def find_xclbin(model: str, directory: str | os.PathLike | None = None) -> Path:
+    """``nn_<model>.xclbin``: in ``directory``, ``$FPYGA_XCLBIN_DIR``, the installed
+    ``<prefix>/share/fpyga/xclbin``, or the repository's ``build/kernels``; FileNotFoundError naming
+    the places looked at otherwise."""
+    name = f"nn_{model}.xclbin"
+    candidates = [Path(d) for d in (directory, os.environ.get("FPYGA_XCLBIN_DIR")) if d]
+    candidates += [Path(sys.prefix) / "share" / "fpyga" / "xclbin"]
+    candidates += [r / "build" / "kernels" for r in _roots()]
+    for d in candidates:
+        if (d / name).is_file():
+            return d / name
+    raise FileNotFoundError(f"{name} not found in {', '.join(map(str, candidates))} (run `make build`)")
+
+
+def find_cpp_host() -> Path:
+    """The C++ host executable: ``$FPYGA_DEMO_HOST``, ``<prefix>/bin`` or ``build/bench``."""
+    env = os.environ.get("FPYGA_DEMO_HOST")
+    candidates = [Path(env)] if env else []
+    candidates += [Path(sys.prefix) / "bin" / "fpyga_demo_host"]
+    candidates += [r / "build" / "bench" / "fpyga_demo_host" for r in _roots()]
+    for c in candidates:
+        if c.is_file() and os.access(c, os.X_OK):
+            return c
+    found = shutil.which("fpyga_demo_host")
+    if found:
+        return Path(found)
+    raise FileNotFoundError(f"fpyga_demo_host not found in {', '.join(map(str, candidates))} (run `make build`)")
+
+
+def run_python_host(xclbin: str | os.PathLike, x: np.ndarray, n_out: int, device=None, progress=None) -> host_run:
+    """Run ``x`` (n x n_in float32, standardized) sample by sample through kernel ``nn``.
+
+    ``device`` is a device spec (``"emu"``, ``"xrt:0"``...), an ``fpyga.Device``, or None for the
+    default device. ``progress`` wraps the sample range (e.g. ``tqdm.tqdm``).
+    """
+    import fpyga as pynq
+    from fpyga import _core
+
+    if isinstance(device, str):
+        device = pynq.Device.open(device)
+    ol = pynq.Overlay(str(xclbin), device=device)
+    nn = ol.nn_1
+    in_type = "ap_fixed<16,6>"
+    x = np.ascontiguousarray(x, dtype=np.float32)
+    n, n_in = x.shape
+    dev = ol.device
+    inp = pynq.allocate((n_in,), "u2", target=dev)
+    out = pynq.allocate((n_out,), "u2", target=dev)
+    t_inj = np.empty(n, np.int64)
+    t_inf = np.empty(n, np.int64)
+    t_ext = np.empty(n, np.int64)
+    y = np.empty((n, n_out), np.float32)
+    raw = np.empty((n, n_out), np.int64)
+    to_fixed, from_fixed, clock = _core.to_fixed, _core.from_fixed, time.perf_counter_ns
+    call = nn.call
+    rng = range(n) if progress is None else progress(range(n))
+    for i in rng:
+        t0 = clock()
+        to_fixed(x[i], in_type, inp)
+        inp.sync_to_device()
+        t1 = clock()
+        call(inp, out)
+        t2 = clock()
+        out.sync_from_device()
+        y[i] = from_fixed(out, in_type)
+        t3 = clock()
+        t_inj[i], t_inf[i], t_ext[i] = t1 - t0, t2 - t1, t3 - t2
+        raw[i] = out.view(np.int16)
+    device_name = dev.name
+    inp.freebuffer()
+    out.freebuffer()
+    return host_run("python", t_inj, t_inf, t_ext, raw, y, {"device": device_name})
+
+
+def run_cpp_host(xclbin: str | os.PathLike, x: np.ndarray, n_out: int, device: str | None = None,
+                 exe: str | os.PathLike | None = None, timeout: float = 600) -> host_run:
+    """Run the C++ host over ``x`` and parse its JSON; RuntimeError with its stderr on failure."""
+    exe = Path(exe) if exe else find_cpp_host()
+    x = np.ascontiguousarray(x, dtype=np.float32)
+    with tempfile.TemporaryDirectory(prefix="fpyga_demo_") as tmp:
+        path = Path(tmp) / "x.f32"
+        x.tofile(path)
+        cmd = [str(exe), "--xclbin", str(xclbin), "--input", str(path), "--inputs", str(x.shape[1]),
+               "--outputs", str(n_out)]
+        if device:
+            cmd += ["--device", device]
+        p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    if p.returncode != 0:
+        raise RuntimeError(f"C++ host {exe} failed ({p.returncode}): {p.stderr.strip()}")
+    j = json.loads(p.stdout)
+    raw = np.asarray(j["raw_outputs"], np.int64).reshape(-1, n_out)
+    from fpyga import _core
+
+    outputs = _core.from_fixed(raw, j["output_type"])
+    extra = {k: v for k, v in j.items() if not isinstance(v, list)}
+    return host_run("cpp", np.asarray(j["inject_ns"], np.int64), np.asarray(j["inference_ns"], np.int64),
+                    np.asarray(j["extract_ns"], np.int64), raw, outputs, extra)
