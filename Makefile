@@ -19,7 +19,7 @@ APT_PACKAGES := build-essential cmake pkg-config git python3 python3-venv python
   libffi-dev libpugixml-dev nlohmann-json3-dev libcli11-dev libgtest-dev libgmock-dev \
   libbenchmark-dev clang-14 libclang-rt-14-dev
 
-.PHONY: deps venv build test test-cpp test-python demo fuzz clean
+.PHONY: deps venv build test test-cpp test-python demo retrain fuzz clean
 
 deps:
 	@missing=$$(for p in $(APT_PACKAGES); do \
@@ -54,8 +54,12 @@ test: build
 	cd $(ROOT) && $(VENV)/bin/python -m pytest -q tests/python
 
 demo: build
-	$(VENV)/bin/fpyga devices
-	$(VENV)/bin/fpyga xclbin info $(ROOT)/../shared/data/xclbin/aws_vector_addition_2018_3.awsxclbin
+	cd $(ROOT) && $(VENV)/bin/python -m fpyga.demo
+
+# Retrain the demo's models (scikit-learn, magnitude pruning) into models/; `make build` then
+# reconverts them with hls4ml.
+retrain: build
+	cd $(ROOT) && $(VENV)/bin/python -m fpyga.demo.train
 
 clean:
 	rm -rf $(BUILD) $(VENV)
