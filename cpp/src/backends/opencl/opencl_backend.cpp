@@ -1,9 +1,10 @@
 // The OpenCL backend over the ICD loader. See opencl_backend.hpp for what an overlay is here.
 //
 // Choices:
-// - Kernels are enqueued as tasks (a one-dimensional NDRange of one work-item), the way FPGA
-//   kernels are written: an OpenCL C overlay for other platforms is written as a single work-item
-//   loop too (kernels/opencl/*.cl).
+// - Kernels are enqueued as tasks (global = local = one work-item, clEnqueueTask's definition),
+//   the way FPGA kernels are written: an OpenCL C overlay for other platforms is written as a
+//   single work-item loop too (kernels/opencl/*.cl). A kernel compiled with
+//   reqd_work_group_size runs as one work-group of that size.
 // - Buffers are CL_MEM_USE_HOST_PTR over fpyga's 4 KiB-aligned host memory. Syncs migrate the
 //   whole buffer with clEnqueueMigrateMemObjects on Xilinx's platform and otherwise (and for
 //   partial ranges) read or write the range between the buffer and its own host memory, which
@@ -313,6 +314,14 @@ cl::Kernel& ocl_kernel::kernel_for(std::uint64_t cu_mask) {
   cl_kernel k = FPYGA_CL_CREATE(clCreateKernel, program_->program(), name.c_str());
   per_mask pm;
   pm.kernel = cl::Kernel(k, false);
+  // A task is global = local = 1; a kernel compiled with reqd_work_group_size runs as one work-
+  // group of that size (Xilinx's runtime refuses any other shape for such kernels).
+  std::size_t compiled[3] = {0, 0, 0};
+  if (clGetKernelWorkGroupInfo(k, program_->odev().device(), CL_KERNEL_COMPILE_WORK_GROUP_SIZE,
+                               sizeof compiled, compiled, nullptr) == CL_SUCCESS &&
+      compiled[0] != 0) {
+    for (int d = 0; d < 3; ++d) pm.work_size[d] = compiled[d] ? compiled[d] : 1;
+  }
   pm.args.resize(info.args.size());
   by_mask_.emplace_back(cu_mask, std::move(pm));
   return by_mask_.back().second.kernel;
@@ -377,11 +386,12 @@ cl::Event ocl_kernel::enqueue(std::span<const bound_arg> args, std::uint64_t cu_
         for (auto& c : pm.args) c.set = false;
     throw;
   }
-  const std::size_t global = global_work_size;
+  const std::size_t* size = nullptr;
+  for (auto& [m, pm] : by_mask_)
+    if (m == cu_mask) size = pm.work_size;
   cl_event e = nullptr;
-  FPYGA_CL_CALL(clEnqueueNDRangeKernel, program_->odev().queue(), k(), 1, nullptr, &global,
-                nullptr, static_cast<cl_uint>(deps.size()), deps.empty() ? nullptr : deps.data(),
-                &e);
+  FPYGA_CL_CALL(clEnqueueNDRangeKernel, program_->odev().queue(), k(), 3, nullptr, size, size,
+                static_cast<cl_uint>(deps.size()), deps.empty() ? nullptr : deps.data(), &e);
   cl::Event ev(e, false);
   FPYGA_CL_CALL(clFlush, program_->odev().queue());
   return ev;
@@ -486,7 +496,9 @@ ocl_device::ocl_device(unsigned index, cl::Platform p, cl::Device d)
   FPYGA_CL_CALL(clGetDeviceInfo, device(), CL_DEVICE_TYPE, sizeof type, &type, nullptr);
   const std::string vendor = platform_string(platform(), CL_PLATFORM_VENDOR);
   xilinx = vendor.find("Xilinx") != std::string::npos || platform_name.find("Xilinx") != std::string::npos;
-  name_ = device_name + " (" + platform_name + ")";
+  // Xilinx's runtime leaves the name empty on its noop shim.
+  name_ = (device_name.empty() ? "device " + std::to_string(index) : device_name) + " (" +
+          platform_name + ")";
 }
 
 void ocl_device::ensure_context() {

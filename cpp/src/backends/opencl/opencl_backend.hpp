@@ -96,6 +96,7 @@ class ocl_kernel final : public kernel_impl {
   struct per_mask {
     cl::Kernel kernel;
     std::vector<cached_arg> args;
+    std::size_t work_size[3] = {global_work_size, 1, 1};  ///< global = local (one work-group)
   };
   std::shared_ptr<ocl_program> program_;
   std::mutex mutex_;  // a cl_kernel's arguments are not thread-safe
