@@ -16,13 +16,14 @@ void emu_flush_pending_warnings();
 #endif
 
 namespace {
+// Never destroyed: warnings may still be flushed from atexit handlers and static destructors.
 std::mutex& handler_mutex() {
-  static std::mutex m;
-  return m;
+  static auto* m = new std::mutex;
+  return *m;
 }
 warning_handler& current_handler() {
-  static warning_handler h;
-  return h;
+  static auto* h = new warning_handler;
+  return *h;
 }
 }  // namespace
 
