@@ -387,9 +387,14 @@ def parse_sources(sources: Sequence[str], kernel_names: Sequence[str], args: Seq
             text = "\n  ".join(str(d) for d in errors[:10])
             raise KernelMetaError(f"'{src}' does not compile:\n  {text}")
         if depends is not None:
-            depends.add(os.path.abspath(src))
+            depends.add(os.path.realpath(src))
             for inc in tu.get_includes():
-                depends.add(os.path.abspath(inc.include.name))
+                # realpath, not abspath: libclang reports paths such as
+                # /usr/lib/gcc/x86_64-linux-gnu/12/../../../../include/c++/12/..., whose ".." only
+                # resolve correctly after symlinks. A missing prerequisite would rerun every build.
+                path = os.path.realpath(inc.include.name)
+                if os.path.exists(path):
+                    depends.add(path)
         for cur in tu.cursor.walk_preorder():
             if cur.kind != ci.CursorKind.FUNCTION_DECL or not cur.is_definition():
                 continue
@@ -668,7 +673,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         connectivity = []
         for cfg in ns.config:
             connectivity += read_config_connectivity(cfg)
-            depends.add(os.path.abspath(cfg))
+            depends.add(os.path.realpath(cfg))
         connectivity += ns.connectivity
         desc = describe(ns.sources, ns.kernel, connectivity, ns.memory or DEFAULT_MEMORIES,
                         ns.includes, ns.defines, ns.std, ns.platform, ns.resource_dir,
