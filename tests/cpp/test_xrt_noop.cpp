@@ -7,7 +7,10 @@
 
 #include <cstdlib>
 #include <filesystem>
+#include <atomic>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include "backends/xrt/xrt_backend.hpp"
 #include "core_state.hpp"
@@ -211,6 +214,37 @@ TEST(XrtNoop, ProjectXclbinsWithSeveralComputeUnits) {
   auto k2 = ol.kernel("vadd:vadd_2");
   EXPECT_THROW(k2.call(a0, b0, o0, 1), fpyga::value_error);
   k2.call(a1, b1, o1, 1);
+}
+
+TEST(XrtNoop, ThreadsCallAndStartConcurrently) {
+  FPYGA_REQUIRE_FILE(path, fpyga::test::built_xclbin_dir() / "vadd_2cu.xclbin");
+  auto dev = fpyga::device::open("xrt:0");
+  fpyga::overlay ol(dev, path.string());
+  auto k = ol.kernel("vadd");
+  std::atomic<int> failures{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&, t] {
+      try {
+        auto bank = ol.memory(t % 2 ? "bank1" : "bank0");
+        fpyga::buffer a(dev, 4096, bank), b(dev, 4096, bank), o(dev, 4096, bank);
+        for (int i = 0; i < 200; ++i) {
+          if (i % 3) {
+            k.call(a, b, o, i);
+          } else {
+            auto r = k.start(a, b, o, i);
+            if (r.wait(std::chrono::milliseconds(5000)) != fpyga::run_state::completed) ++failures;
+          }
+        }
+      } catch (const std::exception& e) {
+        ADD_FAILURE() << "thread " << t << ": " << e.what();
+        ++failures;
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(failures.load(), 0);
+  EXPECT_EQ(ol.state()->program->runs_in_flight(), 0u);
 }
 
 TEST(XrtNoop, SeveralOverlaysInTurn) {
