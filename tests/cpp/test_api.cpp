@@ -2,13 +2,29 @@
 // description, buffers, runs, and every bad-input case of the API with the device staying usable.
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <cstdlib>
+#include <new>
 #include <numeric>
 
 #include "backends/backend.hpp"
 #include "fpyga/fpyga.hpp"
 #include "test_emu_util.hpp"
 #include "test_support.hpp"
+
+// Counts heap allocations made by the thread that asks for it (see call_path_does_not_allocate).
+namespace {
+thread_local bool counting_allocations = false;
+std::atomic<long> allocations{0};
+}  // namespace
+
+void* operator new(std::size_t n) {
+  if (counting_allocations) ++allocations;
+  if (void* p = std::malloc(n ? n : 1)) return p;
+  throw std::bad_alloc();
+}
+void operator delete(void* p) noexcept { std::free(p); }
+void operator delete(void* p, std::size_t) noexcept { std::free(p); }
 
 namespace {
 
@@ -296,6 +312,29 @@ TEST(api_kernel, runs_report_state_and_are_waited_on_once) {
   EXPECT_STREQ(fpyga::to_string(fpyga::run_state::completed), "completed");
   EXPECT_STREQ(fpyga::to_string(fpyga::run_state::error), "error");
   check_vadd(k, dev);
+}
+
+TEST(api_kernel, call_path_does_not_allocate) {
+  auto dev = fpyga::device::open("emu");
+  fpyga::overlay ov(dev, small_vadd_xclbin());
+  auto k = ov.kernel("vadd");
+  fpyga::buffer a(dev, 256), b(dev, 256), c(dev, 256);
+  k.call(a, b, c, 64);  // warm-up
+  allocations = 0;
+  counting_allocations = true;
+  for (int i = 0; i < 100; ++i) {
+    a.sync_to_device();
+    k.call(a, b, c, 64);
+    c.sync_from_device();
+  }
+  counting_allocations = false;
+  EXPECT_EQ(allocations.load(), 0);
+  // The check works: a start() allocates its run.
+  counting_allocations = true;
+  auto r = k.start(a, b, c, 64);
+  counting_allocations = false;
+  r.wait();
+  EXPECT_GT(allocations.load(), 0);
 }
 
 TEST(api_kernel, empty_handles_throw) {
