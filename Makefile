@@ -61,5 +61,20 @@ demo: build
 retrain: build
 	cd $(ROOT) && $(VENV)/bin/python -m fpyga.demo.train
 
+# libFuzzer over the xclbin reader (and the pack description) with ASan+UBSan, built by clang-14
+# in build-fuzz. FUZZ_TIME seconds per target; findings land in build-fuzz/tests/fuzz/artifacts.
+FUZZ_BUILD := $(ROOT)/build-fuzz
+FUZZ_TIME ?= 600
+fuzz: deps
+	CC=clang-14 CXX=clang++-14 cmake -S $(ROOT) -B $(FUZZ_BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+	  -DFPYGA_FUZZ=ON -DFPYGA_SANITIZE=ON -DFPYGA_BUILD_TESTS=OFF -DFPYGA_BUILD_PYTHON=OFF \
+	  -DFPYGA_BUILD_KERNELS=OFF -DFPYGA_BUILD_BENCH=OFF -DFPYGA_BUILD_TOOLS=OFF
+	cmake --build $(FUZZ_BUILD) --target fpyga_fuzz_xclbin fpyga_fuzz_description fpyga_fuzz_corpus -j $(JOBS)
+	mkdir -p $(FUZZ_BUILD)/tests/fuzz/artifacts
+	cd $(FUZZ_BUILD)/tests/fuzz && ./fpyga_fuzz_xclbin corpus -dict=$(ROOT)/tests/fuzz/xclbin.dict \
+	  -max_total_time=$(FUZZ_TIME) -print_final_stats=1 -artifact_prefix=artifacts/
+	cd $(FUZZ_BUILD)/tests/fuzz && ./fpyga_fuzz_description corpus_description \
+	  -max_total_time=$(FUZZ_TIME) -print_final_stats=1 -artifact_prefix=artifacts/
+
 clean:
 	rm -rf $(BUILD) $(VENV)

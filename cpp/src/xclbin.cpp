@@ -665,7 +665,9 @@ std::string xclbin::to_json(int indent) const {
     }
     j["kernels"].push_back(std::move(kj));
   }
-  return j.dump(indent);
+  // Names come from the file and need not be UTF-8; JSON output must be, so bad bytes become
+  // U+FFFD instead of an exception.
+  return j.dump(indent, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
 }
 
 }  // namespace fpyga

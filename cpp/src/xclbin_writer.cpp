@@ -260,7 +260,7 @@ std::string build_metadata_json(const xclbin& x) {
           {"user_regions",
            ordered_json::array({{{"name", "OCL_REGION_0"}, {"type", "clc_region"}, {"kernels", kernels}}})}}},
         {"dsa", {{"name", x.platform_vbnv}}}}}};
-  return j.dump(4);
+  return j.dump(4, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
 }
 
 struct out_section {

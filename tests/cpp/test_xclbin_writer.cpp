@@ -315,3 +315,15 @@ TEST(xclbin_hardening, malformed_metadata_text) {
   x.build_metadata = "{\"unterminated\": ";
   EXPECT_THAT(parse_error(x.write()), HasSubstr("BUILD_METADATA"));
 }
+
+TEST(xclbin_hardening, names_that_are_not_utf8) {
+  // Found by the fuzzer: JSON output (info --json, generated BUILD_METADATA) threw on such bytes.
+  xclbin x;
+  x.platform_vbnv = "plat\xff";
+  x.memories.push_back({0, fpyga::memory_type::ddr4, true, 0, 1024, "bank\xfe"});
+  const auto r = xclbin::parse(x.write());
+  EXPECT_EQ(r.memories[0].tag, "bank\xfe");
+  const auto j = nlohmann::json::parse(r.to_json());
+  EXPECT_EQ(j["memories"][0]["tag"], "bank\xef\xbf\xbd");  // U+FFFD
+  EXPECT_TRUE(nlohmann::json::accept(r.build_metadata));
+}
