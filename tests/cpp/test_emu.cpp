@@ -3,7 +3,10 @@
 // and on the xclbins the kernel toolchain builds ($FPYGA_XCLBIN_DIR).
 #include <gtest/gtest.h>
 
+#include <dlfcn.h>
+
 #include <atomic>
+#include <fstream>
 #include <cstring>
 #include <numeric>
 #include <thread>
@@ -495,6 +498,43 @@ TEST(emu_built, vadd_vmult_and_two_cu_xclbins_run) {
     check_vadd(ov.kernel("vadd"), dev, ov.memory("bank0"));
     check_vadd(ov.kernel("vadd"), dev, ov.memory("bank1"));
   }
+}
+
+TEST(emu_built, mlp_matches_a_direct_call_of_its_kernel_function) {
+  FPYGA_REQUIRE_FILE(path, fpyga::test::built_xclbin_dir() / "mlp.xclbin");
+  // The reference: the same .so, written to a file, dlopened and called directly.
+  const auto bin = fpyga::xclbin::read(path.string());
+  const auto so = fpyga::test::scratch_dir() / "mlp_direct.so";
+  std::ofstream(so, std::ios::binary)
+      .write(reinterpret_cast<const char*>(bin.bitstream.data()), static_cast<std::streamsize>(bin.bitstream.size()));
+  void* lib = ::dlopen(so.c_str(), RTLD_NOW | RTLD_LOCAL);
+  ASSERT_NE(lib, nullptr) << ::dlerror();
+  auto direct = reinterpret_cast<void (*)(const void*, void*)>(::dlsym(lib, "mlp"));
+  ASSERT_NE(direct, nullptr);
+
+  auto dev = fpyga::device::open("emu");
+  fpyga::overlay ov(dev, path.string());
+  auto mlp = ov.kernel("mlp");
+  auto batch = ov.kernel("mlp_batch");
+  constexpr int samples = 16, n_in = 27;
+  fpyga::buffer in(dev, samples * n_in * 2), out(dev, samples * 2), one_out(dev, 2);
+  auto x = in.as<std::int16_t>();
+  for (int i = 0; i < samples * n_in; ++i) x[i] = static_cast<std::int16_t>((i * 7919) % 6000 - 3000);
+  in.sync_to_device();
+  batch.call(in, out, samples);
+  out.sync_from_device();
+  int nonzero = 0;
+  for (int s = 0; s < samples; ++s) {
+    std::int16_t expected = 0;
+    direct(x.data() + s * n_in, &expected);
+    mlp.call(fpyga::arg_value(in, s * n_in * 2), one_out);
+    one_out.sync_from_device();
+    EXPECT_EQ(one_out.as<std::int16_t>()[0], expected) << "sample " << s;
+    EXPECT_EQ(out.as<std::int16_t>()[s], expected) << "sample " << s << " (batch)";
+    nonzero += expected != 0;
+  }
+  EXPECT_GT(nonzero, 0);  // the comparison is not between zeros
+  ::dlclose(lib);
 }
 
 }  // namespace
