@@ -143,7 +143,6 @@ std::uint64_t xrt_buffer::device_address() const {
 
 void xrt_buffer::release_device() { bo_ = xrt::bo(); }
 
-const xrt::bo& xrt_buffer::bo() const { return bo_; }
 
 // ---------------------------------------------------------------------------------------------
 // Runs
@@ -300,7 +299,6 @@ void xrt_kernel::bind(run_slot& slot, std::span<const bound_arg> args) {
   }
 }
 
-bool xrt_kernel::claim_fast() { return !fast_busy_.exchange(true, std::memory_order_acquire); }
 
 void xrt_kernel::reset_fast() {
   while (!claim_fast()) std::this_thread::yield();

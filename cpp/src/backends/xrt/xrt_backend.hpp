@@ -41,7 +41,7 @@ class xrt_buffer final : public buffer_impl {
   void release_device() override;
 
   /// The XRT buffer object (empty once released).
-  const xrt::bo& bo() const;
+  const xrt::bo& bo() const { return bo_; }
   /// Distinguishes buffers for the run argument cache (addresses may be reused).
   const std::uint64_t serial;
 
@@ -131,7 +131,7 @@ class xrt_kernel final : public kernel_impl, public std::enable_shared_from_this
 
   // The synchronous call path takes no lock: one run slot reserved for call(), claimed with an
   // atomic flag (a concurrent call falls back to the pool). It serves one CU mask at a time.
-  bool claim_fast();
+  bool claim_fast() { return !fast_busy_.exchange(true, std::memory_order_acquire); }
   void release_fast() { fast_busy_.store(false, std::memory_order_release); }
   void reset_fast();  ///< drops the reserved slot (claims it first)
   std::atomic<bool> fast_busy_{false};
