@@ -98,9 +98,9 @@ function(_fpyga_find_hls_headers)
   set(FPYGA_NNET_UTILS_INCLUDE_DIR "${nnet_dir}" CACHE INTERNAL "Directory holding hls4ml's nnet_utils/")
 endfunction()
 
-if(NOT DEFINED CACHE{FPYGA_HLS_INCLUDE_DIR} OR NOT EXISTS "${FPYGA_HLS_INCLUDE_DIR}/ap_int.h")
-  _fpyga_find_hls_headers()
-endif()
+# Looked up at every configure (one Python start-up), so a newly set XILINX_HLS or a newly
+# installed hls4ml is picked up without clearing the cache.
+_fpyga_find_hls_headers()
 
 # clang's own builtin headers (stddef.h, ...) for libclang: the PyPI libclang ships none. The
 # Debian clang package's resource directory is preferred; the C++ compiler's is the fallback.
