@@ -177,6 +177,13 @@ int main(int argc, char** argv) try {
     bare_ns = std::min(bare_ns, ns_between(t0, clock_type::now()));
   }
   const bool bare_matches = std::memcmp(host_out.data(), bout.data(), host_out.size()) == 0;
+  // Per call, for medians and tails comparable with the round trips.
+  std::vector<std::int64_t> bare_call(n);
+  for (std::size_t s = 0; s < n; ++s) {
+    const auto t0 = clock_type::now();
+    bare.one(host_in.data() + s * n_in * in_bytes, host_out.data() + s * n_out * out_bytes);
+    bare_call[s] = ns_between(t0, clock_type::now());
+  }
 
   nlohmann::json j;
   j["device"] = dev.name();
@@ -193,6 +200,7 @@ int main(int argc, char** argv) try {
   j["batch_matches_single"] = batch_matches;
   j["bare_loop_ns"] = bare_ns;
   j["bare_matches_batch"] = bare_matches;
+  j["bare_call_ns"] = bare_call;
   std::cout << j.dump() << "\n";
   return 0;
 } catch (const std::exception& e) {
