@@ -37,14 +37,20 @@ inline std::filesystem::path hls_include_dir() {
   return {};
 }
 
-/// A scratch directory for this test process.
+/// A scratch directory for this test process, removed at exit.
 inline std::filesystem::path scratch_dir() {
-  static const std::filesystem::path dir = [] {
-    auto d = std::filesystem::temp_directory_path() / ("fpyga_test_" + std::to_string(::getpid()));
-    std::filesystem::create_directories(d);
-    return d;
-  }();
-  return dir;
+  struct scratch {
+    std::filesystem::path dir;
+    scratch() : dir(std::filesystem::temp_directory_path() / ("fpyga_test_" + std::to_string(::getpid()))) {
+      std::filesystem::create_directories(dir);
+    }
+    ~scratch() {
+      std::error_code ec;
+      std::filesystem::remove_all(dir, ec);
+    }
+  };
+  static const scratch s;
+  return s.dir;
 }
 
 /// Compiles `source` into a shared object; returns its bytes. Fails the test on a compile error.
