@@ -4,6 +4,7 @@
 #include <pybind11/stl.h>
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 
@@ -148,6 +149,8 @@ void bind_buffer(py::module_& m) {
       .def_property_readonly("device", &buffer::device)
       .def("free", &buffer::free, "Releases the device memory now.")
       .def_property_readonly("freed", &buffer::freed)
+      .def("__eq__", [](const buffer& a, const buffer& b) { return a == b; })
+      .def("__hash__", [](const buffer& b) { return std::hash<const void*>()(b.impl().get()); })
       .def("__repr__", [](const buffer& b) {
         return "<fpyga buffer " + std::to_string(b.size()) + " bytes>";
       });

@@ -59,6 +59,14 @@ void convert_one(const py_kernel& k, std::size_t i, PyObject* o, converted_args&
     out.values.emplace_back(PyFloat_AS_DOUBLE(o));
     return;
   }
+  const bool array = py::detail::npy_api::get().PyArray_Check_(o);
+  if (array && py::detail::array_proxy(o)->nd != 0) {
+    if (p != nullptr && !p->global)
+      fail(PyExc_TypeError, k, i, "expects a number, got an array");
+    fail(PyExc_TypeError, k, i,
+         "expects a buffer from fpyga.allocate() (or a slice of one), got an array that is not "
+         "backed by device memory (a copy NumPy made, or an ordinary array)");
+  }
   py::object index;
   if (!PyLong_Check(o) && PyIndex_Check(o)) {  // NumPy integers
     index = py::reinterpret_steal<py::object>(PyNumber_Index(o));

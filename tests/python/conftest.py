@@ -1,0 +1,110 @@
+"""Shared fixtures of fpyga's Python tests.
+
+- ``device``: every device ``fpyga.Device.devices`` lists (emu always), filtered by the
+  environment variable ``FPYGA_TEST_DEVICES`` (a comma-separated list of backends or specs, e.g.
+  ``emu,xrt`` or ``emu:0``).
+- ``overlay_path(device, name)``: the overlay file of one of the project's kernels for that
+  device: ``<name>.xclbin`` from the built kernels, or on an OpenCL device that builds OpenCL C
+  (PoCL, GPUs) ``kernels/opencl/<name>.cl``; a device that can run neither is skipped, saying why.
+- ``xclbin_dir``: the built kernels: ``$FPYGA_XCLBIN_DIR``, else ``<repo>/build/kernels``, else
+  ``sys.prefix/share/fpyga/xclbin``.
+- ``real_xclbin``: the real F1 awsxclbin (``$FPYGA_TEST_DATA/xclbin`` or
+  ``<repo>/../shared/data/xclbin``). Missing inputs skip with the reason, and fail under CI=true.
+"""
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+import fpyga
+
+REPO = Path(__file__).resolve().parents[2]
+REAL_XCLBIN_NAME = "aws_vector_addition_2018_3.awsxclbin"
+
+
+def missing_input(reason):
+    """Skips the test for a missing input, or fails it under CI=true."""
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(f"required test input missing (CI=true): {reason}")
+    pytest.skip(reason)
+
+
+def _selected_devices():
+    wanted = [w.strip() for w in os.environ.get("FPYGA_TEST_DEVICES", "").split(",") if w.strip()]
+    devices = fpyga.Device.devices
+    if not wanted:
+        return devices
+    return [d for d in devices if d.backend in wanted or d.spec in wanted]
+
+
+def pytest_generate_tests(metafunc):
+    if "device" in metafunc.fixturenames:
+        devices = _selected_devices()
+        metafunc.parametrize("device", devices, ids=[d.spec for d in devices])
+
+
+def _xclbin_dirs():
+    dirs = []
+    if os.environ.get("FPYGA_XCLBIN_DIR"):
+        dirs.append(Path(os.environ["FPYGA_XCLBIN_DIR"]))
+    dirs += [REPO / "build" / "kernels", Path(sys.prefix) / "share" / "fpyga" / "xclbin"]
+    return dirs
+
+
+@pytest.fixture(scope="session")
+def xclbin_dir():
+    """Directory of the project's built kernel xclbins."""
+    for d in _xclbin_dirs():
+        if (d / "vadd.xclbin").is_file():
+            return d
+    missing_input(
+        "the project's kernel xclbins were not found in "
+        + ", ".join(str(d) for d in _xclbin_dirs())
+        + " (build them with `make build`, or set FPYGA_XCLBIN_DIR)"
+    )
+
+
+def runs_xclbins(device):
+    """True for devices that load xclbins: emu, XRT, and Xilinx's OpenCL platform."""
+    return device.backend != "opencl" or "xilinx" in device.name.lower()
+
+
+@pytest.fixture
+def overlay_path(xclbin_dir):
+    """``overlay_path(device, name)``: the overlay file of kernel set ``name`` for ``device``."""
+
+    def find(device, name):
+        if runs_xclbins(device):
+            path = xclbin_dir / f"{name}.xclbin"
+            if not path.is_file():
+                missing_input(f"{path} was not built")
+            return path
+        source = REPO / "kernels" / "opencl" / f"{name}.cl"
+        if source.is_file():
+            return source
+        pytest.skip(f"{device.spec} ({device.name}) builds OpenCL C sources and there is no "
+                    f"OpenCL C version of '{name}' in kernels/opencl")
+
+    return find
+
+
+@pytest.fixture(scope="session")
+def real_xclbin():
+    """Path of the real AWS F1 awsxclbin (vector addition, SDAccel 2018.3)."""
+    dirs = []
+    if os.environ.get("FPYGA_TEST_DATA"):
+        dirs.append(Path(os.environ["FPYGA_TEST_DATA"]) / "xclbin")
+    dirs.append(REPO.parent / "shared" / "data" / "xclbin")
+    for d in dirs:
+        if (d / REAL_XCLBIN_NAME).is_file():
+            return d / REAL_XCLBIN_NAME
+    missing_input(f"{REAL_XCLBIN_NAME} not found in " + ", ".join(map(str, dirs))
+                  + " (set FPYGA_TEST_DATA)")
+
+
+@pytest.fixture
+def emu():
+    """The emulated device (always present)."""
+    return fpyga.Device.open("emu")

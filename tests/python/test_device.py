@@ -1,0 +1,59 @@
+"""Device: discovery, the active device, names, default memory; exception mapping."""
+
+import pytest
+
+import fpyga as pynq
+from fpyga import _core
+
+
+def test_devices_list_emu_last():
+    devices = pynq.Device.devices
+    assert devices and devices[-1].backend == "emu"
+    assert all(isinstance(d, pynq.Device) for d in devices)
+    assert pynq.Device.devices[0] is devices[0]          # the same objects each time
+    assert len({d.spec for d in devices}) == len(devices)
+
+
+def test_device_properties(device):
+    assert isinstance(device.name, str) and device.name
+    assert device.spec == f"{device.backend}:{device.index}"
+    assert pynq.Device.open(device.spec) is device
+    assert repr(device).startswith("<fpyga.Device " + device.spec)
+
+
+def test_active_device_is_settable():
+    previous = pynq.Device.active_device
+    assert previous in pynq.Device.devices
+    try:
+        for d in pynq.Device.devices:
+            pynq.Device.active_device = d
+            assert pynq.Device.active_device is d
+        with pytest.raises(TypeError, match="Device"):
+            pynq.Device.active_device = "emu"
+    finally:
+        pynq.Device.active_device = previous
+
+
+def test_default_memory_without_overlay_is_actionable():
+    dev = pynq.Device.open("emu:1") if any(d.spec == "emu:1" for d in pynq.Device.devices) else None
+    fresh = dev or pynq.Device(_core.device.open("emu"))
+    if fresh.memories:
+        pytest.skip("every emu device already has an overlay loaded in this session")
+    with pytest.raises(RuntimeError, match="No active memories.*Overlay"):
+        fresh.default_memory
+
+
+def test_bad_device_spec_is_value_error():
+    with pytest.raises(ValueError):
+        pynq.Device.open("emu:99")
+    with pytest.raises(ValueError):
+        pynq.Device.open("nonsense")
+
+
+def test_core_exception_mapping(tmp_path):
+    bad = tmp_path / "truncated.xclbin"
+    bad.write_bytes(b"xclbin2\0\0")
+    with pytest.raises(ValueError, match="truncated.xclbin"):
+        _core.xclbin.read(str(bad))
+    with pytest.raises(RuntimeError):
+        _core.xclbin.read(str(tmp_path / "absent.xclbin"))
