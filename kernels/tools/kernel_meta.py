@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import json
 import os
 import re
@@ -363,6 +364,28 @@ def _function_body_text(cursor) -> str:
     return data[extent.start.offset:extent.end.offset].decode("utf-8", errors="replace")
 
 
+@functools.lru_cache(maxsize=None)
+def _realpath(name: str) -> str:
+    return os.path.realpath(name)
+
+
+def _functions_in_file(cursor, path: str):
+    """Function declarations of file `path` at namespace scope (extern "C" blocks included).
+
+    Only declarations of the file itself are visited, not the (large) HLS headers it includes.
+    """
+    ci = _cindex()
+    scopes = (ci.CursorKind.LINKAGE_SPEC, ci.CursorKind.NAMESPACE, ci.CursorKind.UNEXPOSED_DECL)
+    for c in cursor.get_children():
+        f = c.location.file
+        if f is None or _realpath(f.name) != path:
+            continue
+        if c.kind == ci.CursorKind.FUNCTION_DECL:
+            yield c
+        elif c.kind in scopes:
+            yield from _functions_in_file(c, path)
+
+
 def parse_sources(sources: Sequence[str], kernel_names: Sequence[str], args: Sequence[str],
                   depends: set[str] | None = None) -> dict[str, Kernel]:
     """Parses `sources` and describes each kernel of `kernel_names`.
@@ -395,10 +418,8 @@ def parse_sources(sources: Sequence[str], kernel_names: Sequence[str], args: Seq
                 path = os.path.realpath(inc.include.name)
                 if os.path.exists(path):
                     depends.add(path)
-        for cur in tu.cursor.walk_preorder():
-            if cur.kind != ci.CursorKind.FUNCTION_DECL or not cur.is_definition():
-                continue
-            if cur.location.file is None or os.path.abspath(cur.location.file.name) != os.path.abspath(src):
+        for cur in _functions_in_file(tu.cursor, os.path.realpath(src)):
+            if not cur.is_definition():
                 continue
             defined.append(cur.spelling)
             if cur.spelling not in wanted:
