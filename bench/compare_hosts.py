@@ -9,7 +9,13 @@ Rows:
 - fpyga Python on the OpenCL backend (PoCL): the same network as OpenCL C (float), loaded as a
   .cl overlay through fpyga's PYNQ API, when the backend can run it;
 - pyopencl on PoCL: the same OpenCL C kernel with pyopencl (blocking write, kernel, blocking read),
-  the paper's OpenCL flow from Python.
+  the paper's OpenCL flow from Python;
+- a plain OpenCL C++ host on PoCL (our own, bench/opencl_mlp.cpp) and fpyga's C++ API on its
+  OpenCL backend with the same .cl overlay (the same program).
+
+The OpenCL rows run the network in float OpenCL C compiled by PoCL, the emu rows run hls4ml's
+ap_fixed C++: the kernels' own compute times differ, so compare the OpenCL rows with each other
+and the emu rows with the bare kernel function.
 
     .venv/bin/python bench/compare_hosts.py [--samples 2000] [--out reports/bench.json]
 """
@@ -130,6 +136,33 @@ def run_fpyga_opencl(x, model):
     return times, outs, dev.name
 
 
+def find_opencl_bench() -> Path:
+    repo = Path(__file__).resolve().parents[1]
+    env = os.environ.get("FPYGA_BENCH_OPENCL_MLP")
+    for c in ([Path(env)] if env else []) + [repo / "build" / "bench" / "fpyga_bench_opencl_mlp"]:
+        if c.is_file():
+            return c
+    raise FileNotFoundError("fpyga_bench_opencl_mlp not built (needs the OpenCL backend and CLHPP)")
+
+
+def run_opencl_cpp(x, model) -> dict:
+    import subprocess
+
+    w, dims = flat_weights(model)
+    with tempfile.TemporaryDirectory() as tmp:
+        t = Path(tmp)
+        (t / "mlp.cl").write_text(MLP_CL)
+        w.tofile(t / "w.f32")
+        dims.tofile(t / "d.i32")
+        np.ascontiguousarray(x, np.float32).tofile(t / "x.f32")
+        p = subprocess.run([str(find_opencl_bench()), "--cl", str(t / "mlp.cl"), "--weights", str(t / "w.f32"),
+                            "--dims", str(t / "d.i32"), "--input", str(t / "x.f32")],
+                           capture_output=True, text=True, timeout=600)
+    if p.returncode != 0:
+        raise RuntimeError(p.stderr.strip())
+    return json.loads(p.stdout)
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--samples", type=int, default=2000)
@@ -174,13 +207,27 @@ def main(argv=None) -> int:
         rows["pyopencl (PoCL)"]["max_abs_diff_to_float"] = float(np.max(np.abs(o[:, 0] - y)))
     except Exception as e:
         notes["pyopencl (PoCL)"] = f"not run: {type(e).__name__}: {e}"
-    notes["plain OpenCL C++ host (PoCL)"] = "not implemented in this round"
-    notes["fpyga C++ (OpenCL backend, PoCL)"] = "not implemented in this round"
+    try:
+        j2 = run_opencl_cpp(x, model)
+        rows["plain OpenCL C++ host (PoCL)"] = stats(j2["plain_ns"], fm)
+        if "fpyga_ns" in j2:
+            rows["fpyga C++ (OpenCL backend, PoCL)"] = stats(j2["fpyga_ns"], fm)
+            rows["fpyga C++ (OpenCL backend, PoCL)"]["same_outputs_as_plain"] = j2["fpyga_out"] == j2["plain_out"]
+        else:
+            notes["fpyga C++ (OpenCL backend, PoCL)"] = f"not run: {j2.get('fpyga_error')}"
+    except Exception as e:
+        notes["plain OpenCL C++ host (PoCL)"] = f"not run: {type(e).__name__}: {e}"
 
+    plain = rows.get("plain OpenCL C++ host (PoCL)")
+    if plain:
+        for k, r in rows.items():
+            if "PoCL" in k:
+                r["ratio_to_plain_opencl"] = r["median_us"] / plain["median_us"]
     print(f"per-sample muon MLP round trip, {len(x)} samples (load average {os.getloadavg()[0]:.1f})")
-    print(f"{'path':<40}{'median us':>11}{'p99 us':>10}{'x floor':>9}")
+    print(f"{'path':<40}{'median us':>11}{'p99 us':>10}{'x floor':>9}{'x plain OpenCL':>16}")
     for k, r in rows.items():
-        print(f"{k:<40}{r['median_us']:>11.2f}{r['p99_us']:>10.2f}{r['ratio_to_floor']:>9.2f}")
+        po = f"{r['ratio_to_plain_opencl']:.2f}" if "ratio_to_plain_opencl" in r else ""
+        print(f"{k:<40}{r['median_us']:>11.2f}{r['p99_us']:>10.2f}{r['ratio_to_floor']:>9.2f}{po:>16}")
     for k, v in notes.items():
         print(f"{k:<40}{v}")
     report = {"model": "muon", "samples": len(x), "rows": rows, "notes": notes,
