@@ -262,6 +262,25 @@ def test_fpyga_cli_reads_the_same_metadata(name, loaded):
         assert [(a["name"], a["type"], a["offset"]) for a in theirs[kname]["args"]] == \
                [(a["name"], a["type"], a["offset"]) for a in args]
 
+    # In the build tree the description the toolchain packed sits beside the .so: what the CLI
+    # reads back must be exactly that.
+    desc_path = x.path.parent / name / f"{name}.json"
+    if not desc_path.exists():
+        return
+    desc = json.loads(desc_path.read_text())
+    assert info["mode"] == desc["mode"] and info["platform"] == desc["platform"]
+    keys = ("tag", "type", "used", "base_address", "size_bytes")
+    assert [{k: m[k] for k in keys} for m in info["memories"]] == [{k: m[k] for k in keys} for m in desc["memories"]]
+    for k in desc["kernels"]:
+        t = theirs[k["name"]]
+        keys = ("name", "type", "kind", "offset", "size", "host_size", "port")
+        assert [{f: a[f] for f in keys} for a in t["args"]] == [{f: a[f] for f in keys} for a in k["args"]]
+        assert [(i["name"], i["base_address"], i["control"]) for i in t["instances"]] == \
+               [(i["name"], i["base_address"], i["control"]) for i in k["instances"]]
+        for a in t["args"]:
+            banks = sorted({i["connections"][a["name"]] for i in k["instances"] if a["name"] in i["connections"]})
+            assert sorted(a.get("memories") or []) == banks, (k["name"], a["name"])
+
 
 # --- the kernels compute what they should -------------------------------------------------------------
 @pytest.mark.parametrize("name, op", [("vadd", np.add), ("vmult", np.multiply), ("vadd_2cu", np.add)])
