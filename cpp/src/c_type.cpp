@@ -96,12 +96,14 @@ std::vector<std::string_view> split_args(std::string_view s) {
 }
 
 // Xilinx's ap_q_mode and ap_o_mode enumerators, in enum order (ap_decl.h).
-constexpr std::array<std::string_view, 7> q_modes = {"RND",     "RND_ZERO", "RND_MIN_INF", "RND_INF",
-                                                     "RND_CONV", "TRN",     "TRN_ZERO"};
-constexpr std::array<std::string_view, 5> o_modes = {"SAT", "SAT_ZERO", "SAT_SYM", "WRAP", "WRAP_SM"};
+constexpr std::array<std::string_view, 7> q_modes = {
+    "RND", "RND_ZERO", "RND_MIN_INF", "RND_INF", "RND_CONV", "TRN", "TRN_ZERO"};
+constexpr std::array<std::string_view, 5> o_modes = {"SAT", "SAT_ZERO", "SAT_SYM", "WRAP",
+                                                     "WRAP_SM"};
 
 template <std::size_t N>
-std::optional<unsigned> parse_mode(std::string_view s, const std::array<std::string_view, N>& names) {
+std::optional<unsigned> parse_mode(std::string_view s,
+                                   const std::array<std::string_view, N>& names) {
   s = trim(s);
   if (auto n = parse_int(s)) {
     if (*n >= 0 && static_cast<std::size_t>(*n) < N) return static_cast<unsigned>(*n);
@@ -128,7 +130,8 @@ bool parse_ap_type(const token& tok, c_type& t) {
   if (!width || *width < 1 || *width > max_ap_width) return false;
   if (is_int) {
     if (args.size() != 1) return false;
-    t.cat = name == "ap_int" ? c_type::category::signed_integer : c_type::category::unsigned_integer;
+    t.cat =
+        name == "ap_int" ? c_type::category::signed_integer : c_type::category::unsigned_integer;
   } else {
     if (args.size() < 2 || args.size() > 5) return false;
     const auto integer = parse_int(args[1]);
@@ -165,15 +168,24 @@ bool parse_builtin(const std::vector<std::string>& words, c_type& t) {
       unsigned bits;
     };
     static constexpr fixed_name names[] = {
-        {"void", cat::void_type, 0},       {"bool", cat::unsigned_integer, 1},
-        {"float", cat::floating, 32},      {"double", cat::floating, 64},
-        {"half", cat::floating, 16},       {"int8_t", cat::signed_integer, 8},
-        {"int16_t", cat::signed_integer, 16}, {"int32_t", cat::signed_integer, 32},
-        {"int64_t", cat::signed_integer, 64}, {"uint8_t", cat::unsigned_integer, 8},
-        {"uint16_t", cat::unsigned_integer, 16}, {"uint32_t", cat::unsigned_integer, 32},
-        {"uint64_t", cat::unsigned_integer, 64}, {"size_t", cat::unsigned_integer, 64},
-        {"ssize_t", cat::signed_integer, 64},  {"ptrdiff_t", cat::signed_integer, 64},
-        {"intptr_t", cat::signed_integer, 64}, {"uintptr_t", cat::unsigned_integer, 64},
+        {"void", cat::void_type, 0},
+        {"bool", cat::unsigned_integer, 1},
+        {"float", cat::floating, 32},
+        {"double", cat::floating, 64},
+        {"half", cat::floating, 16},
+        {"int8_t", cat::signed_integer, 8},
+        {"int16_t", cat::signed_integer, 16},
+        {"int32_t", cat::signed_integer, 32},
+        {"int64_t", cat::signed_integer, 64},
+        {"uint8_t", cat::unsigned_integer, 8},
+        {"uint16_t", cat::unsigned_integer, 16},
+        {"uint32_t", cat::unsigned_integer, 32},
+        {"uint64_t", cat::unsigned_integer, 64},
+        {"size_t", cat::unsigned_integer, 64},
+        {"ssize_t", cat::signed_integer, 64},
+        {"ptrdiff_t", cat::signed_integer, 64},
+        {"intptr_t", cat::signed_integer, 64},
+        {"uintptr_t", cat::unsigned_integer, 64},
     };
     std::string_view w = words[0];
     if (w.starts_with("std::")) w.remove_prefix(5);
@@ -186,13 +198,20 @@ bool parse_builtin(const std::vector<std::string>& words, c_type& t) {
   }
   int n_unsigned = 0, n_signed = 0, n_char = 0, n_short = 0, n_int = 0, n_long = 0;
   for (const auto& w : words) {
-    if (w == "unsigned") ++n_unsigned;
-    else if (w == "signed") ++n_signed;
-    else if (w == "char") ++n_char;
-    else if (w == "short") ++n_short;
-    else if (w == "int") ++n_int;
-    else if (w == "long") ++n_long;
-    else return false;
+    if (w == "unsigned")
+      ++n_unsigned;
+    else if (w == "signed")
+      ++n_signed;
+    else if (w == "char")
+      ++n_char;
+    else if (w == "short")
+      ++n_short;
+    else if (w == "int")
+      ++n_int;
+    else if (w == "long")
+      ++n_long;
+    else
+      return false;
   }
   if (n_unsigned + n_signed > 1 || n_char + n_short > 1 || n_int > 1 || n_long > 2 ||
       (n_char && (n_int || n_long)) || (n_short && n_long))
@@ -222,9 +241,12 @@ c_type c_type::parse(std::string_view spelling) {
   bool reference = false;
   for (std::size_t i = first_decl; i < tokens->size(); ++i) {
     const auto& w = (*tokens)[i].word;
-    if (w == "*") ++stars;
-    else if (w == "&") reference = true;
-    else if (w != "const" && w != "volatile" && w != "restrict" && w != "__restrict" && w != "__restrict__")
+    if (w == "*")
+      ++stars;
+    else if (w == "&")
+      reference = true;
+    else if (w != "const" && w != "volatile" && w != "restrict" && w != "__restrict" &&
+             w != "__restrict__")
       return t;
   }
   t.pointer = stars > 0;
@@ -234,9 +256,12 @@ c_type c_type::parse(std::string_view spelling) {
   bool tagged = false;
   for (std::size_t i = 0; i < first_decl; ++i) {
     const auto& tok = (*tokens)[i];
-    if (tok.word == "const") t.is_const = true;
-    else if (tok.word == "volatile") continue;
-    else if (tok.word == "struct" || tok.word == "class" || tok.word == "enum" || tok.word == "union")
+    if (tok.word == "const")
+      t.is_const = true;
+    else if (tok.word == "volatile")
+      continue;
+    else if (tok.word == "struct" || tok.word == "class" || tok.word == "enum" ||
+             tok.word == "union")
       tagged = true;
     else if (tok.has_targs) {
       if (templ) return t;
@@ -262,9 +287,12 @@ c_type c_type::parse(std::string_view spelling) {
 std::size_t c_type::storage_bytes() const {
   switch (cat) {
     case category::void_type:
-    case category::opaque: return 0;
-    case category::floating: return bits / 8;
-    default: break;
+    case category::opaque:
+      return 0;
+    case category::floating:
+      return bits / 8;
+    default:
+      break;
   }
   if (!arbitrary_precision) return bits <= 8 ? 1 : bits / 8;
   // Xilinx's simulation types hold up to 64 bits in the smallest of 1, 2, 4, 8 bytes that fits

@@ -42,18 +42,42 @@ std::string_view name_of(const std::array<std::string_view, N>& names, std::size
 
 constexpr std::array<std::string_view, 7> mode_names = {
     "flat", "pr", "tandem_stage2", "tandem_stage2_with_pr", "hw_emu", "sw_emu", "hw_emu_pr"};
-constexpr std::array<std::string_view, 32> section_names = {
-    "BITSTREAM",          "CLEARING_BITSTREAM",     "EMBEDDED_METADATA",  "FIRMWARE",
-    "DEBUG_DATA",         "SCHED_FIRMWARE",         "MEM_TOPOLOGY",       "CONNECTIVITY",
-    "IP_LAYOUT",          "DEBUG_IP_LAYOUT",        "DESIGN_CHECK_POINT", "CLOCK_FREQ_TOPOLOGY",
-    "MCS",                "BMC",                    "BUILD_METADATA",     "KEYVALUE_METADATA",
-    "USER_METADATA",      "DNA_CERTIFICATE",        "PDI",                "BITSTREAM_PARTIAL_PDI",
-    "PARTITION_METADATA", "EMULATION_DATA",         "SYSTEM_METADATA",    "SOFT_KERNEL",
-    "ASK_FLASH",          "AIE_METADATA",           "ASK_GROUP_TOPOLOGY", "ASK_GROUP_CONNECTIVITY",
-    "SMARTNIC",           "AIE_RESOURCES",          "OVERLAY",            "VENDER_METADATA"};
+constexpr std::array<std::string_view, 32> section_names = {"BITSTREAM",
+                                                            "CLEARING_BITSTREAM",
+                                                            "EMBEDDED_METADATA",
+                                                            "FIRMWARE",
+                                                            "DEBUG_DATA",
+                                                            "SCHED_FIRMWARE",
+                                                            "MEM_TOPOLOGY",
+                                                            "CONNECTIVITY",
+                                                            "IP_LAYOUT",
+                                                            "DEBUG_IP_LAYOUT",
+                                                            "DESIGN_CHECK_POINT",
+                                                            "CLOCK_FREQ_TOPOLOGY",
+                                                            "MCS",
+                                                            "BMC",
+                                                            "BUILD_METADATA",
+                                                            "KEYVALUE_METADATA",
+                                                            "USER_METADATA",
+                                                            "DNA_CERTIFICATE",
+                                                            "PDI",
+                                                            "BITSTREAM_PARTIAL_PDI",
+                                                            "PARTITION_METADATA",
+                                                            "EMULATION_DATA",
+                                                            "SYSTEM_METADATA",
+                                                            "SOFT_KERNEL",
+                                                            "ASK_FLASH",
+                                                            "AIE_METADATA",
+                                                            "ASK_GROUP_TOPOLOGY",
+                                                            "ASK_GROUP_CONNECTIVITY",
+                                                            "SMARTNIC",
+                                                            "AIE_RESOURCES",
+                                                            "OVERLAY",
+                                                            "VENDER_METADATA"};
 constexpr std::array<std::string_view, 12> memory_type_names = {
-    "ddr3", "ddr4", "dram", "streaming", "preallocated_glob", "are",
-    "hbm",  "bram", "uram", "streaming_connection", "host", "ps_kernel"};
+    "ddr3", "ddr4",     "dram", "streaming", "preallocated_glob",
+    "are",  "hbm",      "bram", "uram",      "streaming_connection",
+    "host", "ps_kernel"};
 constexpr std::array<std::string_view, 8> ip_type_names = {
     "mb", "kernel", "dnasc", "ddr4_controller", "mem_ddr4", "mem_hbm", "mem_hbm_ecc", "ps_kernel"};
 constexpr std::array<std::string_view, 6> control_names = {
@@ -63,13 +87,27 @@ constexpr std::array<std::string_view, 3> arg_kind_names = {"scalar", "global", 
 
 }  // namespace
 
-std::string_view to_string(xclbin_mode v) { return name_of(mode_names, std::size_t(v)); }
-std::string_view to_string(section_kind v) { return name_of(section_names, std::size_t(v)); }
-std::string_view to_string(memory_type v) { return name_of(memory_type_names, std::size_t(v)); }
-std::string_view to_string(ip_type v) { return name_of(ip_type_names, std::size_t(v)); }
-std::string_view to_string(control_protocol v) { return name_of(control_names, std::size_t(v)); }
-std::string_view to_string(clock_type v) { return name_of(clock_type_names, std::size_t(v)); }
-std::string_view to_string(arg_kind v) { return name_of(arg_kind_names, std::size_t(v)); }
+std::string_view to_string(xclbin_mode v) {
+  return name_of(mode_names, std::size_t(v));
+}
+std::string_view to_string(section_kind v) {
+  return name_of(section_names, std::size_t(v));
+}
+std::string_view to_string(memory_type v) {
+  return name_of(memory_type_names, std::size_t(v));
+}
+std::string_view to_string(ip_type v) {
+  return name_of(ip_type_names, std::size_t(v));
+}
+std::string_view to_string(control_protocol v) {
+  return name_of(control_names, std::size_t(v));
+}
+std::string_view to_string(clock_type v) {
+  return name_of(clock_type_names, std::size_t(v));
+}
+std::string_view to_string(arg_kind v) {
+  return name_of(arg_kind_names, std::size_t(v));
+}
 
 std::optional<xclbin_mode> xclbin_mode_from_string(std::string_view n) {
   return lookup<xclbin_mode>(mode_names, n);
@@ -130,7 +168,9 @@ class region {
     need(offset, field, what);
     const char* p = reinterpret_cast<const char*>(bytes_.data() + offset);
     const void* nul = std::memchr(p, '\0', field);
-    if (!nul) fail(std::string(what) + " is not NUL-terminated within its " + std::to_string(field) + " bytes");
+    if (!nul)
+      fail(std::string(what) + " is not NUL-terminated within its " + std::to_string(field) +
+           " bytes");
     return std::string(p, static_cast<const char*>(nul));
   }
 
@@ -197,8 +237,8 @@ std::optional<std::uint64_t> parse_number(std::string_view s) {
 }
 
 void parse_mem_topology(const region& r, xclbin& x) {
-  const auto n = r.table(r.get<std::int32_t>(0, "entry count"), format::mem_entries,
-                         format::mem_entry_size);
+  const auto n =
+      r.table(r.get<std::int32_t>(0, "entry count"), format::mem_entries, format::mem_entry_size);
   x.memories.reserve(n);
   for (std::size_t i = 0; i < n; ++i) {
     const std::size_t e = format::mem_entries + i * format::mem_entry_size;
@@ -221,8 +261,8 @@ void parse_mem_topology(const region& r, xclbin& x) {
 }
 
 void parse_connectivity(const region& r, xclbin& x) {
-  const auto n = r.table(r.get<std::int32_t>(0, "entry count"), format::conn_entries,
-                         format::conn_entry_size);
+  const auto n =
+      r.table(r.get<std::int32_t>(0, "entry count"), format::conn_entries, format::conn_entry_size);
   x.connectivity.reserve(n);
   for (std::size_t i = 0; i < n; ++i) {
     const std::size_t e = format::conn_entries + i * format::conn_entry_size;
@@ -236,8 +276,8 @@ void parse_connectivity(const region& r, xclbin& x) {
 }
 
 void parse_ip_layout(const region& r, xclbin& x) {
-  const auto n = r.table(r.get<std::int32_t>(0, "entry count"), format::ip_entries,
-                         format::ip_entry_size);
+  const auto n =
+      r.table(r.get<std::int32_t>(0, "entry count"), format::ip_entries, format::ip_entry_size);
   x.ips.reserve(n);
   for (std::size_t i = 0; i < n; ++i) {
     const std::size_t e = format::ip_entries + i * format::ip_entry_size;
@@ -245,7 +285,8 @@ void parse_ip_layout(const region& r, xclbin& x) {
     ip_info ip;
     ip.index = static_cast<unsigned>(i);
     const auto type = r.get<std::uint32_t>(e + format::ip_type, entry + " type");
-    if (type >= ip_type_names.size()) r.fail(entry + " has unknown IP type " + std::to_string(type));
+    if (type >= ip_type_names.size())
+      r.fail(entry + " has unknown IP type " + std::to_string(type));
     ip.type = static_cast<ip_type>(type);
     const auto props = r.get<std::uint32_t>(e + format::ip_properties, entry + " properties");
     ip.base_address = r.get<std::uint64_t>(e + format::ip_base, entry + " base address");
@@ -257,7 +298,8 @@ void parse_ip_layout(const region& r, xclbin& x) {
       ip.interrupt_id = static_cast<std::uint8_t>((props & 0xFEu) >> 1);
       const auto control = (props & 0xFF00u) >> 8;
       if (control >= control_names.size())
-        r.fail(entry + " ('" + ip.name + "') has unknown control protocol " + std::to_string(control));
+        r.fail(entry + " ('" + ip.name + "') has unknown control protocol " +
+               std::to_string(control));
       ip.control = static_cast<control_protocol>(control);
     }
     x.ips.push_back(std::move(ip));
@@ -274,7 +316,8 @@ void parse_clocks(const region& r, xclbin& x) {
     clock_info c;
     c.frequency_mhz = r.get<std::uint16_t>(e + format::clock_freq, entry + " frequency");
     const auto type = r.get<std::uint8_t>(e + format::clock_type, entry + " type");
-    if (type >= clock_type_names.size()) r.fail(entry + " has unknown clock type " + std::to_string(type));
+    if (type >= clock_type_names.size())
+      r.fail(entry + " has unknown clock type " + std::to_string(type));
     c.type = static_cast<clock_type>(type);
     c.name = r.fixed_string(e + format::clock_name, format::clock_name_size, entry + " name");
     x.clocks.push_back(std::move(c));
@@ -334,7 +377,8 @@ void parse_embedded_metadata(const region& r, xclbin& x) {
             port.mode = p.attribute("mode").value();
             port.range = xml_number(r, p, "range", pwhere, false);
             const auto width = xml_number(r, p, "dataWidth", pwhere, false);
-            if (width > std::numeric_limits<unsigned>::max()) r.fail(pwhere + " dataWidth is too large");
+            if (width > std::numeric_limits<unsigned>::max())
+              r.fail(pwhere + " dataWidth is too large");
             port.data_width = static_cast<unsigned>(width);
             kernel.ports.push_back(std::move(port));
           }
@@ -351,14 +395,19 @@ void parse_embedded_metadata(const region& r, xclbin& x) {
               r.fail(awhere + " repeats argument id " + std::to_string(id));
             const auto q = xml_number(r, a, "addressQualifier", awhere, true);
             switch (q) {
-              case 0: arg.kind = arg_kind::scalar; break;
+              case 0:
+                arg.kind = arg_kind::scalar;
+                break;
               case 1:  // global
               case 2:  // constant
               case 3:  // local: a pointer in another address space, still not a value
                 arg.kind = arg_kind::global;
                 break;
-              case 4: arg.kind = arg_kind::stream; break;
-              default: r.fail(awhere + " has unknown addressQualifier " + std::to_string(q));
+              case 4:
+                arg.kind = arg_kind::stream;
+                break;
+              default:
+                r.fail(awhere + " has unknown addressQualifier " + std::to_string(q));
             }
             arg.address_qualifier = static_cast<unsigned>(q);
             arg.port = a.attribute("port").value();
@@ -376,8 +425,8 @@ void parse_embedded_metadata(const region& r, xclbin& x) {
             inst.name = in.attribute("name").value();
             if (inst.name.empty()) r.fail(where + " has an <instance> without a name");
             if (pugi::xml_node remap = in.child("addrRemap"))
-              inst.base_address =
-                  xml_number(r, remap, "base", where + " instance '" + inst.name + "' addrRemap", false);
+              inst.base_address = xml_number(
+                  r, remap, "base", where + " instance '" + inst.name + "' addrRemap", false);
             kernel.instances.push_back(std::move(inst));
           }
           x.kernels.push_back(std::move(kernel));
@@ -423,7 +472,8 @@ xclbin xclbin::parse(std::span<const std::byte> data, std::string_view source_na
 
   x.unique_id = whole.get<std::uint64_t>(format::unique_id, "m_uniqueId");
   x.timestamp = whole.get<std::uint64_t>(format::timestamp, "m_timeStamp");
-  x.feature_rom_timestamp = whole.get<std::uint64_t>(format::feature_rom_ts, "m_featureRomTimeStamp");
+  x.feature_rom_timestamp =
+      whole.get<std::uint64_t>(format::feature_rom_ts, "m_featureRomTimeStamp");
   x.version_patch = whole.get<std::uint16_t>(format::version_patch, "m_versionPatch");
   x.version_major = whole.get<std::uint8_t>(format::version_major, "m_versionMajor");
   x.version_minor = whole.get<std::uint8_t>(format::version_minor, "m_versionMinor");
@@ -432,7 +482,8 @@ xclbin xclbin::parse(std::span<const std::byte> data, std::string_view source_na
   x.mode = static_cast<xclbin_mode>(mode);
   x.action_mask = whole.get<std::uint16_t>(format::action_mask, "m_actionMask");
   x.interface_uuid = whole.array<16>(format::interface_uuid, "rom_uuid");
-  x.platform_vbnv = whole.fixed_string(format::platform_vbnv, format::platform_vbnv_size, "m_platformVBNV");
+  x.platform_vbnv =
+      whole.fixed_string(format::platform_vbnv, format::platform_vbnv_size, "m_platformVBNV");
   x.uuid = whole.array<16>(format::uuid, "uuid");
 
   const auto count = whole.get<std::uint32_t>(format::num_sections, "m_numSections");
@@ -458,7 +509,8 @@ xclbin xclbin::parse(std::span<const std::byte> data, std::string_view source_na
               " bytes lies past the end of the file (m_length " + std::to_string(length) + ")");
     if (s.size != 0 && s.offset < table_end)
       sr.fail("payload at offset " + std::to_string(s.offset) +
-              " overlaps the header and section table (which end at " + std::to_string(table_end) + ")");
+              " overlaps the header and section table (which end at " + std::to_string(table_end) +
+              ")");
   }
   {
     std::vector<const section_entry*> by_offset;
@@ -471,20 +523,23 @@ xclbin xclbin::parse(std::span<const std::byte> data, std::string_view source_na
       const auto* b = by_offset[i];
       if (b->offset < a->offset + a->size)
         region({}, x.source, section_label(*b))
-            .fail("payload at offset " + std::to_string(b->offset) + " overlaps " + section_label(*a) +
-                  " (bytes " + std::to_string(a->offset) + ".." + std::to_string(a->offset + a->size) + ")");
+            .fail("payload at offset " + std::to_string(b->offset) + " overlaps " +
+                  section_label(*a) + " (bytes " + std::to_string(a->offset) + ".." +
+                  std::to_string(a->offset + a->size) + ")");
     }
   }
 
   std::set<std::uint32_t> seen_typed;
   std::optional<region> connectivity_region;
   for (const auto& s : sections) {
-    const auto payload = data.subspan(static_cast<std::size_t>(s.offset), static_cast<std::size_t>(s.size));
+    const auto payload =
+        data.subspan(static_cast<std::size_t>(s.offset), static_cast<std::size_t>(s.size));
     region r(payload, x.source, section_label(s));
     const auto kind = static_cast<section_kind>(s.kind);
     const bool typed = kind == section_kind::bitstream || kind == section_kind::embedded_metadata ||
                        kind == section_kind::mem_topology || kind == section_kind::connectivity ||
-                       kind == section_kind::ip_layout || kind == section_kind::clock_freq_topology ||
+                       kind == section_kind::ip_layout ||
+                       kind == section_kind::clock_freq_topology ||
                        kind == section_kind::build_metadata;
     if (!typed) {
       raw_section raw;
@@ -495,19 +550,33 @@ xclbin xclbin::parse(std::span<const std::byte> data, std::string_view source_na
       continue;
     }
     if (!seen_typed.insert(s.kind).second)
-      r.fail(std::string("appears more than once; fpyga reads one ") + std::string(to_string(kind)));
+      r.fail(std::string("appears more than once; fpyga reads one ") +
+             std::string(to_string(kind)));
     switch (kind) {
-      case section_kind::bitstream: x.bitstream.assign(payload.begin(), payload.end()); break;
-      case section_kind::embedded_metadata: parse_embedded_metadata(r, x); break;
-      case section_kind::mem_topology: parse_mem_topology(r, x); break;
+      case section_kind::bitstream:
+        x.bitstream.assign(payload.begin(), payload.end());
+        break;
+      case section_kind::embedded_metadata:
+        parse_embedded_metadata(r, x);
+        break;
+      case section_kind::mem_topology:
+        parse_mem_topology(r, x);
+        break;
       case section_kind::connectivity:
         parse_connectivity(r, x);
         connectivity_region.emplace(r);
         break;
-      case section_kind::ip_layout: parse_ip_layout(r, x); break;
-      case section_kind::clock_freq_topology: parse_clocks(r, x); break;
-      case section_kind::build_metadata: parse_build_metadata(r, x); break;
-      default: break;
+      case section_kind::ip_layout:
+        parse_ip_layout(r, x);
+        break;
+      case section_kind::clock_freq_topology:
+        parse_clocks(r, x);
+        break;
+      case section_kind::build_metadata:
+        parse_build_metadata(r, x);
+        break;
+      default:
+        break;
     }
   }
   if (connectivity_region) check_connectivity(*connectivity_region, x);
@@ -543,7 +612,8 @@ std::string xclbin::target() const {
 
 std::optional<std::string> xclbin::agfi() const {
   std::string_view s(reinterpret_cast<const char*>(bitstream.data()), bitstream.size());
-  while (!s.empty() && (s.back() == '\0' || s.back() == '\n' || s.back() == ' ')) s.remove_suffix(1);
+  while (!s.empty() && (s.back() == '\0' || s.back() == '\n' || s.back() == ' '))
+    s.remove_suffix(1);
   std::string_view rest;
   if (s.starts_with("agfi-"))
     rest = s.substr(5);
@@ -552,8 +622,9 @@ std::optional<std::string> xclbin::agfi() const {
   else
     return std::nullopt;
   // AWS ids are a prefix and 17 hex digits; accept any non-empty hex run so newer formats pass.
-  if (rest.empty() || rest.size() > 64 ||
-      !std::all_of(rest.begin(), rest.end(), [](char c) { return std::isxdigit(static_cast<unsigned char>(c)); }))
+  if (rest.empty() || rest.size() > 64 || !std::all_of(rest.begin(), rest.end(), [](char c) {
+        return std::isxdigit(static_cast<unsigned char>(c));
+      }))
     return std::nullopt;
   return std::string(s);
 }
@@ -599,8 +670,8 @@ std::string xclbin::platform_name() const {
   const pugi::xml_node p = doc.child("project").child("platform");
   if (!p) return {};
   // XRT composes the VBNV the same way: vendor_boardid_name_major_minor.
-  std::string vbnv = std::string(p.attribute("vendor").value()) + "_" + p.attribute("boardid").value() +
-                     "_" + p.attribute("name").value();
+  std::string vbnv = std::string(p.attribute("vendor").value()) + "_" +
+                     p.attribute("boardid").value() + "_" + p.attribute("name").value();
   if (const pugi::xml_node v = p.child("version"))
     vbnv += std::string("_") + v.attribute("major").value() + "_" + v.attribute("minor").value();
   return vbnv == "__" ? std::string() : vbnv;
@@ -619,19 +690,24 @@ std::string xclbin::to_json(int indent) const {
   j["mode"] = std::string(to_string(mode));
   j["clocks"] = ordered_json::array();
   for (const auto& c : clocks)
-    j["clocks"].push_back({{"name", c.name}, {"frequency_mhz", c.frequency_mhz},
+    j["clocks"].push_back({{"name", c.name},
+                           {"frequency_mhz", c.frequency_mhz},
                            {"type", std::string(to_string(c.type))}});
   j["memories"] = ordered_json::array();
   for (const auto& m : memories)
-    j["memories"].push_back({{"index", m.index}, {"tag", m.tag}, {"type", std::string(to_string(m.type))},
-                             {"used", m.used}, {"base_address", m.base_address},
+    j["memories"].push_back({{"index", m.index},
+                             {"tag", m.tag},
+                             {"type", std::string(to_string(m.type))},
+                             {"used", m.used},
+                             {"base_address", m.base_address},
                              {"size_bytes", m.size_bytes}});
   j["kernels"] = ordered_json::array();
   for (const auto& k : kernels) {
     // Compute units of this kernel: IP_LAYOUT kernel entries whose name starts with it.
     std::vector<const ip_info*> cus;
     for (const auto& ip : ips)
-      if ((ip.type == ip_type::kernel || ip.type == ip_type::ps_kernel) && ip.kernel_name() == k.name)
+      if ((ip.type == ip_type::kernel || ip.type == ip_type::ps_kernel) &&
+          ip.kernel_name() == k.name)
         cus.push_back(&ip);
     ordered_json kj;
     kj["name"] = k.name;
@@ -646,22 +722,30 @@ std::string xclbin::to_json(int indent) const {
             seen.push_back(m);
             tags.push_back(memories[m].tag);
           }
-      kj["args"].push_back({{"index", a.index}, {"name", a.name}, {"type", a.type},
-                            {"kind", std::string(to_string(a.kind))}, {"offset", a.offset},
-                            {"size", a.size}, {"host_size", a.host_size}, {"port", a.port},
+      kj["args"].push_back({{"index", a.index},
+                            {"name", a.name},
+                            {"type", a.type},
+                            {"kind", std::string(to_string(a.kind))},
+                            {"offset", a.offset},
+                            {"size", a.size},
+                            {"host_size", a.host_size},
+                            {"port", a.port},
                             {"memories", tags}});
     }
     kj["instances"] = ordered_json::array();
     if (!cus.empty()) {
       for (const ip_info* ip : cus)
-        kj["instances"].push_back({{"name", ip->instance_name()}, {"base_address", ip->base_address},
+        kj["instances"].push_back({{"name", ip->instance_name()},
+                                   {"base_address", ip->base_address},
                                    {"control", std::string(to_string(ip->control))},
                                    {"interrupt", ip->interrupt_enabled}});
     } else {
       // No IP_LAYOUT (old sw_emu builds): the XML instances, control protocol unknown.
       for (const auto& in : k.instances)
-        kj["instances"].push_back({{"name", in.name}, {"base_address", in.base_address},
-                                   {"control", nullptr}, {"interrupt", nullptr}});
+        kj["instances"].push_back({{"name", in.name},
+                                   {"base_address", in.base_address},
+                                   {"control", nullptr},
+                                   {"interrupt", nullptr}});
     }
     j["kernels"].push_back(std::move(kj));
   }

@@ -15,26 +15,26 @@ inline constexpr std::size_t reserved = 12;         // 28 bytes of 0xff
 inline constexpr std::size_t key_block = 40;        // 256 bytes of 0xff when unsigned
 inline constexpr std::size_t unique_id = 296;       // u64
 // struct axlf_header, inline at 304
-inline constexpr std::size_t length = 304;           // u64, the whole file
-inline constexpr std::size_t timestamp = 312;        // u64
-inline constexpr std::size_t feature_rom_ts = 320;   // u64
-inline constexpr std::size_t version_patch = 328;    // u16
-inline constexpr std::size_t version_major = 330;    // u8
-inline constexpr std::size_t version_minor = 331;    // u8
-inline constexpr std::size_t mode = 332;             // u16
-inline constexpr std::size_t action_mask = 334;      // u16
-inline constexpr std::size_t interface_uuid = 336;   // 16 bytes (rom_uuid)
-inline constexpr std::size_t platform_vbnv = 352;    // char[64]
+inline constexpr std::size_t length = 304;          // u64, the whole file
+inline constexpr std::size_t timestamp = 312;       // u64
+inline constexpr std::size_t feature_rom_ts = 320;  // u64
+inline constexpr std::size_t version_patch = 328;   // u16
+inline constexpr std::size_t version_major = 330;   // u8
+inline constexpr std::size_t version_minor = 331;   // u8
+inline constexpr std::size_t mode = 332;            // u16
+inline constexpr std::size_t action_mask = 334;     // u16
+inline constexpr std::size_t interface_uuid = 336;  // 16 bytes (rom_uuid)
+inline constexpr std::size_t platform_vbnv = 352;   // char[64]
 inline constexpr std::size_t platform_vbnv_size = 64;
-inline constexpr std::size_t uuid = 416;             // 16 bytes
-inline constexpr std::size_t debug_bin = 432;        // char[16]
-inline constexpr std::size_t num_sections = 448;     // u32 + 4 padding
+inline constexpr std::size_t uuid = 416;          // 16 bytes
+inline constexpr std::size_t debug_bin = 432;     // char[16]
+inline constexpr std::size_t num_sections = 448;  // u32 + 4 padding
 inline constexpr std::size_t section_table = 456;
 
 // struct axlf_section_header
 inline constexpr std::size_t section_header_size = 40;
-inline constexpr std::size_t sh_kind = 0;   // u32
-inline constexpr std::size_t sh_name = 4;   // char[16]
+inline constexpr std::size_t sh_kind = 0;  // u32
+inline constexpr std::size_t sh_name = 4;  // char[16]
 inline constexpr std::size_t sh_name_size = 16;
 inline constexpr std::size_t sh_offset = 24;  // u64
 inline constexpr std::size_t sh_size = 32;    // u64
@@ -42,7 +42,8 @@ inline constexpr std::size_t sh_size = 32;    // u64
 // MEM_TOPOLOGY: i32 count, entries from 8.
 inline constexpr std::size_t mem_entries = 8;
 inline constexpr std::size_t mem_entry_size = 40;
-inline constexpr std::size_t mem_type = 0, mem_used = 1, mem_size_kb = 8, mem_base = 16, mem_tag = 24;
+inline constexpr std::size_t mem_type = 0, mem_used = 1, mem_size_kb = 8, mem_base = 16,
+                             mem_tag = 24;
 inline constexpr std::size_t mem_tag_size = 16;
 
 // CONNECTIVITY: i32 count, entries from 4.

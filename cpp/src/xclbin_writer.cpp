@@ -37,11 +37,13 @@ class byte_buffer {
     for (std::size_t i = 0; i < n; ++i) bytes_.at(offset + i) = std::byte(v);
   }
   /// Writes `s` and its NUL into a fixed field; `what` names the field if it does not fit.
-  void put_string(std::size_t offset, std::size_t field, const std::string& s, const std::string& what) {
+  void put_string(std::size_t offset, std::size_t field, const std::string& s,
+                  const std::string& what) {
     if (s.size() >= field)
       throw value_error("xclbin writer: " + what + " '" + s + "' is " + std::to_string(s.size()) +
                         " characters, the field holds at most " + std::to_string(field - 1));
-    if (s.find('\0') != std::string::npos) throw value_error("xclbin writer: " + what + " contains a NUL");
+    if (s.find('\0') != std::string::npos)
+      throw value_error("xclbin writer: " + what + " contains a NUL");
     put_bytes(offset, s.data(), s.size());
   }
   std::vector<std::byte>& bytes() { return bytes_; }
@@ -62,7 +64,8 @@ std::vector<std::byte> mem_topology_payload(const std::vector<memory_info>& memo
     const auto& m = memories[i];
     const std::size_t e = format::mem_entries + i * format::mem_entry_size;
     if (m.size_bytes % 1024 != 0)
-      throw value_error("xclbin writer: memory '" + m.tag + "' size " + std::to_string(m.size_bytes) +
+      throw value_error("xclbin writer: memory '" + m.tag + "' size " +
+                        std::to_string(m.size_bytes) +
                         " bytes is not a multiple of 1024 (MEM_TOPOLOGY stores KiB)");
     b.put<std::uint8_t>(e + format::mem_type, static_cast<std::uint8_t>(m.type));
     b.put<std::uint8_t>(e + format::mem_used, m.used ? 1 : 0);
@@ -102,8 +105,9 @@ std::vector<std::byte> connectivity_payload(const xclbin& x) {
     if (c.arg_index < 0 || c.ip_index < 0 || std::size_t(c.ip_index) >= x.ips.size() ||
         c.memory_index < 0 || std::size_t(c.memory_index) >= x.memories.size())
       throw value_error("xclbin writer: connectivity entry " + std::to_string(i) + " (arg " +
-                        std::to_string(c.arg_index) + ", IP " + std::to_string(c.ip_index) + ", memory " +
-                        std::to_string(c.memory_index) + ") names an IP or memory that does not exist");
+                        std::to_string(c.arg_index) + ", IP " + std::to_string(c.ip_index) +
+                        ", memory " + std::to_string(c.memory_index) +
+                        ") names an IP or memory that does not exist");
     const std::size_t e = format::conn_entries + i * format::conn_entry_size;
     b.put<std::int32_t>(e, c.arg_index);
     b.put<std::int32_t>(e + 4, c.ip_index);
@@ -114,7 +118,8 @@ std::vector<std::byte> connectivity_payload(const xclbin& x) {
 
 std::vector<std::byte> clock_payload(const std::vector<clock_info>& clocks) {
   if (clocks.size() > std::size_t(std::numeric_limits<std::int16_t>::max()))
-    throw value_error("xclbin writer: " + std::to_string(clocks.size()) + " clocks, at most 32767 fit");
+    throw value_error("xclbin writer: " + std::to_string(clocks.size()) +
+                      " clocks, at most 32767 fit");
   byte_buffer b(format::clock_entries + clocks.size() * format::clock_entry_size);
   b.put<std::int16_t>(0, static_cast<std::int16_t>(clocks.size()));
   for (std::size_t i = 0; i < clocks.size(); ++i) {
@@ -202,12 +207,17 @@ std::string embedded_metadata_xml(const xclbin& x) {
         if (a.port.empty() || !seen.insert(a.port).second) continue;
         port_info p;
         p.name = a.port;
-        p.mode = a.kind == arg_kind::scalar ? "slave" : a.kind == arg_kind::global ? "master" : "stream";
-        p.range = a.kind == arg_kind::scalar ? 0x1000 : a.kind == arg_kind::global ? 0xFFFFFFFFFFFFFFFFull : 0;
+        p.mode = a.kind == arg_kind::scalar   ? "slave"
+                 : a.kind == arg_kind::global ? "master"
+                                              : "stream";
+        p.range = a.kind == arg_kind::scalar   ? 0x1000
+                  : a.kind == arg_kind::global ? 0xFFFFFFFFFFFFFFFFull
+                                               : 0;
         p.data_width = 32;
         ports.push_back(p);
       }
-      if (!std::any_of(ports.begin(), ports.end(), [](const port_info& p) { return p.mode == "slave"; }))
+      if (!std::any_of(ports.begin(), ports.end(),
+                       [](const port_info& p) { return p.mode == "slave"; }))
         ports.push_back({"S_AXI_CONTROL", "slave", 0x1000, 32});
     }
     for (const auto& p : ports) {
@@ -252,14 +262,14 @@ std::string build_metadata_json(const xclbin& x) {
     for (const auto& in : k.instances) instances.push_back({{"name", in.name}});
     kernels.push_back({{"name", k.name}, {"instances", instances}});
   }
-  ordered_json j = {
-      {"build_metadata",
-       {{"xclbin",
-         {{"generated_by", {{"name", "fpyga"}}},
-          {"packaged_by", {{"name", "fpyga xclbin pack"}}},
-          {"user_regions",
-           ordered_json::array({{{"name", "OCL_REGION_0"}, {"type", "clc_region"}, {"kernels", kernels}}})}}},
-        {"dsa", {{"name", x.platform_vbnv}}}}}};
+  ordered_json j = {{"build_metadata",
+                     {{"xclbin",
+                       {{"generated_by", {{"name", "fpyga"}}},
+                        {"packaged_by", {{"name", "fpyga xclbin pack"}}},
+                        {"user_regions", ordered_json::array({{{"name", "OCL_REGION_0"},
+                                                               {"type", "clc_region"},
+                                                               {"kernels", kernels}}})}}},
+                      {"dsa", {{"name", x.platform_vbnv}}}}}};
   return j.dump(4, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
 }
 
@@ -275,28 +285,35 @@ std::vector<std::byte> xclbin::write() const {
   std::vector<out_section> sections;
   if (!bitstream.empty()) sections.push_back({section_kind::bitstream, "", bitstream});
   if (!embedded_metadata.empty() || !kernels.empty())
-    sections.push_back({section_kind::embedded_metadata, "runtime_data",
-                        to_bytes(embedded_metadata.empty() ? embedded_metadata_xml(*this) : embedded_metadata)});
+    sections.push_back(
+        {section_kind::embedded_metadata, "runtime_data",
+         to_bytes(embedded_metadata.empty() ? embedded_metadata_xml(*this) : embedded_metadata)});
   if (!memories.empty())
-    sections.push_back({section_kind::mem_topology, "runtime_data", mem_topology_payload(memories)});
+    sections.push_back(
+        {section_kind::mem_topology, "runtime_data", mem_topology_payload(memories)});
   if (!connectivity.empty())
     sections.push_back({section_kind::connectivity, "runtime_data", connectivity_payload(*this)});
-  if (!ips.empty()) sections.push_back({section_kind::ip_layout, "runtime_data", ip_layout_payload(ips)});
+  if (!ips.empty())
+    sections.push_back({section_kind::ip_layout, "runtime_data", ip_layout_payload(ips)});
   if (!clocks.empty())
     sections.push_back({section_kind::clock_freq_topology, "runtime_data", clock_payload(clocks)});
-  sections.push_back({section_kind::build_metadata, "runtime_data",
-                      to_bytes(build_metadata.empty() ? build_metadata_json(*this) : build_metadata)});
+  sections.push_back(
+      {section_kind::build_metadata, "runtime_data",
+       to_bytes(build_metadata.empty() ? build_metadata_json(*this) : build_metadata)});
   for (const auto& s : other_sections) {
     const auto k = s.kind;
-    if (k == section_kind::bitstream || k == section_kind::embedded_metadata || k == section_kind::mem_topology ||
-        k == section_kind::connectivity || k == section_kind::ip_layout ||
-        k == section_kind::clock_freq_topology || k == section_kind::build_metadata)
+    if (k == section_kind::bitstream || k == section_kind::embedded_metadata ||
+        k == section_kind::mem_topology || k == section_kind::connectivity ||
+        k == section_kind::ip_layout || k == section_kind::clock_freq_topology ||
+        k == section_kind::build_metadata)
       throw value_error("xclbin writer: other_sections holds a " + std::string(to_string(k)) +
                         " section; set the typed field instead");
     sections.push_back({s.kind, s.name, s.payload});
   }
 
-  const auto align = [](std::size_t n) { return (n + format::alignment - 1) / format::alignment * format::alignment; };
+  const auto align = [](std::size_t n) {
+    return (n + format::alignment - 1) / format::alignment * format::alignment;
+  };
   std::size_t end = format::section_table + sections.size() * format::section_header_size;
   std::vector<std::size_t> offsets;
   for (const auto& s : sections) {
@@ -338,7 +355,8 @@ void xclbin::write(const std::string& path) const {
   const auto bytes = write();
   std::ofstream out(path, std::ios::binary | std::ios::trunc);
   if (!out) throw error("cannot create xclbin '" + path + "': " + std::strerror(errno));
-  out.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
+  out.write(reinterpret_cast<const char*>(bytes.data()),
+            static_cast<std::streamsize>(bytes.size()));
   out.close();
   if (!out) throw error("cannot write xclbin '" + path + "': " + std::strerror(errno));
 }
@@ -357,7 +375,8 @@ class desc_reader {
     throw value_error("xclbin description: " + where + ": " + problem);
   }
 
-  static void only_keys(const json& obj, const std::string& where, std::initializer_list<const char*> keys) {
+  static void only_keys(const json& obj, const std::string& where,
+                        std::initializer_list<const char*> keys) {
     if (!obj.is_object()) fail(where, "expected an object, got " + std::string(obj.type_name()));
     for (const auto& item : obj.items()) {
       const std::string& k = item.key();
@@ -369,20 +388,24 @@ class desc_reader {
     }
   }
 
-  static std::optional<std::string> string(const json& obj, const char* key, const std::string& where) {
+  static std::optional<std::string> string(const json& obj, const char* key,
+                                           const std::string& where) {
     if (!obj.contains(key)) return std::nullopt;
     const auto& v = obj[key];
-    if (!v.is_string()) fail(where + "." + key, "expected a string, got " + std::string(v.type_name()));
+    if (!v.is_string())
+      fail(where + "." + key, "expected a string, got " + std::string(v.type_name()));
     return v.get<std::string>();
   }
 
-  static std::optional<std::uint64_t> number(const json& obj, const char* key, const std::string& where,
-                                             std::uint64_t max = std::numeric_limits<std::uint64_t>::max()) {
+  static std::optional<std::uint64_t> number(
+      const json& obj, const char* key, const std::string& where,
+      std::uint64_t max = std::numeric_limits<std::uint64_t>::max()) {
     if (!obj.contains(key)) return std::nullopt;
     const auto& v = obj[key];
     if (v.is_number_unsigned() || (v.is_number_integer() && v.get<std::int64_t>() >= 0)) {
       const auto n = v.get<std::uint64_t>();
-      if (n > max) fail(where + "." + key, std::to_string(n) + " is above the maximum " + std::to_string(max));
+      if (n > max)
+        fail(where + "." + key, std::to_string(n) + " is above the maximum " + std::to_string(max));
       return n;
     }
     fail(where + "." + key, "expected a non-negative integer, got " + v.dump());
@@ -399,7 +422,8 @@ class desc_reader {
     static const json empty = json::array();
     if (!obj.contains(key)) return empty;
     const auto& v = obj[key];
-    if (!v.is_array()) fail(where + "." + key, "expected an array, got " + std::string(v.type_name()));
+    if (!v.is_array())
+      fail(where + "." + key, "expected an array, got " + std::string(v.type_name()));
     return v;
   }
 };
@@ -409,9 +433,12 @@ std::array<std::uint8_t, 16> parse_uuid(const std::string& s) {
   std::string digits;
   for (char c : s)
     if (c != '-') digits += c;
-  if (digits.size() != 32 || !std::all_of(digits.begin(), digits.end(), [](char c) { return std::isxdigit(static_cast<unsigned char>(c)); }))
+  if (digits.size() != 32 || !std::all_of(digits.begin(), digits.end(), [](char c) {
+        return std::isxdigit(static_cast<unsigned char>(c));
+      }))
     desc_reader::fail("uuid", "'" + s + "' is not 32 hex digits (dashes allowed)");
-  for (std::size_t i = 0; i < 16; ++i) u[i] = static_cast<std::uint8_t>(std::stoul(digits.substr(2 * i, 2), nullptr, 16));
+  for (std::size_t i = 0; i < 16; ++i)
+    u[i] = static_cast<std::uint8_t>(std::stoul(digits.substr(2 * i, 2), nullptr, 16));
   return u;
 }
 
@@ -443,7 +470,8 @@ xclbin xclbin::from_description(std::string_view json_text, std::vector<std::byt
   } catch (const json::parse_error& e) {
     throw value_error(std::string("xclbin description is not valid JSON: ") + e.what());
   }
-  R::only_keys(j, "description", {"mode", "platform", "uuid", "timestamp", "clocks", "memories", "kernels"});
+  R::only_keys(j, "description",
+               {"mode", "platform", "uuid", "timestamp", "clocks", "memories", "kernels"});
 
   xclbin x;
   x.bitstream = std::move(bits);
@@ -466,10 +494,12 @@ xclbin xclbin::from_description(std::string_view json_text, std::vector<std::byt
     clock_info c;
     c.name = R::string(clocks[i], "name", where).value_or("");
     if (c.name.empty()) R::fail(where, "needs a name");
-    c.frequency_mhz = static_cast<std::uint16_t>(R::number(clocks[i], "frequency_mhz", where, 0xFFFF).value_or(0));
+    c.frequency_mhz = static_cast<std::uint16_t>(
+        R::number(clocks[i], "frequency_mhz", where, 0xFFFF).value_or(0));
     const auto type = R::string(clocks[i], "type", where).value_or("data");
     const auto t = clock_type_from_string(type);
-    if (!t) R::fail(where + ".type", "unknown clock type '" + type + "' (data, kernel, system, unused)");
+    if (!t)
+      R::fail(where + ".type", "unknown clock type '" + type + "' (data, kernel, system, unused)");
     c.type = *t;
     x.clocks.push_back(std::move(c));
   }
@@ -485,7 +515,8 @@ xclbin xclbin::from_description(std::string_view json_text, std::vector<std::byt
     m.index = static_cast<unsigned>(i);
     m.tag = R::string(memories[i], "tag", where).value_or("");
     if (m.tag.empty()) R::fail(where, "needs a tag");
-    if (!memory_by_tag.emplace(m.tag, m.index).second) R::fail(where, "tag '" + m.tag + "' is used twice");
+    if (!memory_by_tag.emplace(m.tag, m.index).second)
+      R::fail(where, "tag '" + m.tag + "' is used twice");
     const auto type = R::string(memories[i], "type", where).value_or("ddr4");
     const auto t = memory_type_from_string(type);
     if (!t) R::fail(where + ".type", "unknown memory type '" + type + "'");
@@ -511,7 +542,8 @@ xclbin xclbin::from_description(std::string_view json_text, std::vector<std::byt
     kernel_info k;
     k.name = R::string(kj, "name", kwhere).value_or("");
     if (k.name.empty()) R::fail(kwhere, "needs a name");
-    if (!kernel_names.insert(k.name).second) R::fail(kwhere, "kernel '" + k.name + "' is described twice");
+    if (!kernel_names.insert(k.name).second)
+      R::fail(kwhere, "kernel '" + k.name + "' is described twice");
     k.language = R::string(kj, "language", kwhere).value_or("c++");
     k.vlnv = "xilinx.com:hls:" + k.name + ":1.0";
 
@@ -526,7 +558,8 @@ xclbin xclbin::from_description(std::string_view json_text, std::vector<std::byt
       a.index = static_cast<unsigned>(ai);
       a.name = R::string(aj, "name", where).value_or("");
       if (a.name.empty()) R::fail(where, "needs a name");
-      if (!arg_by_name.emplace(a.name, a.index).second) R::fail(where, "argument '" + a.name + "' appears twice");
+      if (!arg_by_name.emplace(a.name, a.index).second)
+        R::fail(where, "argument '" + a.name + "' appears twice");
       a.type = R::string(aj, "type", where).value_or("");
       if (a.type.empty()) R::fail(where, "needs a type (the C type, e.g. \"float*\")");
       const c_type ct = c_type::parse(a.type);
@@ -557,7 +590,8 @@ xclbin xclbin::from_description(std::string_view json_text, std::vector<std::byt
       }
       a.size = R::number(aj, "size", where).value_or(default_size);
       if (a.kind == arg_kind::scalar && a.size == 0)
-        R::fail(where, "scalar of type '" + a.type + "' needs an explicit size (fpyga cannot lay out that type)");
+        R::fail(where, "scalar of type '" + a.type +
+                           "' needs an explicit size (fpyga cannot lay out that type)");
       a.port = R::string(aj, "port", where).value_or(default_port);
       a.host_size = R::number(aj, "host_size", where).value_or(a.size);
       if (a.kind == arg_kind::stream) {
@@ -596,16 +630,21 @@ xclbin xclbin::from_description(std::string_view json_text, std::vector<std::byt
       ip.interrupt_enabled = ip.control != control_protocol::ap_ctrl_none;
       if (ij.contains("connections")) {
         const auto& conns = ij["connections"];
-        if (!conns.is_object()) R::fail(where + ".connections", "expected an object {arg name: memory tag}");
+        if (!conns.is_object())
+          R::fail(where + ".connections", "expected an object {arg name: memory tag}");
         for (const auto& [arg_name, tag] : conns.items()) {
           const auto ai = arg_by_name.find(arg_name);
           if (ai == arg_by_name.end())
-            R::fail(where + ".connections", "kernel '" + k.name + "' has no argument '" + arg_name + "'");
-          if (!tag.is_string()) R::fail(where + ".connections." + arg_name, "expected a memory tag string");
+            R::fail(where + ".connections",
+                    "kernel '" + k.name + "' has no argument '" + arg_name + "'");
+          if (!tag.is_string())
+            R::fail(where + ".connections." + arg_name, "expected a memory tag string");
           const auto mi = memory_by_tag.find(tag.get<std::string>());
           if (mi == memory_by_tag.end())
-            R::fail(where + ".connections." + arg_name, "no memory with tag '" + tag.get<std::string>() + "'");
-          x.connectivity.push_back({static_cast<std::int32_t>(ai->second), static_cast<std::int32_t>(ip.index),
+            R::fail(where + ".connections." + arg_name,
+                    "no memory with tag '" + tag.get<std::string>() + "'");
+          x.connectivity.push_back({static_cast<std::int32_t>(ai->second),
+                                    static_cast<std::int32_t>(ip.index),
                                     static_cast<std::int32_t>(mi->second)});
           if (!used_given[mi->second]) x.memories[mi->second].used = true;
         }

@@ -4,7 +4,6 @@
 //   fpyga devices
 // Errors go to stderr as "fpyga: error: ..." with exit status 1 (2 for usage errors).
 #include <CLI/CLI.hpp>
-
 #include <cstdio>
 #include <fstream>
 #include <iomanip>
@@ -55,22 +54,27 @@ void print_info(const fpyga::xclbin& x, std::ostream& out) {
   out << "AGFI:      " << (agfi ? *agfi : "-") << "\n";
   const auto platform = x.platform_name();
   out << "Platform:  " << (platform.empty() ? "-" : platform) << "\n";
-  out << "Version:   " << int(x.version_major) << "." << int(x.version_minor) << "." << x.version_patch << "\n";
+  out << "Version:   " << int(x.version_major) << "." << int(x.version_minor) << "."
+      << x.version_patch << "\n";
   out << "Bitstream: " << x.bitstream.size() << " bytes"
-      << (x.bitstream_is_elf() ? " (ELF shared object: software kernels)" : agfi ? " (AWS image id)" : "") << "\n";
+      << (x.bitstream_is_elf() ? " (ELF shared object: software kernels)"
+          : agfi               ? " (AWS image id)"
+                               : "")
+      << "\n";
 
   out << "\nClocks:\n";
   if (x.clocks.empty()) out << "  (none)\n";
   for (const auto& c : x.clocks)
-    out << "  " << std::left << std::setw(16) << c.name << std::right << std::setw(5) << c.frequency_mhz
-        << " MHz  " << to_string(c.type) << "\n";
+    out << "  " << std::left << std::setw(16) << c.name << std::right << std::setw(5)
+        << c.frequency_mhz << " MHz  " << to_string(c.type) << "\n";
 
   out << "\nMemories:\n";
   if (x.memories.empty()) out << "  (none)\n";
   for (const auto& m : x.memories)
-    out << "  [" << m.index << "] " << std::left << std::setw(12) << m.tag << std::setw(8) << to_string(m.type)
-        << std::setw(8) << (m.used ? "used" : "unused") << "base " << std::setw(14) << hex(m.base_address)
-        << "size " << human_size(m.size_bytes) << std::right << "\n";
+    out << "  [" << m.index << "] " << std::left << std::setw(12) << m.tag << std::setw(8)
+        << to_string(m.type) << std::setw(8) << (m.used ? "used" : "unused") << "base "
+        << std::setw(14) << hex(m.base_address) << "size " << human_size(m.size_bytes) << std::right
+        << "\n";
 
   out << "\nKernels:\n";
   if (x.kernels.empty()) out << "  (none)\n";
@@ -78,7 +82,8 @@ void print_info(const fpyga::xclbin& x, std::ostream& out) {
     out << "  " << k.name << (k.language.empty() ? "" : " (" + k.language + ")") << "\n";
     std::vector<const fpyga::ip_info*> cus;
     for (const auto& ip : x.ips)
-      if ((ip.type == fpyga::ip_type::kernel || ip.type == fpyga::ip_type::ps_kernel) && ip.kernel_name() == k.name)
+      if ((ip.type == fpyga::ip_type::kernel || ip.type == fpyga::ip_type::ps_kernel) &&
+          ip.kernel_name() == k.name)
         cus.push_back(&ip);
     out << "    args:\n";
     for (const auto& a : k.args) {
@@ -87,23 +92,24 @@ void print_info(const fpyga::xclbin& x, std::ostream& out) {
         for (unsigned m : x.memories_of(ip->index, a.index))
           if (m < x.memories.size() && mems.find(x.memories[m].tag) == std::string::npos)
             mems += (mems.empty() ? "" : ",") + x.memories[m].tag;
-      out << "      " << std::setw(2) << a.index << " " << std::left << std::setw(14) << a.name << std::setw(28)
-          << a.type << std::setw(7) << to_string(a.kind) << "offset " << std::setw(6) << hex(a.offset)
-          << "size " << std::setw(3) << a.size << std::right << (mems.empty() ? "" : "  -> " + mems) << "\n";
+      out << "      " << std::setw(2) << a.index << " " << std::left << std::setw(14) << a.name
+          << std::setw(28) << a.type << std::setw(7) << to_string(a.kind) << "offset "
+          << std::setw(6) << hex(a.offset) << "size " << std::setw(3) << a.size << std::right
+          << (mems.empty() ? "" : "  -> " + mems) << "\n";
     }
     out << "    compute units:\n";
     if (cus.empty())
       for (const auto& in : k.instances)
         out << "      " << in.name << "  base " << hex(in.base_address) << "\n";
     for (const auto* ip : cus)
-      out << "      " << ip->instance_name() << "  base " << hex(ip->base_address) << "  " << to_string(ip->control)
-          << (ip->interrupt_enabled ? "  interrupt" : "") << "\n";
+      out << "      " << ip->instance_name() << "  base " << hex(ip->base_address) << "  "
+          << to_string(ip->control) << (ip->interrupt_enabled ? "  interrupt" : "") << "\n";
   }
   if (!x.other_sections.empty()) {
     out << "\nOther sections:\n";
     for (const auto& s : x.other_sections)
-      out << "  " << to_string(s.kind) << (s.name.empty() ? "" : " '" + s.name + "'") << "  " << s.payload.size()
-          << " bytes\n";
+      out << "  " << to_string(s.kind) << (s.name.empty() ? "" : " '" + s.name + "'") << "  "
+          << s.payload.size() << " bytes\n";
   }
 }
 
@@ -116,7 +122,8 @@ int cmd_info(const std::string& file, bool json) {
   return 0;
 }
 
-int cmd_pack(const std::string& desc_path, const std::string& bitstream_path, const std::string& out_path) {
+int cmd_pack(const std::string& desc_path, const std::string& bitstream_path,
+             const std::string& out_path) {
   const auto desc = read_bytes(desc_path, "description");
   std::vector<std::byte> bits;
   if (!bitstream_path.empty()) bits = read_bytes(bitstream_path, "bitstream");
@@ -145,7 +152,8 @@ int cmd_devices() {
     backends += (backends.empty() ? "" : ", ") + b.name;
     hardware = hardware || b.hardware;
   }
-  std::cout << std::left << std::setw(8) << "BACKEND" << std::setw(7) << "INDEX" << "NAME\n";
+  std::cout << std::left << std::setw(8) << "BACKEND" << std::setw(7) << "INDEX"
+            << "NAME\n";
   std::size_t hw_devices = 0;
   for (const auto& d : devs) {
     std::cout << std::setw(8) << d.backend() << std::setw(7) << d.index() << d.name();
@@ -158,7 +166,8 @@ int cmd_devices() {
     std::cout << "\nNo hardware devices found";
     if (hardware)
       std::cout << " (backends in this build: " << backends
-                << "; xrt needs XILINX_XRT and a card or XCL_EMULATION_MODE, opencl an ICD with a device)";
+                << "; xrt needs XILINX_XRT and a card or XCL_EMULATION_MODE, opencl an ICD with a "
+                   "device)";
     else
       std::cout << " (this build has no hardware backend: " << backends << ")";
     std::cout << ".\nThe emu device runs sw_emu xclbins on the CPU.\n";
@@ -178,14 +187,16 @@ int main(int argc, char** argv) {
 
   std::string info_file;
   bool info_json = false;
-  auto* info = xcl->add_subcommand("info", "Describe an xclbin or awsxclbin (like xclbinutil --info)");
+  auto* info =
+      xcl->add_subcommand("info", "Describe an xclbin or awsxclbin (like xclbinutil --info)");
   info->add_option("FILE", info_file, "xclbin or awsxclbin")->required();
   info->add_flag("--json", info_json, "Print the stable JSON description (see docs/xclbin.md)");
 
   std::string pack_desc, pack_bits, pack_out;
   auto* pack = xcl->add_subcommand("pack", "Build an xclbin from a JSON description");
   pack->add_option("--json", pack_desc, "JSON description (see docs/xclbin.md)")->required();
-  pack->add_option("--bitstream", pack_bits, "BITSTREAM payload (an ELF .so makes an sw_emu xclbin)");
+  pack->add_option("--bitstream", pack_bits,
+                   "BITSTREAM payload (an ELF .so makes an sw_emu xclbin)");
   pack->add_option("-o,--output", pack_out, "Output xclbin")->required();
 
   auto* devices = app.add_subcommand("devices", "List the devices each backend sees");

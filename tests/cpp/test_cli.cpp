@@ -1,7 +1,6 @@
 // The `fpyga` binary as a user runs it: exit status, stdout, stderr.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
-
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -45,9 +44,9 @@ class cli : public testing::Test {
     exe = FPYGA_CLI_PATH;
     ASSERT_TRUE(fs::exists(exe)) << exe;
 #endif
-    dir = fs::temp_directory_path() /
-          ("fpyga_test_cli_" + std::to_string(::getpid()) + "_" +
-           testing::UnitTest::GetInstance()->current_test_info()->name());
+    dir =
+        fs::temp_directory_path() / ("fpyga_test_cli_" + std::to_string(::getpid()) + "_" +
+                                     testing::UnitTest::GetInstance()->current_test_info()->name());
     fs::create_directories(dir);
   }
   void TearDown() override {
@@ -91,7 +90,8 @@ const char* const desc = R"({
 }  // namespace
 
 TEST_F(cli, info_on_the_real_awsxclbin) {
-  FPYGA_REQUIRE_FILE(path, fpyga::test::shared_xclbin_dir() / "aws_vector_addition_2018_3.awsxclbin");
+  FPYGA_REQUIRE_FILE(path,
+                     fpyga::test::shared_xclbin_dir() / "aws_vector_addition_2018_3.awsxclbin");
   const auto r = run({"xclbin", "info", path.string()});
   ASSERT_EQ(r.status, 0) << r.err;
   EXPECT_THAT(r.out, HasSubstr("c1087066-d39e-48c8-917a-719a3e2e28aa"));
@@ -106,7 +106,8 @@ TEST_F(cli, info_on_the_real_awsxclbin) {
 }
 
 TEST_F(cli, info_json_is_the_documented_schema) {
-  FPYGA_REQUIRE_FILE(path, fpyga::test::shared_xclbin_dir() / "aws_vector_addition_2018_3.awsxclbin");
+  FPYGA_REQUIRE_FILE(path,
+                     fpyga::test::shared_xclbin_dir() / "aws_vector_addition_2018_3.awsxclbin");
   const auto r = run({"xclbin", "info", path.string(), "--json"});
   ASSERT_EQ(r.status, 0) << r.err;
   const auto j = nlohmann::json::parse(r.out);
@@ -125,9 +126,12 @@ TEST_F(cli, info_json_is_the_documented_schema) {
 
 TEST_F(cli, pack_then_info) {
   const auto d = write("desc.json", desc);
-  const auto bits = write("k.so", std::string("\x7f" "ELF\x02\x01\x01\0\0\0\0", 12));
+  const auto bits = write("k.so", std::string("\x7f"
+                                              "ELF\x02\x01\x01\0\0\0\0",
+                                              12));
   const auto out = dir / "k.xclbin";
-  auto r = run({"xclbin", "pack", "--json", d.string(), "--bitstream", bits.string(), "-o", out.string()});
+  auto r = run(
+      {"xclbin", "pack", "--json", d.string(), "--bitstream", bits.string(), "-o", out.string()});
   ASSERT_EQ(r.status, 0) << r.err;
   EXPECT_FALSE(fs::exists(dir / "k.xclbin.tmp"));
   const auto x = fpyga::xclbin::read(out.string());
@@ -146,13 +150,15 @@ TEST_F(cli, pack_then_info) {
 
   // Deterministic: packing again gives the same bytes.
   const auto out2 = dir / "k2.xclbin";
-  r = run({"xclbin", "pack", "--json", d.string(), "--bitstream", bits.string(), "-o", out2.string()});
+  r = run(
+      {"xclbin", "pack", "--json", d.string(), "--bitstream", bits.string(), "-o", out2.string()});
   ASSERT_EQ(r.status, 0) << r.err;
   EXPECT_EQ(slurp(out), slurp(out2));
 }
 
 TEST_F(cli, pack_rejects_a_bad_description) {
-  const auto d = write("bad.json", R"({"kernels": [{"name": "k", "args": [{"name": "a", "type": "int*"}],
+  const auto d =
+      write("bad.json", R"({"kernels": [{"name": "k", "args": [{"name": "a", "type": "int*"}],
       "instances": [{"name": "k_1", "connections": {"a": "nowhere"}}]}]})");
   const auto out = dir / "bad.xclbin";
   const auto r = run({"xclbin", "pack", "--json", d.string(), "-o", out.string()});

@@ -37,7 +37,8 @@ void put(std::vector<std::byte>& b, std::size_t off, T v) {
 template <typename T>
 T get(const std::vector<std::byte>& b, std::size_t off) {
   std::uint64_t v = 0;
-  for (std::size_t i = 0; i < sizeof(T); ++i) v |= std::uint64_t(std::to_integer<std::uint8_t>(b.at(off + i))) << (8 * i);
+  for (std::size_t i = 0; i < sizeof(T); ++i)
+    v |= std::uint64_t(std::to_integer<std::uint8_t>(b.at(off + i))) << (8 * i);
   return static_cast<T>(v);
 }
 
@@ -163,7 +164,8 @@ TEST_F(aws_xclbin, kernel_args_and_instance) {
 TEST_F(aws_xclbin, connectivity_reaches_bank0) {
   const xclbin x = xclbin::read(path.string());
   ASSERT_EQ(x.connectivity.size(), 3u);
-  for (unsigned arg = 0; arg < 3; ++arg) EXPECT_THAT(x.memories_of(0, arg), testing::ElementsAre(0u));
+  for (unsigned arg = 0; arg < 3; ++arg)
+    EXPECT_THAT(x.memories_of(0, arg), testing::ElementsAre(0u));
   EXPECT_TRUE(x.memories_of(0, 3).empty());
 }
 
@@ -300,7 +302,8 @@ TEST_F(aws_xclbin, huge_section_size) {
 TEST_F(aws_xclbin, overlapping_sections) {
   auto b = bytes;
   const auto mem = section_index(b, fpyga::section_kind::mem_topology);
-  put<std::uint64_t>(b, table + 40 * mem + 32, section_size(b, fpyga::section_kind::mem_topology) + 16);
+  put<std::uint64_t>(b, table + 40 * mem + 32,
+                     section_size(b, fpyga::section_kind::mem_topology) + 16);
   EXPECT_THAT(parse_error(b), HasSubstr("overlaps"));
   auto c = bytes;
   put<std::uint64_t>(c, table + 40 * mem + 24, 300);  // inside the header
@@ -309,7 +312,8 @@ TEST_F(aws_xclbin, overlapping_sections) {
 
 TEST_F(aws_xclbin, entry_counts_too_large) {
   using fpyga::section_kind;
-  for (auto kind : {section_kind::mem_topology, section_kind::ip_layout, section_kind::connectivity}) {
+  for (auto kind :
+       {section_kind::mem_topology, section_kind::ip_layout, section_kind::connectivity}) {
     auto b = bytes;
     const auto off = section_offset(b, kind);
     put<std::int32_t>(b, off, get<std::int32_t>(b, off) + 1);
@@ -403,7 +407,8 @@ TEST_F(aws_xclbin, malformed_xml) {
   };
   EXPECT_THAT(with("</project>", "</projekt>"), HasSubstr("XML is malformed"));
   EXPECT_THAT(with("</project>", "<"), HasSubstr("EMBEDDED_METADATA"));
-  EXPECT_THAT(with("offset=\"0x1C\"", "offset=\"zzzz\""), HasSubstr("arg 'a' attribute offset=\"zzzz\" is not a number"));
+  EXPECT_THAT(with("offset=\"0x1C\"", "offset=\"zzzz\""),
+              HasSubstr("arg 'a' attribute offset=\"zzzz\" is not a number"));
   EXPECT_THAT(with("id=\"1\"", "id=\"0\""), HasSubstr("repeats argument id 0"));
   EXPECT_THAT(with("addressQualifier=\"1\" id=\"2\"", "addressQualifier=\"9\" id=\"2\""),
               HasSubstr("unknown addressQualifier 9"));
@@ -422,12 +427,14 @@ TEST_F(aws_xclbin, duplicate_typed_section) {
 
 TEST_F(aws_xclbin, unknown_sections_are_kept) {
   auto b = bytes;
-  put<std::uint32_t>(b, table + 40 * section_index(b, fpyga::section_kind::clock_freq_topology), 99);
+  put<std::uint32_t>(b, table + 40 * section_index(b, fpyga::section_kind::clock_freq_topology),
+                     99);
   const auto x = xclbin::parse(b);
   EXPECT_TRUE(x.clocks.empty());
   ASSERT_EQ(x.other_sections.size(), 1u);
   EXPECT_EQ(static_cast<std::uint32_t>(x.other_sections[0].kind), 99u);
-  EXPECT_EQ(x.other_sections[0].payload.size(), section_size(bytes, fpyga::section_kind::clock_freq_topology));
+  EXPECT_EQ(x.other_sections[0].payload.size(),
+            section_size(bytes, fpyga::section_kind::clock_freq_topology));
 }
 
 TEST_F(aws_xclbin, single_byte_corruption_never_crashes) {
@@ -455,8 +462,11 @@ TEST(xclbin_accessors, target_and_agfi) {
   x.mode = fpyga::xclbin_mode::sw_emu;
   EXPECT_EQ(x.target(), "sw_emu");
   x.mode = fpyga::xclbin_mode::flat;
-  const char elf[] = "\x7f" "ELF\x02\x01\x01";
-  x.bitstream.assign(reinterpret_cast<const std::byte*>(elf), reinterpret_cast<const std::byte*>(elf) + 7);
+  const char elf[] =
+      "\x7f"
+      "ELF\x02\x01\x01";
+  x.bitstream.assign(reinterpret_cast<const std::byte*>(elf),
+                     reinterpret_cast<const std::byte*>(elf) + 7);
   EXPECT_TRUE(x.bitstream_is_elf());
   EXPECT_EQ(x.target(), "sw_emu");  // an ELF bitstream is a software kernel whatever the mode
   const std::string afi = "afi-0123456789abcdef0";
@@ -483,9 +493,11 @@ TEST(xclbin_accessors, old_ip_names_without_instance) {
 TEST(xclbin_names, round_trip) {
   EXPECT_EQ(to_string(fpyga::section_kind::clock_freq_topology), "CLOCK_FREQ_TOPOLOGY");
   EXPECT_EQ(to_string(fpyga::memory_type::host), "host");
-  EXPECT_EQ(fpyga::memory_type_from_string("preallocated_glob"), fpyga::memory_type::preallocated_glob);
+  EXPECT_EQ(fpyga::memory_type_from_string("preallocated_glob"),
+            fpyga::memory_type::preallocated_glob);
   EXPECT_EQ(fpyga::memory_type_from_string("DDR4"), std::nullopt);
-  EXPECT_EQ(fpyga::control_protocol_from_string("ap_ctrl_chain"), fpyga::control_protocol::ap_ctrl_chain);
+  EXPECT_EQ(fpyga::control_protocol_from_string("ap_ctrl_chain"),
+            fpyga::control_protocol::ap_ctrl_chain);
   EXPECT_EQ(fpyga::clock_type_from_string("kernel"), fpyga::clock_type::kernel);
   EXPECT_EQ(fpyga::arg_kind_from_string("stream"), fpyga::arg_kind::stream);
   EXPECT_EQ(fpyga::xclbin_mode_from_string("sw_emu"), fpyga::xclbin_mode::sw_emu);

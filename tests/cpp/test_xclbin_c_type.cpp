@@ -14,15 +14,23 @@ TEST(c_type, plain_scalars) {
     std::size_t bytes;
   };
   const row rows[] = {
-      {"int", cat::signed_integer, 32, 4},          {"unsigned int", cat::unsigned_integer, 32, 4},
-      {"unsigned", cat::unsigned_integer, 32, 4},   {"char", cat::signed_integer, 8, 1},
-      {"unsigned char", cat::unsigned_integer, 8, 1}, {"signed char", cat::signed_integer, 8, 1},
-      {"short", cat::signed_integer, 16, 2},        {"unsigned short int", cat::unsigned_integer, 16, 2},
-      {"long", cat::signed_integer, 64, 8},         {"long long", cat::signed_integer, 64, 8},
+      {"int", cat::signed_integer, 32, 4},
+      {"unsigned int", cat::unsigned_integer, 32, 4},
+      {"unsigned", cat::unsigned_integer, 32, 4},
+      {"char", cat::signed_integer, 8, 1},
+      {"unsigned char", cat::unsigned_integer, 8, 1},
+      {"signed char", cat::signed_integer, 8, 1},
+      {"short", cat::signed_integer, 16, 2},
+      {"unsigned short int", cat::unsigned_integer, 16, 2},
+      {"long", cat::signed_integer, 64, 8},
+      {"long long", cat::signed_integer, 64, 8},
       {"unsigned long long int", cat::unsigned_integer, 64, 8},
-      {"float", cat::floating, 32, 4},              {"double", cat::floating, 64, 8},
-      {"bool", cat::unsigned_integer, 1, 1},        {"uint8_t", cat::unsigned_integer, 8, 1},
-      {"int64_t", cat::signed_integer, 64, 8},      {"std::uint16_t", cat::unsigned_integer, 16, 2},
+      {"float", cat::floating, 32, 4},
+      {"double", cat::floating, 64, 8},
+      {"bool", cat::unsigned_integer, 1, 1},
+      {"uint8_t", cat::unsigned_integer, 8, 1},
+      {"int64_t", cat::signed_integer, 64, 8},
+      {"std::uint16_t", cat::unsigned_integer, 16, 2},
   };
   for (const auto& r : rows) {
     const auto t = c_type::parse(r.s);
@@ -117,11 +125,30 @@ TEST(c_type, fixed_point) {
 }
 
 TEST(c_type, opaque_things) {
-  for (const char* s :
-       {"hls::stream<ap_axiu<32, 0, 0, 0> >&", "hls::stream<float>", "struct foo*", "int**", "int&",
-        "ap_fixed<16>", "ap_fixed<16,6,AP_BOGUS>", "ap_int<0>", "ap_int<99999>", "ap_uint<x>",
-        "long double", "unsigned float", "short long", "foo", "", "   ", "int<", "int>", "int[4]",
-        "ap_fixed<16,6,9>", "ap_fixed<16,6,5,7>", "char int", "ap_int<8><9>", "* int"}) {
+  for (const char* s : {"hls::stream<ap_axiu<32, 0, 0, 0> >&",
+                        "hls::stream<float>",
+                        "struct foo*",
+                        "int**",
+                        "int&",
+                        "ap_fixed<16>",
+                        "ap_fixed<16,6,AP_BOGUS>",
+                        "ap_int<0>",
+                        "ap_int<99999>",
+                        "ap_uint<x>",
+                        "long double",
+                        "unsigned float",
+                        "short long",
+                        "foo",
+                        "",
+                        "   ",
+                        "int<",
+                        "int>",
+                        "int[4]",
+                        "ap_fixed<16,6,9>",
+                        "ap_fixed<16,6,5,7>",
+                        "char int",
+                        "ap_int<8><9>",
+                        "* int"}) {
     const auto t = c_type::parse(s);
     EXPECT_EQ(t.cat, cat::opaque) << '"' << s << '"';
     EXPECT_EQ(t.storage_bytes(), 0u) << s;

@@ -63,7 +63,9 @@ std::string parse_error(const std::vector<std::byte>& b) {
 }
 
 std::vector<std::byte> elf_bytes() {
-  const char elf[] = "\x7f" "ELF\x02\x01\x01\x00 pretend shared object";
+  const char elf[] =
+      "\x7f"
+      "ELF\x02\x01\x01\x00 pretend shared object";
   return std::vector<std::byte>(reinterpret_cast<const std::byte*>(elf),
                                 reinterpret_cast<const std::byte*>(elf) + sizeof elf);
 }
@@ -192,27 +194,39 @@ TEST(xclbin_writer, bad_descriptions_name_the_field) {
   EXPECT_THAT(error_of(R"({"uuid": "1234"})"), HasSubstr("not 32 hex digits"));
   EXPECT_THAT(error_of(R"({"timestamp": -1})"), HasSubstr("timestamp"));
   EXPECT_THAT(error_of(R"({"timestamp": 1.5})"), HasSubstr("non-negative integer"));
-  EXPECT_THAT(error_of(R"({"clocks": [{"name": "c", "frequency_mhz": 70000}]})"), HasSubstr("clocks[0].frequency_mhz"));
-  EXPECT_THAT(error_of(R"({"clocks": [{"name": "c", "type": "fast"}]})"), HasSubstr("unknown clock type"));
+  EXPECT_THAT(error_of(R"({"clocks": [{"name": "c", "frequency_mhz": 70000}]})"),
+              HasSubstr("clocks[0].frequency_mhz"));
+  EXPECT_THAT(error_of(R"({"clocks": [{"name": "c", "type": "fast"}]})"),
+              HasSubstr("unknown clock type"));
   EXPECT_THAT(error_of(R"({"memories": [{"tag": "a"}, {"tag": "a"}]})"), HasSubstr("used twice"));
-  EXPECT_THAT(error_of(R"({"memories": [{"tag": "a", "type": "DDR4"}]})"), HasSubstr("unknown memory type 'DDR4'"));
-  EXPECT_THAT(error_of(R"({"memories": [{"tag": "a", "size_bytes": 1000}]})"), HasSubstr("multiple of 1024"));
-  EXPECT_THAT(error_of(R"({"memories": [{"tag": "a_tag_longer_than_15"}]})"), HasSubstr("memory tag"));
+  EXPECT_THAT(error_of(R"({"memories": [{"tag": "a", "type": "DDR4"}]})"),
+              HasSubstr("unknown memory type 'DDR4'"));
+  EXPECT_THAT(error_of(R"({"memories": [{"tag": "a", "size_bytes": 1000}]})"),
+              HasSubstr("multiple of 1024"));
+  EXPECT_THAT(error_of(R"({"memories": [{"tag": "a_tag_longer_than_15"}]})"),
+              HasSubstr("memory tag"));
   EXPECT_THAT(error_of(R"({"kernels": [{"args": []}]})"), HasSubstr("kernels[0]: needs a name"));
-  EXPECT_THAT(error_of(R"({"kernels": [{"name": "k", "args": [{"name": "a"}]}]})"), HasSubstr("needs a type"));
-  EXPECT_THAT(error_of(R"({"kernels": [{"name": "k", "args": [{"name": "a", "type": "int", "kind": "blob"}]}]})"),
-              HasSubstr("kernels[0].args[0].kind"));
-  EXPECT_THAT(error_of(R"({"kernels": [{"name": "k", "args": [{"name": "a", "type": "struct s"}]}]})"),
-              HasSubstr("needs an explicit size"));
+  EXPECT_THAT(error_of(R"({"kernels": [{"name": "k", "args": [{"name": "a"}]}]})"),
+              HasSubstr("needs a type"));
+  EXPECT_THAT(
+      error_of(
+          R"({"kernels": [{"name": "k", "args": [{"name": "a", "type": "int", "kind": "blob"}]}]})"),
+      HasSubstr("kernels[0].args[0].kind"));
+  EXPECT_THAT(
+      error_of(R"({"kernels": [{"name": "k", "args": [{"name": "a", "type": "struct s"}]}]})"),
+      HasSubstr("needs an explicit size"));
   EXPECT_THAT(error_of(R"({"kernels": [{"name": "k", "args": [{"name": "a", "type": "int*"}],
                         "instances": [{"name": "k_1", "connections": {"b": "bank0"}}]}]})"),
               HasSubstr("has no argument 'b'"));
   EXPECT_THAT(error_of(R"({"kernels": [{"name": "k", "args": [{"name": "a", "type": "int*"}],
                         "instances": [{"name": "k_1", "connections": {"a": "bank9"}}]}]})"),
               HasSubstr("no memory with tag 'bank9'"));
-  EXPECT_THAT(error_of(R"({"kernels": [{"name": "k", "instances": [{"name": "i", "control": "ap_ctrl_xx"}]}]})"),
-              HasSubstr("unknown control protocol"));
-  EXPECT_THAT(error_of(R"({"kernels": [{"name": "k"}, {"name": "k"}]})"), HasSubstr("described twice"));
+  EXPECT_THAT(
+      error_of(
+          R"({"kernels": [{"name": "k", "instances": [{"name": "i", "control": "ap_ctrl_xx"}]}]})"),
+      HasSubstr("unknown control protocol"));
+  EXPECT_THAT(error_of(R"({"kernels": [{"name": "k"}, {"name": "k"}]})"),
+              HasSubstr("described twice"));
 }
 
 TEST(xclbin_writer, old_style_files_read_back) {
@@ -257,7 +271,8 @@ TEST(xclbin_writer, fields_that_do_not_fit) {
 
 TEST(xclbin_writer, unknown_sections_survive) {
   xclbin x;
-  x.other_sections.push_back({fpyga::section_kind::keyvalue_metadata, "kv", {std::byte{1}, std::byte{2}, std::byte{3}}});
+  x.other_sections.push_back(
+      {fpyga::section_kind::keyvalue_metadata, "kv", {std::byte{1}, std::byte{2}, std::byte{3}}});
   x.other_sections.push_back({static_cast<fpyga::section_kind>(1234), "future", {std::byte{9}}});
   const auto r = xclbin::parse(x.write());
   ASSERT_EQ(r.other_sections.size(), 2u);
@@ -267,7 +282,8 @@ TEST(xclbin_writer, unknown_sections_survive) {
 }
 
 TEST(xclbin_writer, real_awsxclbin_survives_a_rewrite) {
-  FPYGA_REQUIRE_FILE(path, fpyga::test::shared_xclbin_dir() / "aws_vector_addition_2018_3.awsxclbin");
+  FPYGA_REQUIRE_FILE(path,
+                     fpyga::test::shared_xclbin_dir() / "aws_vector_addition_2018_3.awsxclbin");
   const auto a = xclbin::read(path.string());
   const auto b = xclbin::parse(a.write());
   EXPECT_EQ(b.to_json(), a.to_json());
@@ -308,9 +324,11 @@ TEST(xclbin_hardening, malformed_metadata_text) {
   EXPECT_THAT(parse_error(x.write()), HasSubstr("EMBEDDED_METADATA"));
   x.embedded_metadata = std::string("<project/>\0garbage", 18);
   EXPECT_THAT(parse_error(x.write()), HasSubstr("XML is malformed"));
-  x.embedded_metadata = "<project><platform><device><core><kernel name=\"k\"><arg name=\"a\" id=\"0\"/></kernel>"
-                        "</core></device></platform></project>";
-  EXPECT_THAT(parse_error(x.write()), HasSubstr("kernel 'k' arg 'a' has no 'addressQualifier' attribute"));
+  x.embedded_metadata =
+      "<project><platform><device><core><kernel name=\"k\"><arg name=\"a\" id=\"0\"/></kernel>"
+      "</core></device></platform></project>";
+  EXPECT_THAT(parse_error(x.write()),
+              HasSubstr("kernel 'k' arg 'a' has no 'addressQualifier' attribute"));
   x.embedded_metadata.clear();
   x.build_metadata = "{\"unterminated\": ";
   EXPECT_THAT(parse_error(x.write()), HasSubstr("BUILD_METADATA"));

@@ -1,8 +1,7 @@
 // XRT's own xclbin parser (xrt::xclbin from libxrt_coreutil) as the referee: it must find in
 // what fpyga's writer produces, and in the real awsxclbin, exactly what fpyga's reader finds.
-#include <gtest/gtest.h>
-
 #include <experimental/xrt_xclbin.h>
+#include <gtest/gtest.h>
 
 #include <algorithm>
 #include <cstring>
@@ -42,9 +41,12 @@ const char* const description = R"({
 
 std::string xrt_target(xrt::xclbin::target_type t) {
   switch (t) {
-    case xrt::xclbin::target_type::hw: return "hw";
-    case xrt::xclbin::target_type::sw_emu: return "sw_emu";
-    case xrt::xclbin::target_type::hw_emu: return "hw_emu";
+    case xrt::xclbin::target_type::hw:
+      return "hw";
+    case xrt::xclbin::target_type::sw_emu:
+      return "sw_emu";
+    case xrt::xclbin::target_type::hw_emu:
+      return "hw_emu";
   }
   return "?";
 }
@@ -96,8 +98,9 @@ void same_view(const std::vector<std::byte>& bytes) {
     ASSERT_EQ(cus.size(), our_cus.size());
     for (std::size_t c = 0; c < cus.size(); ++c) {
       SCOPED_TRACE("cu " + cus[c].get_name());
-      const auto it = std::find_if(our_cus.begin(), our_cus.end(),
-                                   [&](const fpyga::ip_info* ip) { return ip->name == cus[c].get_name(); });
+      const auto it = std::find_if(our_cus.begin(), our_cus.end(), [&](const fpyga::ip_info* ip) {
+        return ip->name == cus[c].get_name();
+      });
       ASSERT_NE(it, our_cus.end());
       const auto& ip = **it;
       EXPECT_EQ(cus[c].get_base_address(), ip.base_address);
@@ -107,7 +110,8 @@ void same_view(const std::vector<std::byte>& bytes) {
       ASSERT_EQ(cu_args.size(), ok->args.size());
       for (const auto& a : cu_args) {
         std::vector<unsigned> theirs_mems;
-        for (const auto& m : a.get_mems()) theirs_mems.push_back(static_cast<unsigned>(m.get_index()));
+        for (const auto& m : a.get_mems())
+          theirs_mems.push_back(static_cast<unsigned>(m.get_index()));
         std::sort(theirs_mems.begin(), theirs_mems.end());
         auto ours_mems = ours.memories_of(ip.index, static_cast<unsigned>(a.get_index()));
         std::sort(ours_mems.begin(), ours_mems.end());
@@ -133,7 +137,8 @@ TEST(xrt_xclbin, flat_file_with_a_null_uuid) {
 }
 
 TEST(xrt_xclbin, real_awsxclbin_reads_the_same_in_xrt) {
-  FPYGA_REQUIRE_FILE(path, fpyga::test::shared_xclbin_dir() / "aws_vector_addition_2018_3.awsxclbin");
+  FPYGA_REQUIRE_FILE(path,
+                     fpyga::test::shared_xclbin_dir() / "aws_vector_addition_2018_3.awsxclbin");
   std::ifstream in(path, std::ios::binary);
   std::vector<char> c((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   std::vector<std::byte> b(c.size());

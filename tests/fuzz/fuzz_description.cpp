@@ -21,7 +21,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     const auto y = fpyga::xclbin::parse(x.write(), "packed.xclbin");
     (void)y.to_json();
   } catch (const std::exception& e) {
-    std::fprintf(stderr, "fpyga fuzz finding: packed description does not read back: %s\n", e.what());
+    std::fprintf(stderr, "fpyga fuzz finding: packed description does not read back: %s\n",
+                 e.what());
     std::abort();
   }
   return 0;

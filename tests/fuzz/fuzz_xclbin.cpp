@@ -51,7 +51,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   }
   try {
     const auto y = fpyga::xclbin::parse(again, "rewritten.xclbin");
-    if (y.to_json() != json) finding("rewrite changed the description", json + "\n---\n" + y.to_json());
+    if (y.to_json() != json)
+      finding("rewrite changed the description", json + "\n---\n" + y.to_json());
     if (y.bitstream != x.bitstream) finding("rewrite changed the bitstream", "");
     if (y.other_sections.size() != x.other_sections.size()) finding("rewrite lost sections", "");
   } catch (const fpyga::xclbin_error& e) {

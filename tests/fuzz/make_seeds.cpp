@@ -65,11 +65,16 @@ int main(int argc, char** argv) {
   std::filesystem::create_directories(xdir);
   std::filesystem::create_directories(ddir);
   const std::vector<std::vector<std::byte>> payloads = {
-      text(std::string("\x7f" "ELF\x02\x01\x01\0\0\0\0\0\0\0\0\0", 16)), text("agfi-046565baf5ce48c86"),
-      text("afi-0123456789abcdef0"), {}};
+      text(std::string("\x7f"
+                       "ELF\x02\x01\x01\0\0\0\0\0\0\0\0\0",
+                       16)),
+      text("agfi-046565baf5ce48c86"),
+      text("afi-0123456789abcdef0"),
+      {}};
   int n = 0;
   for (std::size_t i = 0; i < std::size(descriptions); ++i) {
-    put(ddir / ("desc" + std::to_string(i) + ".json"), descriptions[i], std::string(descriptions[i]).size());
+    put(ddir / ("desc" + std::to_string(i) + ".json"), descriptions[i],
+        std::string(descriptions[i]).size());
     auto x = fpyga::xclbin::from_description(descriptions[i], payloads[i % payloads.size()]);
     const auto b = x.write();
     put(xdir / ("seed" + std::to_string(n++) + ".xclbin"), b.data(), b.size());
