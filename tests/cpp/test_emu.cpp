@@ -17,6 +17,9 @@
 
 namespace {
 
+// Two emulated devices; read once, at the first enumeration in this process.
+const int two_emu_devices = ::setenv("FPYGA_EMU_DEVICES", "2", 1);
+
 using fpyga::test::compile_so;
 using fpyga::test::pack_xclbin;
 using fpyga::test::small_vadd_xclbin;
@@ -467,6 +470,54 @@ TEST_F(emu_sync_check, host_overwriting_results_and_kernel_chains_are_not_warned
   d.sync_from_device();
   EXPECT_EQ(d.as<unsigned>()[0], 6u);
   EXPECT_TRUE(w.messages().empty()) << w.messages().front();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Loading
+
+TEST(emu_load, reloading_different_libraries_never_reuses_a_stale_one) {
+  // Two .so files exporting the same symbol with different behaviour, loaded in turn: each load
+  // must run its own code (the .so is opened through /proc/self/fd/N, and N gets reused).
+  const auto sub = pack_xclbin(
+      "vsub_as_vadd",
+      fpyga::test::vadd_json(R"([{"tag": "bank0", "type": "ddr4", "used": true, "base_address": 0, "size_bytes": 1048576}])",
+                             R"([{"name": "vadd_1", "base_address": 0}])"),
+      compile_so("vsub_as_vadd", R"(
+extern "C" void vadd(const unsigned int* in1, const unsigned int* in2, unsigned int* out_r, int size) {
+  for (int i = 0; i < size; ++i) out_r[i] = in1[i] - in2[i];
+}
+)"));
+  auto dev = fpyga::device::open("emu");
+  for (int round = 0; round < 6; ++round) {
+    const bool add = round % 2 == 0;
+    fpyga::overlay ov(dev, add ? small_vadd_xclbin() : sub);
+    fpyga::buffer a(dev, 16), b(dev, 16), c(dev, 16);
+    a.as<unsigned>()[0] = 10;
+    b.as<unsigned>()[0] = 3;
+    a.sync_to_device();
+    b.sync_to_device();
+    ov.kernel("vadd").call(a, b, c, 1);
+    c.sync_from_device();
+    EXPECT_EQ(c.as<unsigned>()[0], add ? 13u : 7u) << "round " << round;
+  }
+}
+
+TEST(emu_load, two_devices_run_different_xclbins_at_once) {
+  ASSERT_EQ(two_emu_devices, 0);
+  auto devs = fpyga::devices();
+  std::vector<fpyga::device> emus;
+  for (const auto& d : devs)
+    if (d.backend() == "emu") emus.push_back(d);
+  ASSERT_EQ(emus.size(), 2u);
+  fpyga::overlay ov0(emus[0], small_vadd_xclbin());
+  fpyga::overlay ov1(emus[1], two_cu_vadd_xclbin());
+  std::thread t([&] {
+    for (int i = 0; i < 20; ++i) check_vadd(ov1.kernel("vadd"), emus[1], ov1.memory(i % 2 ? "bank1" : "bank0"));
+  });
+  for (int i = 0; i < 20; ++i) check_vadd(ov0.kernel("vadd"), emus[0]);
+  t.join();
+  EXPECT_TRUE(ov0.loaded());
+  EXPECT_TRUE(ov1.loaded());
 }
 
 // ---------------------------------------------------------------------------------------------
