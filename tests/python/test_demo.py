@@ -140,7 +140,8 @@ def test_the_job_writes_the_report_schema(nn_xclbins, cpp_host, tmp_path):
         for phase in ("inject", "inference", "extract", "total"):
             s = e["latency_us"][h][phase]
             assert 0 < s["median"] <= s["p90"] <= s["p99"]
-    assert e["hosts_bit_identical"] is True
+    assert e["hosts_bit_identical"] is True and e["repeated_passes_identical"] is True
+    assert e["passes"] * e["samples"] == e["timed_samples"] >= 1000
     assert e["hls4ml"]["kernel_matches_csim"] is True
     assert e["throughput_sps"]["batch_kernel"] > 0 and e["throughput_sps"]["bare_loop"] > 0
     assert e["accuracy"]["fixed"] > 0.85 and e["accuracy"]["float"] > 0.85
