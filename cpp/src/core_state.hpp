@@ -49,6 +49,7 @@ struct kernel_state {
   /// For each CU (bit position) and argument: the memory indices it reaches (empty = any bank).
   std::vector<std::vector<std::vector<unsigned>>> cu_arg_memories;
   std::uint64_t all_cus = 0;
+  std::size_t wide_bytes = 0;  ///< storage of all wide scalars, for the per-call scratch
 };
 
 /// A loaded xclbin as the public overlay sees it.

@@ -326,14 +326,6 @@ std::uint64_t bind(const kernel_state& st, std::span<const arg_value> args, back
   return mask;
 }
 
-/// Scratch for the wide scalars of one call; on the stack unless the kernel takes huge ones.
-std::size_t wide_bytes(const kernel_state& st) {
-  std::size_t n = 0;
-  for (const auto& p : st.plan)
-    if (p.kind == arg_plan::how::wide) n += p.storage;
-  return n;
-}
-
 const kernel_state& require(const std::shared_ptr<kernel_state>& st) {
   if (!st) throw error("fpyga::kernel: empty kernel handle");
   return *st;
@@ -378,6 +370,7 @@ std::shared_ptr<kernel_state> make_kernel_state(const std::shared_ptr<backend::p
         if (std::find(mems.begin(), mems.end(), m) == mems.end()) mems.push_back(m);
     for (unsigned m : mems) k.memories.emplace_back(program, m);
     st->plan.push_back(plan_for(a, k.ctype));
+    if (st->plan.back().kind == arg_plan::how::wide) st->wide_bytes += st->plan.back().storage;
     st->args.push_back(std::move(k));
   }
   st->impl = program->open_kernel(info, std::move(cus));
@@ -400,8 +393,8 @@ void kernel::call_args(std::span<const arg_value> args) const {
     big.resize(std::max(args.size(), st.args.size()));
     out = big.data();
   }
-  if (const std::size_t w = wide_bytes(st); w > stack_scratch) {
-    big_scratch.resize(w);
+  if (st.wide_bytes > stack_scratch) {
+    big_scratch.resize(st.wide_bytes);
     scratch = big_scratch.data();
   }
   const std::uint64_t mask = bind(st, args, out, scratch);
@@ -411,7 +404,7 @@ void kernel::call_args(std::span<const arg_value> args) const {
 fpyga::run kernel::start_args(std::span<const arg_value> args, std::span<const fpyga::run> waitfor) const {
   const auto& st = require(st_);
   std::vector<backend::bound_arg> out(std::max<std::size_t>(args.size(), st.args.size()));
-  std::vector<std::byte> scratch(wide_bytes(st));
+  std::vector<std::byte> scratch(st.wide_bytes);
   const std::uint64_t mask = bind(st, args, out.data(), scratch.data());
   std::vector<std::shared_ptr<backend::run_impl>> deps;
   deps.reserve(waitfor.size());
