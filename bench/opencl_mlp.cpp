@@ -11,7 +11,6 @@
 #define CL_HPP_MINIMUM_OPENCL_VERSION 120
 #define CL_HPP_ENABLE_EXCEPTIONS
 #include <CL/opencl.hpp>
-
 #include <chrono>
 #include <cstdint>
 #include <cstring>
@@ -33,7 +32,8 @@ std::vector<T> read_file(const std::string& path) {
   std::ifstream f(path, std::ios::binary);
   if (!f) throw std::runtime_error("cannot open " + path);
   std::vector<char> bytes((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
-  if (bytes.size() % sizeof(T)) throw std::runtime_error(path + ": size is not a multiple of the element");
+  if (bytes.size() % sizeof(T))
+    throw std::runtime_error(path + ": size is not a multiple of the element");
   std::vector<T> v(bytes.size() / sizeof(T));
   std::memcpy(v.data(), bytes.data(), bytes.size());
   return v;
@@ -51,18 +51,25 @@ int main(int argc, char** argv) try {
   std::string cl_path, w_path, d_path, x_path;
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string a = argv[i];
-    if (a == "--cl") cl_path = argv[i + 1];
-    else if (a == "--weights") w_path = argv[i + 1];
-    else if (a == "--dims") d_path = argv[i + 1];
-    else if (a == "--input") x_path = argv[i + 1];
-    else throw std::invalid_argument("unknown option " + a);
+    if (a == "--cl")
+      cl_path = argv[i + 1];
+    else if (a == "--weights")
+      w_path = argv[i + 1];
+    else if (a == "--dims")
+      d_path = argv[i + 1];
+    else if (a == "--input")
+      x_path = argv[i + 1];
+    else
+      throw std::invalid_argument("unknown option " + a);
   }
   if (cl_path.empty() || w_path.empty() || d_path.empty() || x_path.empty())
-    throw std::invalid_argument("usage: fpyga_bench_opencl_mlp --cl F --weights F --dims F --input F");
+    throw std::invalid_argument(
+        "usage: fpyga_bench_opencl_mlp --cl F --weights F --dims F --input F");
   const auto w = read_file<float>(w_path);
   const auto dims = read_file<std::int32_t>(d_path);
   const auto x = read_file<float>(x_path);
-  const std::size_t n_in = static_cast<std::size_t>(dims.front()), n_out = static_cast<std::size_t>(dims.back());
+  const std::size_t n_in = static_cast<std::size_t>(dims.front()),
+                    n_out = static_cast<std::size_t>(dims.back());
   const std::size_t n = x.size() / n_in;
   const int n_layers = static_cast<int>(dims.size()) - 1;
   nlohmann::json j;
@@ -72,7 +79,8 @@ int main(int argc, char** argv) try {
     cl::Platform::get(&platforms);
     cl::Platform pocl;
     for (auto& p : platforms)
-      if (p.getInfo<CL_PLATFORM_NAME>().find("Portable Computing Language") != std::string::npos) pocl = p;
+      if (p.getInfo<CL_PLATFORM_NAME>().find("Portable Computing Language") != std::string::npos)
+        pocl = p;
     if (!pocl()) throw std::runtime_error("no PoCL platform");
     std::vector<cl::Device> devs;
     pocl.getDevices(CL_DEVICE_TYPE_ALL, &devs);
@@ -81,7 +89,8 @@ int main(int argc, char** argv) try {
     cl::Program prg(ctx, read_text(cl_path));
     prg.build({devs.front()});
     cl::Kernel k(prg, "mlp");
-    cl::Buffer wb(ctx, CL_MEM_READ_ONLY | CL_MEM_COPY_HOST_PTR, w.size() * 4, const_cast<float*>(w.data()));
+    cl::Buffer wb(ctx, CL_MEM_READ_ONLY | CL_MEM_COPY_HOST_PTR, w.size() * 4,
+                  const_cast<float*>(w.data()));
     cl::Buffer db(ctx, CL_MEM_READ_ONLY | CL_MEM_COPY_HOST_PTR, dims.size() * 4,
                   const_cast<std::int32_t*>(dims.data()));
     cl::Buffer in(ctx, CL_MEM_READ_ONLY, n_in * 4), out(ctx, CL_MEM_WRITE_ONLY, n_out * 4);
@@ -107,7 +116,8 @@ int main(int argc, char** argv) try {
     fpyga::device dev = fpyga::device::open("opencl:0");
     fpyga::overlay ol(dev, cl_path);
     fpyga::kernel k = ol.kernel("mlp");
-    fpyga::buffer wb(dev, w.size() * 4), db(dev, dims.size() * 4), in(dev, n_in * 4), out(dev, n_out * 4);
+    fpyga::buffer wb(dev, w.size() * 4), db(dev, dims.size() * 4), in(dev, n_in * 4),
+        out(dev, n_out * 4);
     std::memcpy(wb.data(), w.data(), w.size() * 4);
     std::memcpy(db.data(), dims.data(), dims.size() * 4);
     wb.sync_to_device();

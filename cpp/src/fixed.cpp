@@ -19,7 +19,7 @@ namespace {
 using i128 = __int128;
 using u64 = std::uint64_t;
 
-constexpr const char* q_names[] = {"AP_RND",     "AP_RND_ZERO", "AP_RND_MIN_INF", "AP_RND_INF",
+constexpr const char* q_names[] = {"AP_RND",      "AP_RND_ZERO", "AP_RND_MIN_INF", "AP_RND_INF",
                                    "AP_RND_CONV", "AP_TRN",      "AP_TRN_ZERO"};
 constexpr const char* o_names[] = {"AP_SAT", "AP_SAT_ZERO", "AP_SAT_SYM", "AP_WRAP", "AP_WRAP_SM"};
 
@@ -53,8 +53,8 @@ int parse_mode(std::string_view text, const char* const (&names)[N], std::string
   }
   std::string expected;
   for (std::size_t i = 0; i < N; ++i) expected += (i ? ", " : "") + std::string(names[i]);
-  bad_type(type, "unknown mode '" + std::string(text) + "' (expected one of " + expected + " or 0.." +
-                     std::to_string(N - 1) + ")");
+  bad_type(type, "unknown mode '" + std::string(text) + "' (expected one of " + expected +
+                     " or 0.." + std::to_string(N - 1) + ")");
 }
 
 // Two's-complement reduction of v into `w` bits, sign-extended when `is_signed`.
@@ -65,11 +65,14 @@ i128 wrap_bits(i128 v, int w, bool is_signed) {
   return is_signed ? static_cast<i128>(static_cast<std::int64_t>(bits)) : static_cast<i128>(bits);
 }
 
-u64 low_bits(u64 v, int w) { return w >= 64 ? v : (v & ((u64{1} << w) - 1)); }
+u64 low_bits(u64 v, int w) {
+  return w >= 64 ? v : (v & ((u64{1} << w) - 1));
+}
 
 std::int64_t extend(u64 bits, const fixed_format& f) {
   bits = low_bits(bits, f.width);
-  if (f.is_signed && f.width < 64 && (bits >> (f.width - 1)) & 1) bits |= ~((u64{1} << f.width) - 1);
+  if (f.is_signed && f.width < 64 && (bits >> (f.width - 1)) & 1)
+    bits |= ~((u64{1} << f.width) - 1);
   return static_cast<std::int64_t>(bits);
 }
 
@@ -89,7 +92,7 @@ quantized quantize(double x, const fixed_format& f) {
   const double m = std::frexp(x, &e);  // x = m * 2^e, 0.5 <= |m| < 1
   const bool neg = m < 0;
   const u64 mant = static_cast<u64>(std::ldexp(std::fabs(m), 53));  // exact: < 2^53
-  const long k = static_cast<long>(e) - 53 + f.fraction();           // x * 2^F = mant * 2^k
+  const long k = static_cast<long>(e) - 53 + f.fraction();          // x * 2^F = mant * 2^k
   if (k >= 0) {
     if (k >= 64) {
       r.huge = true;
@@ -132,12 +135,24 @@ quantized quantize(double x, const fixed_format& f) {
   bool up = false;
   if (!frac_zero) {
     switch (f.q) {
-      case quantization::trn: up = false; break;
-      case quantization::trn_zero: up = neg; break;
-      case quantization::rnd: up = frac_vs_half >= 0; break;
-      case quantization::rnd_zero: up = frac_vs_half > 0 || (frac_vs_half == 0 && neg); break;
-      case quantization::rnd_min_inf: up = frac_vs_half > 0; break;
-      case quantization::rnd_inf: up = frac_vs_half > 0 || (frac_vs_half == 0 && !neg); break;
+      case quantization::trn:
+        up = false;
+        break;
+      case quantization::trn_zero:
+        up = neg;
+        break;
+      case quantization::rnd:
+        up = frac_vs_half >= 0;
+        break;
+      case quantization::rnd_zero:
+        up = frac_vs_half > 0 || (frac_vs_half == 0 && neg);
+        break;
+      case quantization::rnd_min_inf:
+        up = frac_vs_half > 0;
+        break;
+      case quantization::rnd_inf:
+        up = frac_vs_half > 0 || (frac_vs_half == 0 && !neg);
+        break;
       case quantization::rnd_conv:
         up = frac_vs_half > 0 || (frac_vs_half == 0 && (static_cast<u64>(floor_v) & 1));
         break;
@@ -174,7 +189,8 @@ std::int64_t reduce(const quantized& v, const fixed_format& f) {
       if (f.is_signed) {
         // The sign bit takes the source's sign, the next N-1 bits its saturation pattern.
         bits = sign ? (bits | sign_bit) : (bits & ~sign_bit);
-        for (int b = w - n; b <= w - 2; ++b) bits = sign ? (bits & ~(u64{1} << b)) : (bits | (u64{1} << b));
+        for (int b = w - n; b <= w - 2; ++b)
+          bits = sign ? (bits & ~(u64{1} << b)) : (bits | (u64{1} << b));
       } else {
         for (int b = w - n; b <= w - 1; ++b) bits |= u64{1} << b;
       }
@@ -214,38 +230,70 @@ void check_bytes(std::size_t bytes, const fixed_format& f, const char* what) {
     throw value_error(std::string(what) + ": element width " + std::to_string(bytes) +
                       " bytes for " + f.to_string() + " (expected 1, 2, 4 or 8)");
   if (bytes * 8 < static_cast<std::size_t>(f.width))
-    throw value_error(std::string(what) + ": " + std::to_string(bytes) + "-byte elements cannot hold " +
-                      f.to_string() + " (needs " + std::to_string(f.storage_bytes()) + ")");
+    throw value_error(std::string(what) + ": " + std::to_string(bytes) +
+                      "-byte elements cannot hold " + f.to_string() + " (needs " +
+                      std::to_string(f.storage_bytes()) + ")");
 }
 
 void store(void* out, std::size_t i, std::size_t bytes, std::int64_t v) {
   auto* p = static_cast<unsigned char*>(out) + i * bytes;
   switch (bytes) {
-    case 1: { auto t = static_cast<std::int8_t>(v); std::memcpy(p, &t, 1); break; }
-    case 2: { auto t = static_cast<std::int16_t>(v); std::memcpy(p, &t, 2); break; }
-    case 4: { auto t = static_cast<std::int32_t>(v); std::memcpy(p, &t, 4); break; }
-    default: std::memcpy(p, &v, 8); break;
+    case 1: {
+      auto t = static_cast<std::int8_t>(v);
+      std::memcpy(p, &t, 1);
+      break;
+    }
+    case 2: {
+      auto t = static_cast<std::int16_t>(v);
+      std::memcpy(p, &t, 2);
+      break;
+    }
+    case 4: {
+      auto t = static_cast<std::int32_t>(v);
+      std::memcpy(p, &t, 4);
+      break;
+    }
+    default:
+      std::memcpy(p, &v, 8);
+      break;
   }
 }
 
 u64 load(const void* in, std::size_t i, std::size_t bytes) {
   const auto* p = static_cast<const unsigned char*>(in) + i * bytes;
   switch (bytes) {
-    case 1: { std::uint8_t t; std::memcpy(&t, p, 1); return t; }
-    case 2: { std::uint16_t t; std::memcpy(&t, p, 2); return t; }
-    case 4: { std::uint32_t t; std::memcpy(&t, p, 4); return t; }
-    default: { u64 t; std::memcpy(&t, p, 8); return t; }
+    case 1: {
+      std::uint8_t t;
+      std::memcpy(&t, p, 1);
+      return t;
+    }
+    case 2: {
+      std::uint16_t t;
+      std::memcpy(&t, p, 2);
+      return t;
+    }
+    case 4: {
+      std::uint32_t t;
+      std::memcpy(&t, p, 4);
+      return t;
+    }
+    default: {
+      u64 t;
+      std::memcpy(&t, p, 8);
+      return t;
+    }
   }
 }
 
 template <class F>
-void to_fixed_array(const F* in, std::size_t n, void* out, std::size_t out_bytes, const fixed_format& f) {
+void to_fixed_array(const F* in, std::size_t n, void* out, std::size_t out_bytes,
+                    const fixed_format& f) {
   f.validate();
   check_bytes(out_bytes, f, "to_fixed");
   // The common case (ap_fixed<16,6>-like: AP_TRN, AP_WRAP, no saturation bits) in one floor and
   // one mask per value; exact because |x * 2^F| of a float or double stays below 2^63 here.
-  const bool fast = f.q == quantization::trn && f.o == overflow::wrap && f.sat_bits == 0 && f.width <= 32 &&
-                    f.fraction() >= -16 && f.fraction() <= 32;
+  const bool fast = f.q == quantization::trn && f.o == overflow::wrap && f.sat_bits == 0 &&
+                    f.width <= 32 && f.fraction() >= -16 && f.fraction() <= 32;
   const double scale = std::ldexp(1.0, f.fraction());
   const double limit = 0x1p62;
   for (std::size_t i = 0; i < n; ++i) {
@@ -264,7 +312,8 @@ void to_fixed_array(const F* in, std::size_t n, void* out, std::size_t out_bytes
 }
 
 template <class F>
-void from_fixed_array(const void* in, std::size_t in_bytes, std::size_t n, F* out, const fixed_format& f) {
+void from_fixed_array(const void* in, std::size_t in_bytes, std::size_t n, F* out,
+                      const fixed_format& f) {
   f.validate();
   check_bytes(in_bytes, f, "from_fixed");
   const double scale = std::ldexp(1.0, -f.fraction());
@@ -283,8 +332,8 @@ void fixed_format::validate() const {
     throw value_error("fixed-point type " + to_string() + ": width " + std::to_string(width) +
                       " outside 1..64 (wider types are not supported by fpyga's conversion)");
   if (integer < -1024 || integer > 1024)
-    throw value_error("fixed-point type " + to_string() + ": integer bits " + std::to_string(integer) +
-                      " outside -1024..1024");
+    throw value_error("fixed-point type " + to_string() + ": integer bits " +
+                      std::to_string(integer) + " outside -1024..1024");
   if (static_cast<unsigned>(q) > 6)
     throw value_error("fixed-point type " + to_string() + ": unknown quantization mode " +
                       std::to_string(static_cast<unsigned>(q)));
@@ -292,10 +341,11 @@ void fixed_format::validate() const {
     throw value_error("fixed-point type " + to_string() + ": unknown overflow mode " +
                       std::to_string(static_cast<unsigned>(o)));
   if (!is_signed && o == overflow::wrap_sm)
-    throw value_error("fixed-point type " + to_string() + ": AP_WRAP_SM needs a signed type (as in Xilinx's ap_ufixed)");
+    throw value_error("fixed-point type " + to_string() +
+                      ": AP_WRAP_SM needs a signed type (as in Xilinx's ap_ufixed)");
   if (sat_bits < 0 || sat_bits > width)
-    throw value_error("fixed-point type " + to_string() + ": saturation bits " + std::to_string(sat_bits) +
-                      " outside 0..W");
+    throw value_error("fixed-point type " + to_string() + ": saturation bits " +
+                      std::to_string(sat_bits) + " outside 0..W");
 }
 
 fixed_format fixed_format::parse(std::string_view type) {
@@ -340,7 +390,8 @@ fixed_format fixed_format::parse(std::string_view type) {
     if (args.size() > 3) f.o = static_cast<overflow>(parse_mode(args[3], o_names, type));
     if (args.size() > 4) f.sat_bits = static_cast<int>(parse_long(args[4], type));
   } else {
-    bad_type(type, "expected ap_fixed, ap_ufixed, ap_int or ap_uint, found '" + std::string(name) + "'");
+    bad_type(type,
+             "expected ap_fixed, ap_ufixed, ap_int or ap_uint, found '" + std::string(name) + "'");
   }
   try {
     f.validate();
@@ -370,15 +421,16 @@ fixed_format fixed_format::from(const c_type& t) {
       }
       [[fallthrough]];
     default:
-      throw value_error("type '" + t.spelling + "' is not an ap_fixed, ap_ufixed, ap_int or ap_uint type");
+      throw value_error("type '" + t.spelling +
+                        "' is not an ap_fixed, ap_ufixed, ap_int or ap_uint type");
   }
   f.validate();
   return f;
 }
 
 std::string fixed_format::to_string() const {
-  std::string s = std::string(is_signed ? "ap_fixed<" : "ap_ufixed<") + std::to_string(width) + "," +
-                  std::to_string(integer);
+  std::string s = std::string(is_signed ? "ap_fixed<" : "ap_ufixed<") + std::to_string(width) +
+                  "," + std::to_string(integer);
   if (q != quantization::trn || o != overflow::wrap || sat_bits != 0) {
     const auto qi = static_cast<unsigned>(q), oi = static_cast<unsigned>(o);
     s += std::string(",") + (qi < 7 ? q_names[qi] : std::to_string(qi)) + "," +
@@ -391,7 +443,9 @@ std::size_t fixed_format::storage_bytes() const {
   return width <= 8 ? 1 : width <= 16 ? 2 : width <= 32 ? 4 : 8;
 }
 
-double fixed_format::lsb() const { return std::ldexp(1.0, -fraction()); }
+double fixed_format::lsb() const {
+  return std::ldexp(1.0, -fraction());
+}
 
 double fixed_format::min() const {
   if (!is_signed) return 0.0;
@@ -406,7 +460,8 @@ double fixed_format::max() const {
 std::int64_t to_fixed(double x, const fixed_format& f) {
   f.validate();
   if (!std::isfinite(x))
-    throw value_error("to_fixed: " + std::to_string(x) + " cannot be represented as " + f.to_string());
+    throw value_error("to_fixed: " + std::to_string(x) + " cannot be represented as " +
+                      f.to_string());
   return reduce(quantize(x, f), f);
 }
 
@@ -417,16 +472,20 @@ double from_fixed(std::int64_t raw, const fixed_format& f) {
   return std::ldexp(static_cast<double>(static_cast<u64>(v)), -f.fraction());
 }
 
-void to_fixed(const float* in, std::size_t n, void* out, std::size_t out_bytes, const fixed_format& f) {
+void to_fixed(const float* in, std::size_t n, void* out, std::size_t out_bytes,
+              const fixed_format& f) {
   to_fixed_array(in, n, out, out_bytes, f);
 }
-void to_fixed(const double* in, std::size_t n, void* out, std::size_t out_bytes, const fixed_format& f) {
+void to_fixed(const double* in, std::size_t n, void* out, std::size_t out_bytes,
+              const fixed_format& f) {
   to_fixed_array(in, n, out, out_bytes, f);
 }
-void from_fixed(const void* in, std::size_t in_bytes, std::size_t n, float* out, const fixed_format& f) {
+void from_fixed(const void* in, std::size_t in_bytes, std::size_t n, float* out,
+                const fixed_format& f) {
   from_fixed_array(in, in_bytes, n, out, f);
 }
-void from_fixed(const void* in, std::size_t in_bytes, std::size_t n, double* out, const fixed_format& f) {
+void from_fixed(const void* in, std::size_t in_bytes, std::size_t n, double* out,
+                const fixed_format& f) {
   from_fixed_array(in, in_bytes, n, out, f);
 }
 

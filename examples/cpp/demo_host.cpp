@@ -48,17 +48,25 @@ options parse(int argc, char** argv) {
       if (i + 1 >= argc) throw std::invalid_argument("option " + a + " needs a value");
       return argv[++i];
     };
-    if (a == "--xclbin") o.xclbin = next();
-    else if (a == "--input") o.input = next();
-    else if (a == "--inputs") o.inputs = std::stoul(next());
-    else if (a == "--outputs") o.outputs = std::stoul(next());
-    else if (a == "--device") o.device = next();
-    else if (a == "--repeat") o.repeat = std::stoi(next());
-    else throw std::invalid_argument("unknown option " + a);
+    if (a == "--xclbin")
+      o.xclbin = next();
+    else if (a == "--input")
+      o.input = next();
+    else if (a == "--inputs")
+      o.inputs = std::stoul(next());
+    else if (a == "--outputs")
+      o.outputs = std::stoul(next());
+    else if (a == "--device")
+      o.device = next();
+    else if (a == "--repeat")
+      o.repeat = std::stoi(next());
+    else
+      throw std::invalid_argument("unknown option " + a);
   }
   if (o.xclbin.empty() || o.input.empty() || o.inputs == 0 || o.outputs == 0)
     throw std::invalid_argument(
-        "usage: fpyga_demo_host --xclbin FILE --input FILE --inputs N --outputs M [--device SPEC] [--repeat R]");
+        "usage: fpyga_demo_host --xclbin FILE --input FILE --inputs N --outputs M [--device SPEC] "
+        "[--repeat R]");
   return o;
 }
 
@@ -68,7 +76,8 @@ std::vector<float> read_floats(const std::string& path, std::size_t per_sample) 
   const auto bytes = static_cast<std::size_t>(f.tellg());
   if (bytes % (per_sample * sizeof(float)) != 0)
     throw std::runtime_error("input file " + path + ": " + std::to_string(bytes) +
-                             " bytes is not a whole number of samples of " + std::to_string(per_sample) + " floats");
+                             " bytes is not a whole number of samples of " +
+                             std::to_string(per_sample) + " floats");
   std::vector<float> x(bytes / sizeof(float));
   f.seekg(0);
   f.read(reinterpret_cast<char*>(x.data()), static_cast<std::streamsize>(bytes));
@@ -80,10 +89,27 @@ std::int64_t raw_at(const void* base, std::size_t i, const fpyga::fixed_format& 
   const auto* p = static_cast<const unsigned char*>(base) + i * f.storage_bytes();
   std::int64_t v = 0;
   switch (f.storage_bytes()) {
-    case 1: { std::int8_t t; std::memcpy(&t, p, 1); v = t; break; }
-    case 2: { std::int16_t t; std::memcpy(&t, p, 2); v = t; break; }
-    case 4: { std::int32_t t; std::memcpy(&t, p, 4); v = t; break; }
-    default: std::memcpy(&v, p, 8); break;
+    case 1: {
+      std::int8_t t;
+      std::memcpy(&t, p, 1);
+      v = t;
+      break;
+    }
+    case 2: {
+      std::int16_t t;
+      std::memcpy(&t, p, 2);
+      v = t;
+      break;
+    }
+    case 4: {
+      std::int32_t t;
+      std::memcpy(&t, p, 4);
+      v = t;
+      break;
+    }
+    default:
+      std::memcpy(&v, p, 8);
+      break;
   }
   return v;
 }
@@ -95,7 +121,8 @@ struct bare_kernel {
   explicit bare_kernel(const fpyga::xclbin& x) {
     const int fd = memfd_create("fpyga_demo_bare", MFD_CLOEXEC);
     if (fd < 0) throw std::runtime_error("memfd_create failed");
-    if (write(fd, x.bitstream.data(), x.bitstream.size()) != static_cast<ssize_t>(x.bitstream.size()))
+    if (write(fd, x.bitstream.data(), x.bitstream.size()) !=
+        static_cast<ssize_t>(x.bitstream.size()))
       throw std::runtime_error("writing the kernel object failed");
     const std::string path = "/proc/self/fd/" + std::to_string(fd);
     handle = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
@@ -163,7 +190,8 @@ int main(int argc, char** argv) try {
     batch_ns = std::min(batch_ns, ns_between(t0, clock_type::now()));
   }
   bool batch_matches = true;
-  for (std::size_t i = 0; i < n * n_out; ++i) batch_matches &= raw_at(bout.data(), i, out_fmt) == raw[i];
+  for (std::size_t i = 0; i < n * n_out; ++i)
+    batch_matches &= raw_at(bout.data(), i, out_fmt) == raw[i];
 
   // The floor: the kernel function called directly in a loop on host memory, best of three.
   bare_kernel bare(ol.xclbin());

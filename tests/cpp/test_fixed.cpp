@@ -2,9 +2,8 @@
 // raw pattern of 16-bit and narrower formats, the values between neighbouring patterns where the
 // rounding modes differ, and many random doubles and floats of every magnitude, for every
 // quantization and overflow mode.
-#include <gtest/gtest.h>
-
 #include <ap_fixed.h>
+#include <gtest/gtest.h>
 
 #include <cmath>
 #include <cstdint>
@@ -45,7 +44,8 @@ std::uint64_t raw_of(const X& x) {
 }
 
 std::uint64_t low(std::int64_t v, int w) {
-  return w >= 64 ? static_cast<std::uint64_t>(v) : static_cast<std::uint64_t>(v) & ((std::uint64_t{1} << w) - 1);
+  return w >= 64 ? static_cast<std::uint64_t>(v)
+                 : static_cast<std::uint64_t>(v) & ((std::uint64_t{1} << w) - 1);
 }
 
 // Compares fpyga with Xilinx for one double; returns false (and records it) on a mismatch.
@@ -55,8 +55,9 @@ bool same_conversion(double x, const fixed_format& f, int& reported) {
   const std::uint64_t want = raw_of<W>(ref);
   const std::uint64_t got = low(fpyga::to_fixed(x, f), W);
   if (want != got && reported++ < 5)
-    ADD_FAILURE() << f.to_string() << ": to_fixed(" << std::hexfloat << x << std::defaultfloat << " = " << x
-                  << ") gave 0x" << std::hex << got << ", Xilinx 0x" << want << std::dec;
+    ADD_FAILURE() << f.to_string() << ": to_fixed(" << std::hexfloat << x << std::defaultfloat
+                  << " = " << x << ") gave 0x" << std::hex << got << ", Xilinx 0x" << want
+                  << std::dec;
   return want == got;
 }
 
@@ -76,8 +77,9 @@ void check_every_pattern() {
     const double got = fpyga::from_fixed(static_cast<std::int64_t>(p), f);
     if (got != value) {
       ++mismatches;
-      if (reported++ < 5) ADD_FAILURE() << f.to_string() << ": from_fixed(0x" << std::hex << p << std::dec
-                                        << ") = " << got << ", Xilinx " << value;
+      if (reported++ < 5)
+        ADD_FAILURE() << f.to_string() << ": from_fixed(0x" << std::hex << p << std::dec
+                      << ") = " << got << ", Xilinx " << value;
     }
     for (double d : {0.0, 0.25, 0.5, 0.75, -0.25, -0.5, -0.75, 1.0 / 1024, -1.0 / 1024})
       if (!same_conversion<W, I, S, Q, O, N>(value + d * lsb, f, reported)) ++mismatches;
@@ -133,17 +135,39 @@ void check_random(int count, unsigned seed) {
 }
 
 // The kernels' types: hls4ml's default precision and its table types.
-TEST(fixed_exhaustive, ap_fixed_16_6_trn_wrap) { check_every_pattern<16, 6, true, AP_TRN, AP_WRAP, 0>(); }
-TEST(fixed_exhaustive, ap_fixed_16_6_rnd_sat) { check_every_pattern<16, 6, true, AP_RND, AP_SAT, 0>(); }
-TEST(fixed_exhaustive, ap_fixed_16_6_rnd_conv_sat) { check_every_pattern<16, 6, true, AP_RND_CONV, AP_SAT, 0>(); }
-TEST(fixed_exhaustive, ap_ufixed_16_6) { check_every_pattern<16, 6, false, AP_TRN, AP_WRAP, 0>(); }
-TEST(fixed_exhaustive, ap_ufixed_16_0_rnd_sat) { check_every_pattern<16, 0, false, AP_RND, AP_SAT, 0>(); }
-TEST(fixed_exhaustive, ap_fixed_16_16_int) { check_every_pattern<16, 16, true, AP_TRN, AP_WRAP, 0>(); }
-TEST(fixed_exhaustive, ap_fixed_16_minus_2) { check_every_pattern<16, -2, true, AP_RND_ZERO, AP_SAT_SYM, 0>(); }
-TEST(fixed_exhaustive, ap_fixed_12_20) { check_every_pattern<12, 20, true, AP_RND_INF, AP_SAT, 0>(); }
-TEST(fixed_exhaustive, ap_fixed_16_6_wrap_n2) { check_every_pattern<16, 6, true, AP_TRN, AP_WRAP, 2>(); }
-TEST(fixed_exhaustive, ap_fixed_16_6_wrap_sm) { check_every_pattern<16, 6, true, AP_RND, AP_WRAP_SM, 0>(); }
-TEST(fixed_exhaustive, ap_fixed_16_6_wrap_sm_n3) { check_every_pattern<16, 6, true, AP_TRN, AP_WRAP_SM, 3>(); }
+TEST(fixed_exhaustive, ap_fixed_16_6_trn_wrap) {
+  check_every_pattern<16, 6, true, AP_TRN, AP_WRAP, 0>();
+}
+TEST(fixed_exhaustive, ap_fixed_16_6_rnd_sat) {
+  check_every_pattern<16, 6, true, AP_RND, AP_SAT, 0>();
+}
+TEST(fixed_exhaustive, ap_fixed_16_6_rnd_conv_sat) {
+  check_every_pattern<16, 6, true, AP_RND_CONV, AP_SAT, 0>();
+}
+TEST(fixed_exhaustive, ap_ufixed_16_6) {
+  check_every_pattern<16, 6, false, AP_TRN, AP_WRAP, 0>();
+}
+TEST(fixed_exhaustive, ap_ufixed_16_0_rnd_sat) {
+  check_every_pattern<16, 0, false, AP_RND, AP_SAT, 0>();
+}
+TEST(fixed_exhaustive, ap_fixed_16_16_int) {
+  check_every_pattern<16, 16, true, AP_TRN, AP_WRAP, 0>();
+}
+TEST(fixed_exhaustive, ap_fixed_16_minus_2) {
+  check_every_pattern<16, -2, true, AP_RND_ZERO, AP_SAT_SYM, 0>();
+}
+TEST(fixed_exhaustive, ap_fixed_12_20) {
+  check_every_pattern<12, 20, true, AP_RND_INF, AP_SAT, 0>();
+}
+TEST(fixed_exhaustive, ap_fixed_16_6_wrap_n2) {
+  check_every_pattern<16, 6, true, AP_TRN, AP_WRAP, 2>();
+}
+TEST(fixed_exhaustive, ap_fixed_16_6_wrap_sm) {
+  check_every_pattern<16, 6, true, AP_RND, AP_WRAP_SM, 0>();
+}
+TEST(fixed_exhaustive, ap_fixed_16_6_wrap_sm_n3) {
+  check_every_pattern<16, 6, true, AP_TRN, AP_WRAP_SM, 3>();
+}
 
 // Every quantization x overflow mode on an 8-bit format, signed and unsigned.
 template <bool S, ap_q_mode Q>
@@ -160,29 +184,73 @@ void check_all_overflow_modes() {
     check_every_pattern<8, 3, S, Q, AP_WRAP_SM, 2>();
   }
 }
-TEST(fixed_modes, signed_rnd) { check_all_overflow_modes<true, AP_RND>(); }
-TEST(fixed_modes, signed_rnd_zero) { check_all_overflow_modes<true, AP_RND_ZERO>(); }
-TEST(fixed_modes, signed_rnd_min_inf) { check_all_overflow_modes<true, AP_RND_MIN_INF>(); }
-TEST(fixed_modes, signed_rnd_inf) { check_all_overflow_modes<true, AP_RND_INF>(); }
-TEST(fixed_modes, signed_rnd_conv) { check_all_overflow_modes<true, AP_RND_CONV>(); }
-TEST(fixed_modes, signed_trn) { check_all_overflow_modes<true, AP_TRN>(); }
-TEST(fixed_modes, signed_trn_zero) { check_all_overflow_modes<true, AP_TRN_ZERO>(); }
-TEST(fixed_modes, unsigned_rnd) { check_all_overflow_modes<false, AP_RND>(); }
-TEST(fixed_modes, unsigned_rnd_conv) { check_all_overflow_modes<false, AP_RND_CONV>(); }
-TEST(fixed_modes, unsigned_trn) { check_all_overflow_modes<false, AP_TRN>(); }
-TEST(fixed_modes, unsigned_trn_zero) { check_all_overflow_modes<false, AP_TRN_ZERO>(); }
+TEST(fixed_modes, signed_rnd) {
+  check_all_overflow_modes<true, AP_RND>();
+}
+TEST(fixed_modes, signed_rnd_zero) {
+  check_all_overflow_modes<true, AP_RND_ZERO>();
+}
+TEST(fixed_modes, signed_rnd_min_inf) {
+  check_all_overflow_modes<true, AP_RND_MIN_INF>();
+}
+TEST(fixed_modes, signed_rnd_inf) {
+  check_all_overflow_modes<true, AP_RND_INF>();
+}
+TEST(fixed_modes, signed_rnd_conv) {
+  check_all_overflow_modes<true, AP_RND_CONV>();
+}
+TEST(fixed_modes, signed_trn) {
+  check_all_overflow_modes<true, AP_TRN>();
+}
+TEST(fixed_modes, signed_trn_zero) {
+  check_all_overflow_modes<true, AP_TRN_ZERO>();
+}
+TEST(fixed_modes, unsigned_rnd) {
+  check_all_overflow_modes<false, AP_RND>();
+}
+TEST(fixed_modes, unsigned_rnd_conv) {
+  check_all_overflow_modes<false, AP_RND_CONV>();
+}
+TEST(fixed_modes, unsigned_trn) {
+  check_all_overflow_modes<false, AP_TRN>();
+}
+TEST(fixed_modes, unsigned_trn_zero) {
+  check_all_overflow_modes<false, AP_TRN_ZERO>();
+}
 
-TEST(fixed_random, ap_fixed_16_6) { check_random<16, 6, true, AP_TRN, AP_WRAP, 0>(200000, 1); }
-TEST(fixed_random, ap_fixed_16_6_rnd_sat) { check_random<16, 6, true, AP_RND, AP_SAT, 0>(100000, 2); }
-TEST(fixed_random, ap_fixed_18_8_rnd_sat) { check_random<18, 8, true, AP_RND, AP_SAT, 0>(100000, 3); }
-TEST(fixed_random, ap_fixed_18_8) { check_random<18, 8, true, AP_TRN, AP_WRAP, 0>(100000, 4); }
-TEST(fixed_random, ap_fixed_32_14_rnd_conv_sat_sym) { check_random<32, 14, true, AP_RND_CONV, AP_SAT_SYM, 0>(100000, 5); }
-TEST(fixed_random, ap_ufixed_24_4_rnd_inf_sat) { check_random<24, 4, false, AP_RND_INF, AP_SAT, 0>(100000, 6); }
-TEST(fixed_random, ap_fixed_48_20_trn_zero_wrap) { check_random<48, 20, true, AP_TRN_ZERO, AP_WRAP, 0>(50000, 7); }
-TEST(fixed_random, ap_fixed_64_32) { check_random<64, 32, true, AP_TRN, AP_WRAP, 0>(50000, 8); }
-TEST(fixed_random, ap_fixed_64_32_rnd_sat) { check_random<64, 32, true, AP_RND, AP_SAT, 0>(50000, 9); }
-TEST(fixed_random, ap_fixed_10_minus_4_rnd_min_inf) { check_random<10, -4, true, AP_RND_MIN_INF, AP_SAT_ZERO, 0>(100000, 10); }
-TEST(fixed_random, ap_fixed_20_30_wrap_sm) { check_random<20, 30, true, AP_RND, AP_WRAP_SM, 0>(100000, 11); }
+TEST(fixed_random, ap_fixed_16_6) {
+  check_random<16, 6, true, AP_TRN, AP_WRAP, 0>(200000, 1);
+}
+TEST(fixed_random, ap_fixed_16_6_rnd_sat) {
+  check_random<16, 6, true, AP_RND, AP_SAT, 0>(100000, 2);
+}
+TEST(fixed_random, ap_fixed_18_8_rnd_sat) {
+  check_random<18, 8, true, AP_RND, AP_SAT, 0>(100000, 3);
+}
+TEST(fixed_random, ap_fixed_18_8) {
+  check_random<18, 8, true, AP_TRN, AP_WRAP, 0>(100000, 4);
+}
+TEST(fixed_random, ap_fixed_32_14_rnd_conv_sat_sym) {
+  check_random<32, 14, true, AP_RND_CONV, AP_SAT_SYM, 0>(100000, 5);
+}
+TEST(fixed_random, ap_ufixed_24_4_rnd_inf_sat) {
+  check_random<24, 4, false, AP_RND_INF, AP_SAT, 0>(100000, 6);
+}
+TEST(fixed_random, ap_fixed_48_20_trn_zero_wrap) {
+  check_random<48, 20, true, AP_TRN_ZERO, AP_WRAP, 0>(50000, 7);
+}
+TEST(fixed_random, ap_fixed_64_32) {
+  check_random<64, 32, true, AP_TRN, AP_WRAP, 0>(50000, 8);
+}
+TEST(fixed_random, ap_fixed_64_32_rnd_sat) {
+  check_random<64, 32, true, AP_RND, AP_SAT, 0>(50000, 9);
+}
+TEST(fixed_random, ap_fixed_10_minus_4_rnd_min_inf) {
+  check_random<10, -4, true, AP_RND_MIN_INF, AP_SAT_ZERO, 0>(100000, 10);
+}
+TEST(fixed_random, ap_fixed_20_30_wrap_sm) {
+  check_random<20, 30, true, AP_RND, AP_WRAP_SM, 0>(100000, 11);
+}
 
 TEST(fixed_array, int16_container_matches_xilinx_storage) {
   const fixed_format f = fpyga::ap_fixed_16_6();
@@ -238,13 +306,15 @@ TEST(fixed_format, parse_spellings) {
 TEST(fixed_format, from_c_type_of_metadata) {
   const auto f = fixed_format::from(fpyga::c_type::parse("ap_fixed<16, 6> const *"));
   EXPECT_EQ(f, fpyga::ap_fixed_16_6());
-  EXPECT_THROW(fixed_format::from(fpyga::c_type::parse("unsigned int const *")), fpyga::value_error);
+  EXPECT_THROW(fixed_format::from(fpyga::c_type::parse("unsigned int const *")),
+               fpyga::value_error);
 }
 
 TEST(fixed_errors, bad_types_name_the_text) {
-  for (const char* bad : {"float", "ap_fixed<16>", "ap_fixed<0,0>", "ap_fixed<65,1>", "ap_fixed<16,6,AP_FOO>",
-                          "ap_fixed<16,6,9>", "ap_fixed<16,x>", "ap_fixed<16,6", "ap_fixed<16,6,AP_TRN,AP_WRAP,17>",
-                          "ap_ufixed<16,6,AP_TRN,AP_WRAP_SM>"}) {
+  for (const char* bad :
+       {"float", "ap_fixed<16>", "ap_fixed<0,0>", "ap_fixed<65,1>", "ap_fixed<16,6,AP_FOO>",
+        "ap_fixed<16,6,9>", "ap_fixed<16,x>", "ap_fixed<16,6", "ap_fixed<16,6,AP_TRN,AP_WRAP,17>",
+        "ap_ufixed<16,6,AP_TRN,AP_WRAP_SM>"}) {
     try {
       (void)fixed_format::parse(bad);
       ADD_FAILURE() << "parsed " << bad;
@@ -269,7 +339,8 @@ TEST(fixed_errors, non_finite_values_and_bad_containers) {
   EXPECT_THROW(fpyga::to_fixed(x, 1, out, 1, f), fpyga::value_error);  // 1 byte cannot hold 16 bits
   EXPECT_THROW(fpyga::to_fixed(x, 1, out, 3, f), fpyga::value_error);
   std::vector<std::int16_t> small(2);
-  EXPECT_THROW(fpyga::to_fixed(std::span<const float>(x, 3), std::span<std::int16_t>(small), f), fpyga::value_error);
+  EXPECT_THROW(fpyga::to_fixed(std::span<const float>(x, 3), std::span<std::int16_t>(small), f),
+               fpyga::value_error);
 }
 
 }  // namespace

@@ -41,8 +41,8 @@ enum class overflow : std::uint8_t {
 /// Widths from 1 to 64 bits are supported. The raw bits of a value are the integer
 /// round(x * 2^(W - I)) under `q`, reduced into W bits under `o` and `n` (saturation bits).
 struct fixed_format {
-  int width = 16;        ///< W, total bits (1..64)
-  int integer = 6;       ///< I, integer bits including the sign (may be < 0 or > W)
+  int width = 16;         ///< W, total bits (1..64)
+  int integer = 6;        ///< I, integer bits including the sign (may be < 0 or > W)
   bool is_signed = true;  ///< ap_fixed (true) or ap_ufixed (false)
   quantization q = quantization::trn;
   overflow o = overflow::wrap;
@@ -74,7 +74,9 @@ struct fixed_format {
 };
 
 /// The format hls4ml uses by default for inputs, outputs, weights and accumulators.
-inline fixed_format ap_fixed_16_6() { return fixed_format{}; }
+inline fixed_format ap_fixed_16_6() {
+  return fixed_format{};
+}
 
 /// Converts one double to the raw bits of `f`, exactly as Xilinx's `ap_fixed(double)` does,
 /// returned in the low W bits of the result, sign-extended to 64 bits for signed formats and
@@ -90,17 +92,23 @@ double from_fixed(std::int64_t raw, const fixed_format& f);
 /// little-endian integers (1, 2, 4 or 8, at least `f.storage_bytes()`): sign-extended for signed
 /// formats, zero-extended for unsigned ones, so an int16 view of ap_fixed<16,6> data reads the
 /// integers. @throws value_error for a bad width or a non-finite input (naming its index).
-void to_fixed(const float* in, std::size_t n, void* out, std::size_t out_bytes, const fixed_format& f);
-void to_fixed(const double* in, std::size_t n, void* out, std::size_t out_bytes, const fixed_format& f);
-/// Converts `n` raw values (each `in_bytes` wide; only the low W bits are read) to floats or doubles.
-void from_fixed(const void* in, std::size_t in_bytes, std::size_t n, float* out, const fixed_format& f);
-void from_fixed(const void* in, std::size_t in_bytes, std::size_t n, double* out, const fixed_format& f);
+void to_fixed(const float* in, std::size_t n, void* out, std::size_t out_bytes,
+              const fixed_format& f);
+void to_fixed(const double* in, std::size_t n, void* out, std::size_t out_bytes,
+              const fixed_format& f);
+/// Converts `n` raw values (each `in_bytes` wide; only the low W bits are read) to floats or
+/// doubles.
+void from_fixed(const void* in, std::size_t in_bytes, std::size_t n, float* out,
+                const fixed_format& f);
+void from_fixed(const void* in, std::size_t in_bytes, std::size_t n, double* out,
+                const fixed_format& f);
 
 /// Span conveniences: `to_fixed(std::span<const float>(x), buf.as<std::int16_t>(), fmt)`.
 /// @throws value_error when the spans differ in length.
 template <class F, class T>
-  requires(std::is_floating_point_v<F> && std::is_integral_v<T>)
-void to_fixed(std::span<const F> in, std::span<T> out, const fixed_format& f) {
+requires(std::is_floating_point_v<F>&& std::is_integral_v<T>) void to_fixed(std::span<const F> in,
+                                                                            std::span<T> out,
+                                                                            const fixed_format& f) {
   if (in.size() != out.size())
     throw value_error("to_fixed: " + std::to_string(in.size()) + " input values for " +
                       std::to_string(out.size()) + " output elements of " + f.to_string());
@@ -108,11 +116,11 @@ void to_fixed(std::span<const F> in, std::span<T> out, const fixed_format& f) {
 }
 
 template <class T, class F>
-  requires(std::is_integral_v<T> && std::is_floating_point_v<F>)
-void from_fixed(std::span<const T> in, std::span<F> out, const fixed_format& f) {
+requires(std::is_integral_v<T>&& std::is_floating_point_v<F>) void from_fixed(
+    std::span<const T> in, std::span<F> out, const fixed_format& f) {
   if (in.size() != out.size())
-    throw value_error("from_fixed: " + std::to_string(in.size()) + " raw values of " + f.to_string() +
-                      " for " + std::to_string(out.size()) + " output elements");
+    throw value_error("from_fixed: " + std::to_string(in.size()) + " raw values of " +
+                      f.to_string() + " for " + std::to_string(out.size()) + " output elements");
   from_fixed(in.data(), sizeof(T), in.size(), out.data(), f);
 }
 
