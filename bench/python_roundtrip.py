@@ -91,6 +91,34 @@ def main():
           f"ratio {med(py) / med(cpp_batched):5.2f}x C++")
     print(f"  Python with ol.{'mlp_1'} lookup each call {med(py_attr):8.3f} us   "
           f"ratio {med(py_attr) / med(cpp_batched):5.2f}x C++")
+    overhead_floor(device, args.iterations, args.batch)
+
+
+def overhead_floor(device, iterations, batch):
+    """The same three steps around vadd of one element: what the host path costs by itself."""
+    ol = pynq.Overlay(find_xclbin("vadd.xclbin"), device=device)
+    a = pynq.allocate(27, "u4", target=device)
+    c = pynq.allocate(1, "u4", target=device)
+    k = ol.vadd_1
+
+    def python_batch(n):
+        t0 = time.perf_counter_ns()
+        for _ in range(n):
+            a.sync_to_device()
+            k.call(a, a, c, 1)
+            c.sync_from_device()
+        return (time.perf_counter_ns() - t0) / n
+
+    python_batch(1000)
+    py = [python_batch(batch) for _ in range(max(1, iterations // batch))]
+    cpp = _core._bench_cpp_roundtrip(k, a, c, (a, a, c, 1), iterations)
+    cpp_batched = [statistics.fmean(cpp[i:i + batch]) for i in range(0, len(cpp), batch)]
+    med = lambda xs: statistics.median(xs) / 1000.0  # noqa: E731
+    print(f"Overhead floor (vadd of 1 element, same sync/call/sync):")
+    print(f"  C++ API   per round trip, median   {med(cpp):8.3f} us")
+    print(f"  C++ API   mean of {batch}, median      {med(cpp_batched):8.3f} us")
+    print(f"  Python    mean of {batch}, median      {med(py):8.3f} us   "
+          f"ratio {med(py) / med(cpp_batched):5.2f}x C++")
 
 
 if __name__ == "__main__":

@@ -171,3 +171,23 @@ class overlay:
 def _bench_cpp_roundtrip(
     kernel: kernel, input: Any, output: Any, args: Sequence[Any], iterations: int
 ) -> list[int]: ...
+
+def _bench_gil_release() -> None: ...
+
+# Fixed-point conversions (bind_fixed.cpp, the demo's): NumPy <-> ap_fixed raw bits.
+class fixed_format:
+    width: int
+    integer: int
+    signed: bool
+    quantization: int
+    overflow: int
+    sat_bits: int
+    storage_bytes: int
+    dtype: Any
+    lsb: float
+    min: float
+    max: float
+    def __init__(self, type: str) -> None: ...
+
+def to_fixed(x: Any, type: str = "ap_fixed<16,6>", out: Any = None) -> Any: ...
+def from_fixed(raw: Any, type: str = "ap_fixed<16,6>", dtype: Any = ...) -> Any: ...

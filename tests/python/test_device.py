@@ -34,13 +34,15 @@ def test_active_device_is_settable():
         pynq.Device.active_device = previous
 
 
-def test_default_memory_without_overlay_is_actionable():
-    dev = pynq.Device.open("emu:1") if any(d.spec == "emu:1" for d in pynq.Device.devices) else None
-    fresh = dev or pynq.Device(_core.device.open("emu"))
-    if fresh.memories:
-        pytest.skip("every emu device already has an overlay loaded in this session")
+def test_default_memory_without_overlay_is_actionable(emu, xclbin_dir):
+    ol = pynq.Overlay(xclbin_dir / "vadd.xclbin", device=emu)
+    assert emu.default_memory.tag == "bank0"
+    ol.free()
+    assert emu.memories == []
     with pytest.raises(RuntimeError, match="No active memories.*Overlay"):
-        fresh.default_memory
+        emu.default_memory
+    with pytest.raises(RuntimeError, match="No active memories"):
+        pynq.allocate(4, target=emu)
 
 
 def test_bad_device_spec_is_value_error():
