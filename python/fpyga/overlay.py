@@ -140,6 +140,10 @@ class Overlay:
         for kernel_name, insts in by_kernel.items():
             if self._free_name(kernel_name):
                 add(kernel_name, Kernel(self._core, kernel_name, self.ip_dict[insts[0]]))
+        # Kernels the metadata gives no instances for (some old sw_emu files) are still callable.
+        for kernel_name in self._core.kernel_names():
+            if kernel_name not in by_kernel and self._free_name(kernel_name):
+                add(kernel_name, Kernel(self._core, kernel_name))
         for m in self._core.memories():
             name = _attribute_name(m.tag)
             if m.used and self._free_name(name):
