@@ -399,7 +399,7 @@ cl::Event ocl_kernel::enqueue(std::span<const bound_arg> args, std::uint64_t cu_
 
 void ocl_kernel::call(std::span<const bound_arg> args, std::uint64_t cu_mask) {
   check_usable("call");
-  ocl_run r(enqueue(args, cu_mask, {}));
+  ocl_run r(enqueue(args, cu_mask, {}), program_->odev().context());
   if (r.wait(std::nullopt) != run_state::completed)
     throw backend_error("opencl: kernel '" + info.name + "' of " + program_->what() +
                         " failed on " + program_->odev().name());
@@ -410,13 +410,15 @@ std::shared_ptr<run_impl> ocl_kernel::start(std::span<const bound_arg> args,
                                             std::span<const std::shared_ptr<run_impl>> waitfor) {
   check_usable("start");
   std::vector<cl_event> deps;
+  const void* ctx = program_->odev().context();
   for (const auto& w : waitfor) {
-    if (auto* r = dynamic_cast<ocl_run*>(w.get()))
+    auto* r = dynamic_cast<ocl_run*>(w.get());
+    if (r && r->context == ctx)
       deps.push_back(r->event());
     else if (w)
-      w->wait(std::nullopt);  // a run of another backend: wait for it here
+      w->wait(std::nullopt);  // a run of another device or backend: wait for it here
   }
-  auto r = std::make_shared<ocl_run>(enqueue(args, cu_mask, deps));
+  auto r = std::make_shared<ocl_run>(enqueue(args, cu_mask, deps), ctx);
   program_->track(r);
   return r;
 }

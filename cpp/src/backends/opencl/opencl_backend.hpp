@@ -65,10 +65,11 @@ class ocl_buffer final : public buffer_impl {
 
 class ocl_run final : public run_impl {
  public:
-  explicit ocl_run(cl::Event e) : event(std::move(e)) {}
+  ocl_run(cl::Event e, const void* ctx) : event(std::move(e)), context(ctx) {}
   run_state state() const override;
   run_state wait(std::optional<std::chrono::nanoseconds> timeout) override;
   cl::Event event;
+  const void* context;  ///< the cl_context it ran in: events wait only within one context
 };
 
 class ocl_kernel final : public kernel_impl {
