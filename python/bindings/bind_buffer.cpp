@@ -69,18 +69,32 @@ PyMethodDef sync_from_def = {"sync_from_device", &array_sync_from, METH_NOARGS,
 
 }  // namespace
 
+namespace {
+
+PyTypeObject* array_class = nullptr;  // fpyga.PynqBuffer, once installed
+
+// Exact type comparisons first: PynqBuffer and its views are the common case, and the generic
+// checks walk the type's MRO.
+bool is_buffer(PyObject* o) { return Py_TYPE(o) == buffer_type || PyObject_TypeCheck(o, buffer_type); }
+bool is_array(const py::detail::npy_api& api, PyObject* o) {
+  return Py_TYPE(o) == array_class || api.PyArray_Check_(o);
+}
+
+}  // namespace
+
 bool find_buffer(PyObject* obj, buffer_span& out) {
-  if (PyObject_TypeCheck(obj, buffer_type)) {
+  const auto& api = py::detail::npy_api::get();
+  const bool array = is_array(api, obj);
+  if (!array) {
+    if (!is_buffer(obj)) return false;
     out.buffer = buffer_of(obj);
     out.offset = 0;
     out.bytes = out.buffer->size();
     return true;
   }
-  const auto& api = py::detail::npy_api::get();
-  if (!api.PyArray_Check_(obj)) return false;
   PyObject* base = py::detail::array_proxy(obj)->base;
-  while (base != nullptr && !PyObject_TypeCheck(base, buffer_type)) {
-    if (!api.PyArray_Check_(base)) return false;
+  while (base != nullptr && !is_buffer(base)) {
+    if (!is_array(api, base)) return false;
     base = py::detail::array_proxy(base)->base;
   }
   if (base == nullptr) return false;
@@ -173,6 +187,9 @@ void bind_buffer(py::module_& m) {
       [](py::object cls) {
         if (!PyType_Check(cls.ptr())) throw py::type_error("_install_array_methods expects a class");
         auto* type = reinterpret_cast<PyTypeObject*>(cls.ptr());
+        if (!PyType_IsSubtype(type, py::detail::npy_api::get().PyArray_Type_))
+          throw py::type_error("_install_array_methods expects a numpy.ndarray subclass");
+        array_class = type;
         for (PyMethodDef* def : {&sync_to_def, &sync_from_def}) {
           auto descr = py::reinterpret_steal<py::object>(PyDescr_NewMethod(type, def));
           if (!descr) throw py::error_already_set();
