@@ -529,6 +529,9 @@ xclbin xclbin::parse(std::span<const std::byte> data, std::string_view source_na
     }
   }
 
+  for (const auto& s : sections)
+    x.sections.push_back({static_cast<section_kind>(s.kind), s.name, s.offset, s.size});
+
   std::set<std::uint32_t> seen_typed;
   std::optional<region> connectivity_region;
   for (const auto& s : sections) {

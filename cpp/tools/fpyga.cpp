@@ -46,6 +46,12 @@ std::vector<std::byte> read_bytes(const std::string& path, const char* what) {
   return std::vector<std::byte>(p, p + c.size());
 }
 
+std::string kind_name(fpyga::section_kind kind) {
+  const auto name = to_string(kind);
+  return name == "unknown" ? "kind " + std::to_string(static_cast<std::uint32_t>(kind))
+                           : std::string(name);
+}
+
 void print_info(const fpyga::xclbin& x, std::ostream& out) {
   out << "File:      " << x.source << "\n";
   out << "UUID:      " << x.uuid_string() << "\n";
@@ -61,6 +67,14 @@ void print_info(const fpyga::xclbin& x, std::ostream& out) {
           : agfi               ? " (AWS image id)"
                                : "")
       << "\n";
+
+  out << "Timestamp: " << x.timestamp << "\n";
+
+  out << "\nSections:\n";
+  for (const auto& s : x.sections)
+    out << "  " << std::left << std::setw(22) << kind_name(s.kind) << std::setw(18)
+        << (s.name.empty() ? "-" : s.name) << std::right << "offset " << std::setw(8) << s.offset
+        << "  size " << s.size << "\n";
 
   out << "\nClocks:\n";
   if (x.clocks.empty()) out << "  (none)\n";
@@ -108,7 +122,7 @@ void print_info(const fpyga::xclbin& x, std::ostream& out) {
   if (!x.other_sections.empty()) {
     out << "\nOther sections:\n";
     for (const auto& s : x.other_sections)
-      out << "  " << to_string(s.kind) << (s.name.empty() ? "" : " '" + s.name + "'") << "  "
+      out << "  " << kind_name(s.kind) << (s.name.empty() ? "" : " '" + s.name + "'") << "  "
           << s.payload.size() << " bytes\n";
   }
 }

@@ -102,6 +102,7 @@ TEST_F(cli, info_on_the_real_awsxclbin) {
   EXPECT_THAT(r.out, HasSubstr("offset 0x34"));
   EXPECT_THAT(r.out, HasSubstr("bank3"));
   EXPECT_THAT(r.out, HasSubstr("KERNEL_CLK"));
+  EXPECT_THAT(r.out, testing::ContainsRegex("MEM_TOPOLOGY +runtime_data +offset +3888  size 168"));
   EXPECT_EQ(r.err, "");
 }
 

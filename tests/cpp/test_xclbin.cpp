@@ -99,6 +99,22 @@ TEST_F(aws_xclbin, header) {
   EXPECT_EQ(x.platform_name(), "xilinx_aws-vu9p-f1-04261818_dynamic_5_0");
 }
 
+TEST_F(aws_xclbin, section_table) {
+  using fpyga::section_kind;
+  const xclbin x = xclbin::read(path.string());
+  ASSERT_EQ(x.sections.size(), 6u);
+  const section_kind kinds[] = {section_kind::bitstream,    section_kind::embedded_metadata,
+                                section_kind::mem_topology, section_kind::connectivity,
+                                section_kind::ip_layout,    section_kind::clock_freq_topology};
+  for (std::size_t i = 0; i < 6; ++i) EXPECT_EQ(x.sections[i].kind, kinds[i]) << i;
+  EXPECT_EQ(x.sections[0].name, "19_04_06-003708");
+  EXPECT_EQ(x.sections[0].offset, 0x2b8u);
+  EXPECT_EQ(x.sections[0].size, 22u);
+  EXPECT_EQ(x.sections[2].name, "runtime_data");
+  EXPECT_EQ(x.sections[2].size, 8u + 4 * 40);
+  EXPECT_TRUE(x.other_sections.empty());
+}
+
 TEST_F(aws_xclbin, agfi_replaces_the_bitstream) {
   const xclbin x = xclbin::read(path.string());
   ASSERT_TRUE(x.agfi().has_value());

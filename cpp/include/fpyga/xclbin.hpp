@@ -214,6 +214,14 @@ struct raw_section {
   std::vector<std::byte> payload;
 };
 
+/// One entry of the section table, as read.
+struct section_info {
+  section_kind kind = section_kind::bitstream;
+  std::string name;
+  std::uint64_t offset = 0;
+  std::uint64_t size = 0;
+};
+
 /// A parsed xclbin. Plain data: the reader fills it, the writer serialises it.
 /// Absent sections are empty vectors.
 struct xclbin {
@@ -241,6 +249,9 @@ struct xclbin {
   std::string build_metadata;        ///< JSON text
   std::vector<std::byte> bitstream;
   std::vector<raw_section> other_sections;
+  /// The section table of the file read, in file order (empty for an xclbin built in memory;
+  /// the writer ignores it and lays out its own).
+  std::vector<section_info> sections;
 
   /// Reads and validates a file; throws xclbin_error (and error if it cannot be opened).
   static xclbin read(const std::string& path);
