@@ -4,6 +4,7 @@
 // kernel over all samples and a bare loop over the kernel function itself (the floor).
 //
 //   fpyga_demo_host --xclbin nn_muon.xclbin --input x.f32 --inputs 27 --outputs 1 [--device emu]
+//   fpyga_demo_host --xclbin nn_muon.xclbin --sizes     (prints {"inputs": 27, "outputs": 1})
 //
 // The input file holds n x inputs float32 values (standardized features). Prints one JSON object
 // on stdout: per-sample phase times (ns), the raw output bits, the batch and bare-loop timings.
@@ -38,6 +39,7 @@ struct options {
   std::string xclbin, input, device;
   std::size_t inputs = 0, outputs = 0;
   int repeat = 1;
+  bool sizes_only = false;
 };
 
 options parse(int argc, char** argv) {
@@ -60,9 +62,12 @@ options parse(int argc, char** argv) {
       o.device = next();
     else if (a == "--repeat")
       o.repeat = std::stoi(next());
+    else if (a == "--sizes")
+      o.sizes_only = true;
     else
       throw std::invalid_argument("unknown option " + a);
   }
+  if (o.sizes_only && !o.xclbin.empty()) return o;
   if (o.xclbin.empty() || o.input.empty() || o.inputs == 0 || o.outputs == 0)
     throw std::invalid_argument(
         "usage: fpyga_demo_host --xclbin FILE --input FILE --inputs N --outputs M [--device SPEC] "
@@ -118,6 +123,7 @@ std::int64_t raw_at(const void* base, std::size_t i, const fpyga::fixed_format& 
 struct bare_kernel {
   void* handle = nullptr;
   void (*one)(const void*, void*) = nullptr;
+  std::size_t inputs = 0, outputs = 0;
   explicit bare_kernel(const fpyga::xclbin& x) {
     const int fd = memfd_create("fpyga_demo_bare", MFD_CLOEXEC);
     if (fd < 0) throw std::runtime_error("memfd_create failed");
@@ -130,6 +136,12 @@ struct bare_kernel {
     if (!handle) throw std::runtime_error(std::string("dlopen of the kernel object: ") + dlerror());
     one = reinterpret_cast<void (*)(const void*, void*)>(dlsym(handle, "nn"));
     if (!one) throw std::runtime_error("kernel object has no symbol nn");
+    const auto* ni = static_cast<const int*>(dlsym(handle, "fpyga_nn_inputs"));
+    const auto* no = static_cast<const int*>(dlsym(handle, "fpyga_nn_outputs"));
+    if (!ni || !no)
+      throw std::runtime_error("kernel object does not record its I/O sizes (not an nn_* xclbin?)");
+    inputs = static_cast<std::size_t>(*ni);
+    outputs = static_cast<std::size_t>(*no);
   }
   ~bare_kernel() {
     if (handle) dlclose(handle);
@@ -140,6 +152,11 @@ struct bare_kernel {
 
 int main(int argc, char** argv) try {
   const options opt = parse(argc, argv);
+  if (opt.sizes_only) {  // the network's I/O sizes, without a device
+    bare_kernel k(fpyga::xclbin::read(opt.xclbin));
+    std::cout << nlohmann::json{{"inputs", k.inputs}, {"outputs", k.outputs}}.dump() << "\n";
+    return 0;
+  }
   const std::vector<float> x = read_floats(opt.input, opt.inputs);
   const std::size_t n = x.size() / opt.inputs;
 
@@ -153,6 +170,13 @@ int main(int argc, char** argv) try {
   const std::size_t in_bytes = in_fmt.storage_bytes(), out_bytes = out_fmt.storage_bytes();
 
   const std::size_t n_out = opt.outputs;
+  // The kernel function itself (for the floor) also tells the network's sizes: check them first.
+  bare_kernel bare(ol.xclbin());
+  if (bare.inputs != n_in || bare.outputs != n_out)
+    throw std::invalid_argument(opt.xclbin + ": the network takes " + std::to_string(bare.inputs) +
+                                " inputs and gives " + std::to_string(bare.outputs) +
+                                " outputs, not " + std::to_string(n_in) + " and " +
+                                std::to_string(n_out));
   fpyga::buffer in(nn, 0, n_in * in_bytes);
   fpyga::buffer out1(nn, 1, n_out * out_bytes);
 
@@ -194,7 +218,6 @@ int main(int argc, char** argv) try {
     batch_matches &= raw_at(bout.data(), i, out_fmt) == raw[i];
 
   // The floor: the kernel function called directly in a loop on host memory, best of three.
-  bare_kernel bare(ol.xclbin());
   std::vector<unsigned char> host_in(n * n_in * in_bytes), host_out(n * n_out * out_bytes);
   std::memcpy(host_in.data(), bin.data(), host_in.size());
   std::int64_t bare_ns = INT64_MAX;

@@ -25,6 +25,11 @@ inline void infer_one(const input_t* in, result_t* out) {
 
 extern "C" {
 
+// The network's I/O sizes, for hosts to check their buffers against before the first call (the
+// kernel metadata carries types, not lengths). Plain data symbols: no effect on the kernels.
+__attribute__((visibility("default"))) extern const int fpyga_nn_inputs = FPYGA_NN_INPUTS;
+__attribute__((visibility("default"))) extern const int fpyga_nn_outputs = FPYGA_NN_OUTPUTS;
+
 void nn(const input_t* in, result_t* out) {
 #pragma HLS INTERFACE m_axi port = in offset = slave bundle = gmem0
 #pragma HLS INTERFACE m_axi port = out offset = slave bundle = gmem1

@@ -126,6 +126,24 @@ def test_cpp_host_refuses_bad_input(nn_xclbins, cpp_host, tmp_path):
     assert p.returncode == 1 and "none.xclbin" in p.stderr
     with pytest.raises(RuntimeError, match="usage"):
         host.run_cpp_host(nn_xclbins["iris"], np.zeros((2, 4), np.float32), 0, exe=cpp_host)
+    # A muon-shaped input for the Iris network is refused before any call, not run past the buffers.
+    with pytest.raises(RuntimeError, match="takes 4 inputs and gives 3 outputs, not 27 and 1"):
+        host.run_cpp_host(nn_xclbins["iris"], np.zeros((5, 27), np.float32), 1, exe=cpp_host)
+
+
+def test_python_host_checks_the_network_sizes(nn_xclbins, cpp_host, emu):
+    assert host.network_sizes(nn_xclbins["iris"]) == (4, 3)
+    assert host.network_sizes(nn_xclbins["muon"]) == (27, 1)
+    with pytest.raises(ValueError, match="takes 27 inputs and gives 1 outputs, not 4 and 3"):
+        host.run_python_host(nn_xclbins["muon"], np.zeros((3, 4), np.float32), 3, device=emu)
+
+
+def test_network_sizes_refuses_other_files(xclbin_dir, cpp_host, tmp_path):
+    with pytest.raises(ValueError, match="vadd.xclbin: cannot read the network.s sizes"):
+        host.network_sizes(xclbin_dir / "vadd.xclbin")
+    (tmp_path / "junk.xclbin").write_bytes(b"not an xclbin")
+    with pytest.raises(ValueError, match="junk.xclbin"):
+        host.network_sizes(tmp_path / "junk.xclbin")
 
 
 def test_the_job_writes_the_report_schema(nn_xclbins, cpp_host, tmp_path):

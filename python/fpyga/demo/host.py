@@ -74,11 +74,27 @@ def find_cpp_host() -> Path:
     raise FileNotFoundError(f"fpyga_demo_host not found in {', '.join(map(str, candidates))} (run `make build`)")
 
 
-def run_python_host(xclbin: str | os.PathLike, x: np.ndarray, n_out: int, device=None, progress=None) -> host_run:
+def network_sizes(xclbin: str | os.PathLike, exe: str | os.PathLike | None = None) -> tuple[int, int]:
+    """(inputs, outputs) of the network in an ``nn_*.xclbin``, from the data symbols
+    ``fpyga_nn_inputs``/``fpyga_nn_outputs`` of its kernel object, read by the C++ host in a
+    subprocess (loading kernel objects into this process would leave them there). ValueError
+    naming the file when it records none."""
+    exe = Path(exe) if exe else find_cpp_host()
+    p = subprocess.run([str(exe), "--xclbin", str(xclbin), "--sizes"], capture_output=True, text=True, timeout=60)
+    if p.returncode != 0:
+        raise ValueError(f"{xclbin}: cannot read the network's sizes: {p.stderr.strip()}")
+    j = json.loads(p.stdout)
+    return int(j["inputs"]), int(j["outputs"])
+
+
+def run_python_host(xclbin: str | os.PathLike, x: np.ndarray, n_out: int, device=None, progress=None,
+                    check_sizes: bool = True) -> host_run:
     """Run ``x`` (n x n_in float32, standardized) sample by sample through kernel ``nn``.
 
     ``device`` is a device spec (``"emu"``, ``"xrt:0"``...), an ``fpyga.Device``, or None for the
-    default device. ``progress`` wraps the sample range (e.g. ``tqdm.tqdm``).
+    default device. ``progress`` wraps the sample range (e.g. ``tqdm.tqdm``). With ``check_sizes``
+    the sizes are checked against the xclbin's network first (a wrong buffer size would let the
+    kernel read or write past it); turn it off for a Vitis-built hardware xclbin.
     """
     import fpyga as pynq
     from fpyga import _core
@@ -90,6 +106,11 @@ def run_python_host(xclbin: str | os.PathLike, x: np.ndarray, n_out: int, device
     in_type = "ap_fixed<16,6>"
     x = np.ascontiguousarray(x, dtype=np.float32)
     n, n_in = x.shape
+    if check_sizes:
+        want = network_sizes(xclbin)
+        if want != (n_in, n_out):
+            raise ValueError(f"{xclbin}: the network takes {want[0]} inputs and gives {want[1]} outputs, "
+                             f"not {n_in} and {n_out}")
     dev = ol.device
     inp = pynq.allocate((n_in,), "u2", target=dev)
     out = pynq.allocate((n_out,), "u2", target=dev)
