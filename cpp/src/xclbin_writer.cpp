@@ -467,7 +467,7 @@ xclbin xclbin::from_description(std::string_view json_text, std::vector<std::byt
   json j;
   try {
     j = json::parse(json_text);
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {  // parse_error, and out_of_range for huge numbers
     throw value_error(std::string("xclbin description is not valid JSON: ") + e.what());
   }
   R::only_keys(j, "description",

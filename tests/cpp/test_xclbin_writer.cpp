@@ -188,6 +188,9 @@ TEST(xclbin_writer, memory_used_follows_connections_unless_given) {
 
 TEST(xclbin_writer, bad_descriptions_name_the_field) {
   EXPECT_THAT(error_of("{"), HasSubstr("not valid JSON"));
+  // Found by the fuzzer: a number too large for a double escaped as nlohmann's out_of_range.
+  EXPECT_THAT(error_of("-1999999999999999999999e99999999999999999999"), HasSubstr("not valid JSON"));
+  EXPECT_THAT(error_of(R"({"timestamp": 1e999999})"), HasSubstr("not valid JSON"));
   EXPECT_THAT(error_of("[]"), HasSubstr("expected an object"));
   EXPECT_THAT(error_of(R"({"modes": "flat"})"), HasSubstr("unknown field 'modes'"));
   EXPECT_THAT(error_of(R"({"mode": "fast"})"), HasSubstr("unknown mode 'fast'"));
