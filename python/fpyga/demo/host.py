@@ -103,7 +103,7 @@ def run_python_host(xclbin: str | os.PathLike, x: np.ndarray, n_out: int, device
         device = pynq.Device.open(device)
     ol = pynq.Overlay(str(xclbin), device=device)
     nn = ol.nn_1
-    in_type = "ap_fixed<16,6>"
+    in_type = _core.fixed_format("ap_fixed<16,6>")  # parsed once, not per call
     x = np.ascontiguousarray(x, dtype=np.float32)
     n, n_in = x.shape
     if check_sizes:
