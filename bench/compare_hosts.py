@@ -165,6 +165,8 @@ def run_opencl_cpp(x, model) -> dict:
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--model", choices=["muon", "iris"], default="muon",
+                   help="network (iris: a 2.5 us kernel, where host overheads show)")
     p.add_argument("--samples", type=int, default=2000)
     p.add_argument("--out", default="reports/bench.json")
     args = p.parse_args(argv)
@@ -172,10 +174,15 @@ def main(argv=None) -> int:
     from fpyga.demo import data, host
     from fpyga.demo.model import load
 
-    model = load("muon")
-    d = data.muons(model.meta["n"], model.meta["seed"])
-    x = model.standardize(d.x_val[: args.samples])
-    xclbin = host.find_xclbin("muon")
+    model = load(args.model)
+    if args.model == "muon":
+        d = data.muons(model.meta["n"], model.meta["seed"])
+        x = model.standardize(d.x_val[: args.samples])
+    else:  # Iris's validation set, repeated up to --samples
+        d = data.iris(model.meta["seed"], model.meta["val_fraction"])
+        x = np.resize(model.standardize(d.x_val), (args.samples, model.n_inputs)).astype(np.float32)
+    n_out = model.n_outputs
+    xclbin = host.find_xclbin(args.model)
     rows, notes = {}, {}
 
     import subprocess
@@ -185,13 +192,13 @@ def main(argv=None) -> int:
         f = Path(tmp) / "x.f32"
         x.tofile(f)
         out = subprocess.run([str(host.find_cpp_host()), "--xclbin", str(xclbin), "--input", str(f),
-                              "--inputs", str(x.shape[1]), "--outputs", "1", "--device", "emu"],
+                              "--inputs", str(x.shape[1]), "--outputs", str(n_out), "--device", "emu"],
                              capture_output=True, text=True, check=True)
     j = json.loads(out.stdout)
     fm = stats(j["bare_call_ns"])["median_us"]
     rows["bare kernel function"] = stats(j["bare_call_ns"], fm)
     rows["fpyga C++ (emu)"] = stats(np.asarray(j["inject_ns"]) + np.asarray(j["inference_ns"]) + np.asarray(j["extract_ns"]), fm)
-    py = host.run_python_host(xclbin, x, 1, device="emu")
+    py = host.run_python_host(xclbin, x, n_out, device="emu")
     rows["fpyga Python (emu)"] = stats(py.total_ns, fm)
     rows["fpyga Python (emu)"]["bit_identical_to_cpp"] = bool(np.array_equal(py.raw.ravel(), np.asarray(j["raw_outputs"])))
     try:
@@ -203,8 +210,9 @@ def main(argv=None) -> int:
     try:
         t, o = run_pyopencl(x, model)
         rows["pyopencl (PoCL)"] = stats(t, fm)
-        y = model.forward(x)[:, 0]
-        rows["pyopencl (PoCL)"]["max_abs_diff_to_float"] = float(np.max(np.abs(o[:, 0] - y)))
+        if args.model == "muon":  # (Iris's float reference ends in a softmax, the OpenCL C one does not)
+            y = model.forward(x)[:, 0]
+            rows["pyopencl (PoCL)"]["max_abs_diff_to_float"] = float(np.max(np.abs(o[:, 0] - y)))
     except Exception as e:
         notes["pyopencl (PoCL)"] = f"not run: {type(e).__name__}: {e}"
     try:
@@ -223,14 +231,14 @@ def main(argv=None) -> int:
         for k, r in rows.items():
             if "PoCL" in k:
                 r["ratio_to_plain_opencl"] = r["median_us"] / plain["median_us"]
-    print(f"per-sample muon MLP round trip, {len(x)} samples (load average {os.getloadavg()[0]:.1f})")
+    print(f"per-sample {args.model} MLP round trip, {len(x)} samples (load average {os.getloadavg()[0]:.1f})")
     print(f"{'path':<40}{'median us':>11}{'p99 us':>10}{'x floor':>9}{'x plain OpenCL':>16}")
     for k, r in rows.items():
         po = f"{r['ratio_to_plain_opencl']:.2f}" if "ratio_to_plain_opencl" in r else ""
         print(f"{k:<40}{r['median_us']:>11.2f}{r['p99_us']:>10.2f}{r['ratio_to_floor']:>9.2f}{po:>16}")
     for k, v in notes.items():
         print(f"{k:<40}{v}")
-    report = {"model": "muon", "samples": len(x), "rows": rows, "notes": notes,
+    report = {"model": args.model, "samples": len(x), "rows": rows, "notes": notes,
               "load_average": list(os.getloadavg())}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(report, indent=1) + "\n")
