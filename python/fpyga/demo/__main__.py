@@ -108,7 +108,7 @@ def study(name: str, args, work_dir: Path) -> tuple[dict, dict]:
         "hosts_bit_identical": identical,
         "throughput_sps": {
             "batch_kernel": len(x_timed) / (cpp.extra["batch_ns"] / 1e9),
-            "bare_loop": len(x_timed) / (cpp.extra["bare_loop_ns"] / 1e9),
+            "bare_loop": (len(x_timed) / (cpp.extra["bare_loop_ns"] / 1e9)) if "bare_loop_ns" in cpp.extra else None,
         },
         "batch_matches_single": bool(cpp.extra.get("batch_matches_single", False)),
         "bare_matches_batch": bool(cpp.extra.get("bare_matches_batch", False)),
@@ -118,7 +118,7 @@ def study(name: str, args, work_dir: Path) -> tuple[dict, dict]:
         p: lat["python"][p]["median"] / lat["cpp"][p]["median"] if lat["cpp"][p]["median"] > 0 else None
         for p in ("inject", "inference", "extract", "total")}
     tp = entry["throughput_sps"]
-    tp["batch_to_bare_ratio"] = tp["batch_kernel"] / tp["bare_loop"]
+    tp["batch_to_bare_ratio"] = tp["batch_kernel"] / tp["bare_loop"] if tp["bare_loop"] else None
     if y_hls is not None:
         hls_raw = _core.to_fixed(y_hls, "ap_fixed<16,6>").astype(np.int64)
         mism = int(np.count_nonzero(np.any(hls_raw != py.raw, axis=1)))
@@ -154,8 +154,11 @@ def print_table(report: dict) -> None:
             print(f"{p:<12}{a['median']:>11.2f}{a['p90']:>9.2f}{a['p99']:>9.2f}{b['median']:>12.2f}{b['p90']:>9.2f}"
                   f"{b['p99']:>9.2f}{(r if r else float('nan')):>8.2f}")
         tp = e["throughput_sps"]
-        print(f"batch kernel {tp['batch_kernel']:.0f} samples/s, bare loop over the kernel function "
-              f"{tp['bare_loop']:.0f} samples/s (ratio {tp['batch_to_bare_ratio']:.3f})")
+        if tp["bare_loop"]:
+            print(f"batch kernel {tp['batch_kernel']:.0f} samples/s, bare loop over the kernel function "
+                  f"{tp['bare_loop']:.0f} samples/s (ratio {tp['batch_to_bare_ratio']:.3f})")
+        else:
+            print(f"batch kernel {tp['batch_kernel']:.0f} samples/s (no bare loop: hardware xclbin)")
         print(f"Python and C++ hosts bit-identical: {e['hosts_bit_identical']}", end="")
         if "hls4ml" in e:
             h = e["hls4ml"]
