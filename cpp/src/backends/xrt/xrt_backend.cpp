@@ -652,8 +652,11 @@ std::vector<std::shared_ptr<device_impl>> discover() {
 
 std::vector<std::shared_ptr<device_impl>> enumerate() {
   // Devices keep state (the loaded program), so every enumeration returns the same objects.
-  static const std::vector<std::shared_ptr<device_impl>> devices = discover();
-  return devices;
+  // Never destroyed: a device and its loaded program refer to each other, and closing a
+  // runtime's handles during static destruction races the runtime's own teardown. Reachable from
+  // here, they are not leaks.
+  static const auto* devices = new std::vector<std::shared_ptr<device_impl>>(discover());
+  return *devices;
 }
 
 }  // namespace
