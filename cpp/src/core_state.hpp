@@ -35,6 +35,8 @@ struct arg_plan {
   int frac_bits = 0;          ///< W - I for fixed
   unsigned quantization = 5;  ///< ap_q_mode
   std::size_t storage = 0;    ///< bytes of the declared storage
+  /// For buffers: by memory index, the CUs (bit mask) connecting this argument to that bank.
+  std::vector<std::uint64_t> cu_fits;
 };
 
 /// A kernel handle: the backend kernel over a set of compute units, plus the argument plan.

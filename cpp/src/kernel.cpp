@@ -275,12 +275,7 @@ std::uint64_t bind(const kernel_state& st, std::span<const arg_value> args, back
         if (v.buffer_offset() > bi->size)
           throw value_error(arg_label(st, i) + ": offset " + std::to_string(v.buffer_offset()) +
                             " is past the end of the buffer of " + std::to_string(bi->size) + " bytes");
-        std::uint64_t fits = 0;
-        for (std::size_t c = 0; c < st.cu_names.size(); ++c) {
-          const auto& mems = st.cu_arg_memories[c][i];
-          if (mems.empty() || std::find(mems.begin(), mems.end(), bi->memory_index) != mems.end())
-            fits |= std::uint64_t(1) << c;
-        }
+        const std::uint64_t fits = bi->memory_index < p.cu_fits.size() ? p.cu_fits[bi->memory_index] : 0;
         if (!(mask & fits)) {
           std::string reach;
           for (std::size_t c = 0; c < st.cu_names.size(); ++c) {
@@ -370,6 +365,14 @@ std::shared_ptr<kernel_state> make_kernel_state(const std::shared_ptr<backend::p
         if (std::find(mems.begin(), mems.end(), m) == mems.end()) mems.push_back(m);
     for (unsigned m : mems) k.memories.emplace_back(program, m);
     st->plan.push_back(plan_for(a, k.ctype));
+    auto& fits = st->plan.back().cu_fits;
+    fits.assign(program->memories.size(), 0);
+    for (std::size_t m = 0; m < fits.size(); ++m)
+      for (std::size_t c = 0; c < st->cu_arg_memories.size(); ++c) {
+        const auto& reach = st->cu_arg_memories[c][i];
+        if (reach.empty() || std::find(reach.begin(), reach.end(), m) != reach.end())
+          fits[m] |= std::uint64_t(1) << c;
+      }
     if (st->plan.back().kind == arg_plan::how::wide) st->wide_bytes += st->plan.back().storage;
     st->args.push_back(std::move(k));
   }
