@@ -503,38 +503,6 @@ extern "C" void vadd(const unsigned int* in1, const unsigned int* in2, unsigned 
   }
 }
 
-__attribute__((noinline)) void call_at_depth(const fpyga::kernel& k, const fpyga::buffer& out, std::size_t pad) {
-  volatile char* p = static_cast<char*>(alloca(pad + 1));
-  p[0] = 0;
-  k.call(out);
-}
-
-TEST(emu_load, kernels_are_entered_at_the_same_stack_alignment_from_any_call_depth) {
-  const auto path = pack_xclbin(
-      "where", R"({"mode": "sw_emu", "platform": "test", "kernels": [{"name": "where", "language": "c++",
-      "args": [{"name": "out", "type": "unsigned long*", "kind": "global", "offset": 16, "size": 8}],
-      "instances": [{"name": "where_1", "base_address": 0}]}]})",
-      compile_so("where", R"(
-extern "C" __attribute__((noinline)) void where(unsigned long* out) {
-  // The stack pointer at entry is the frame address + 8.
-  *out = (reinterpret_cast<unsigned long>(__builtin_frame_address(0)) + 8) % 64;
-}
-)"));
-  auto dev = fpyga::device::open("emu");
-  fpyga::overlay ov(dev, path);
-  auto k = ov.kernel("where");
-  fpyga::buffer out(dev, 8);
-  for (std::size_t pad : {0, 16, 32, 48, 100, 1000}) {
-    call_at_depth(k, out, pad);
-    out.sync_from_device();
-    EXPECT_EQ(out.as<unsigned long>()[0], 56u) << "caller padding " << pad;  // as from a 64-aligned frame
-  }
-  auto r = k.start(out);  // and from a worker thread
-  r.wait();
-  out.sync_from_device();
-  EXPECT_EQ(out.as<unsigned long>()[0], 56u);
-}
-
 TEST(emu_load, two_devices_run_different_xclbins_at_once) {
   ASSERT_EQ(two_emu_devices, 0);
   auto devs = fpyga::devices();

@@ -66,19 +66,10 @@ struct kernel_entry {
   std::vector<bool> reads_only;      ///< pointer to const: the kernel only reads it
   std::size_t by_ref_bytes = 0;      ///< scratch a call needs for by_ref copies (8-aligned slots)
   std::uint32_t register_bytes = 0;  ///< size of the CU register file
-  /// Stack pointer (mod 64) at the call site that enters the kernel at a fixed alignment;
-  /// -1 until calibrated (emu_kernel.cpp, invoke_aligned).
-  std::atomic<int> call_mod{-1};
-
-  kernel_entry() = default;
-  kernel_entry(kernel_entry&& o) noexcept
-      : info(o.info), fn(o.fn), cif(o.cif), types(std::move(o.types)), passing(std::move(o.passing)),
-        storage(std::move(o.storage)), reads_only(std::move(o.reads_only)), by_ref_bytes(o.by_ref_bytes),
-        register_bytes(o.register_bytes), call_mod(o.call_mod.load()) {}
 };
 
-/// Calls the kernel with `values` (libffi argument pointers), entered at a fixed stack alignment.
-void invoke_aligned(kernel_entry& k, void** values);
+/// Calls the kernel with `values` (libffi argument pointers).
+void invoke(kernel_entry& k, void** values);
 
 class emu_run;
 

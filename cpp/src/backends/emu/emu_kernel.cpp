@@ -5,7 +5,6 @@
 // on the least busy CU's worker thread and returns at once; CUs run concurrently.
 #include <immintrin.h>
 
-#include <alloca.h>
 
 #include <algorithm>
 #include <cstdlib>
@@ -36,42 +35,11 @@ std::string hex(std::uint64_t v) {
   return s;
 }
 
-// Kernel code runs measurably faster or slower (here: 2 us in 70 us for the MLP) depending on
-// where its stack frame falls modulo 32 or 64 bytes, and a host's call depth (C++ or Python) is
-// arbitrary. So every kernel is entered with the same stack alignment, the one a direct call from
-// a 64-byte-aligned frame gives (entry rsp = 56 mod 64): emulated timings do not depend on the
-// caller, and match a plain C call of the kernel from such a frame.
-thread_local std::uintptr_t probe_entry_sp = 0;
-
-__attribute__((noinline)) void stack_probe() {
-  // Frame address = entry stack pointer - 8 (the saved frame pointer below the return address).
-  probe_entry_sp = reinterpret_cast<std::uintptr_t>(__builtin_frame_address(0)) + 8;
-}
-
-/// Calls fn through `cif` with the stack pointer at the call site at `mod` modulo 64 (16 steps).
-__attribute__((noinline)) void call_at(ffi_cif* cif, void (*fn)(), void** values, unsigned mod) {
-  const auto here = reinterpret_cast<std::uintptr_t>(alloca(16));
-  const std::size_t pad = (here - mod) & 63u;
-  if (pad) {
-    volatile char* p = static_cast<char*>(alloca(pad));
-    p[0] = 0;
-  }
-  ffi_arg ret = 0;
-  ffi_call(cif, fn, &ret, values);
-}
-
 }  // namespace
 
-void invoke_aligned(kernel_entry& k, void** values) {
-  if (k.call_mod < 0) {
-    // Calibrate once: where does a call through this cif enter its callee, for a known site?
-    std::uint64_t zeros[8] = {};
-    std::vector<void*> dummy(k.types.size(), zeros);
-    call_at(&k.cif, &stack_probe, dummy.data(), 0);
-    const unsigned entry = static_cast<unsigned>(probe_entry_sp & 63u);
-    k.call_mod = static_cast<int>((56u + 64u - entry) & 63u);
-  }
-  call_at(&k.cif, k.fn, values, static_cast<unsigned>(k.call_mod));
+void invoke(kernel_entry& k, void** values) {
+  ffi_arg ret = 0;
+  ffi_call(&k.cif, k.fn, &ret, values);
 }
 
 // ----------------------------------------------------------------------------------------------
@@ -162,7 +130,7 @@ void emu_cu::execute(std::span<const bound_arg> args) {
       }
     }
   }
-  invoke_aligned(k, values);
+  invoke(k, values);
 
   {
     std::lock_guard lock(regs_mutex_);
