@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 import fpyga
+from conftest import missing_input
 from fpyga import _core
 
 
@@ -55,7 +56,7 @@ def test_unsigned_and_wide_formats_use_their_container():
 def test_writes_into_a_u2_device_buffer(emu, xclbin_dir):
     path = xclbin_dir / "nn_iris.xclbin"
     if not path.is_file():
-        pytest.skip(f"{path} was not built (hls4ml missing)")
+        missing_input(f"{path} was not built (hls4ml missing)")
     ol = fpyga.Overlay(str(path), device=emu)
     buf = fpyga.allocate((4,), "u2", target=ol.device)
     try:
