@@ -146,6 +146,10 @@ class device_impl : public std::enable_shared_from_this<device_impl> {
   std::shared_ptr<program_impl> current;
 };
 
+/// The bank used when an xclbin has no MEM_TOPOLOGY (Vitis sw_emu builds of 2019, OpenCL C
+/// overlays): index 0, tag "bank0", used, DDR4, at address 0, of `size_bytes`.
+memory_info default_bank(std::uint64_t size_bytes = 16ull << 30);
+
 /// A backend as the registry sees it.
 struct backend_entry {
   std::string name;

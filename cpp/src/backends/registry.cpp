@@ -50,6 +50,17 @@ host_memory allocate_host(std::size_t bytes) {
   return host_memory(static_cast<std::byte*>(p));
 }
 
+memory_info default_bank(std::uint64_t size_bytes) {
+  memory_info m;
+  m.index = 0;
+  m.type = memory_type::ddr4;
+  m.used = true;
+  m.base_address = 0;
+  m.size_bytes = size_bytes;
+  m.tag = "bank0";
+  return m;
+}
+
 std::uint32_t kernel_impl::read_register(unsigned, std::uint32_t) {
   unsupported("this backend", "read_register");
 }

@@ -54,14 +54,7 @@ class emu_device : public device_impl {
     prog->memories = bin.memories;
     if (prog->memories.empty()) {
       // Vitis sw_emu builds of 2019 carry no MEM_TOPOLOGY: one default bank, like theirs.
-      memory_info m;
-      m.index = 0;
-      m.type = memory_type::ddr4;
-      m.used = true;
-      m.base_address = 0;
-      m.size_bytes = 16ull << 30;
-      m.tag = "bank0";
-      prog->memories.push_back(m);
+      prog->memories.push_back(default_bank());
     }
     for (const auto& m : prog->memories)
       prog->banks.push_back(std::make_unique<bank_allocator>(m.base_address, m.used ? m.size_bytes : 0));

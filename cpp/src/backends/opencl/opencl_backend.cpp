@@ -555,12 +555,9 @@ std::shared_ptr<program_impl> ocl_device::load(const xclbin& bin, const std::str
   }
   prog->memories = prog->bin.memories;
   if (prog->memories.empty()) {
-    memory_info m;
-    m.used = true;
-    m.tag = "bank0";
-    FPYGA_CL_CALL(clGetDeviceInfo, d, CL_DEVICE_GLOBAL_MEM_SIZE, sizeof m.size_bytes,
-                  &m.size_bytes, nullptr);
-    prog->memories.push_back(m);
+    cl_ulong size = 0;
+    FPYGA_CL_CALL(clGetDeviceInfo, d, CL_DEVICE_GLOBAL_MEM_SIZE, sizeof size, &size, nullptr);
+    prog->memories.push_back(default_bank(size));
   }
   current = prog;
   return prog;

@@ -612,13 +612,7 @@ std::shared_ptr<program_impl> xrt_device::load(const xclbin& bin, const std::str
   prog->memories = bin.memories;
   if (prog->memories.empty()) {
     // Old builds carry no MEM_TOPOLOGY: one default bank, XRT's memory group 0.
-    memory_info m;
-    m.index = 0;
-    m.type = memory_type::ddr4;
-    m.used = true;
-    m.size_bytes = 16ull << 30;
-    m.tag = "bank0";
-    prog->memories.push_back(m);
+    prog->memories.push_back(default_bank());
   }
   current = prog;
   return prog;
