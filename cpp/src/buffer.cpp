@@ -92,15 +92,36 @@ buffer::buffer(const fpyga::kernel& k, unsigned arg_index, std::size_t bytes) {
 void* buffer::data() const { return require(impl_, "data").host.get(); }
 std::size_t buffer::size() const { return require(impl_, "size").size; }
 
+// The sync path tests everything usable() and checked_range() test, in one inlined pass; only a
+// failure goes through them, for the message.
+namespace {
+inline backend::buffer_impl* fast_range(const std::shared_ptr<backend::buffer_impl>& p,
+                                        std::size_t& bytes, std::size_t offset) {
+  backend::buffer_impl* b = p.get();
+  if (!b || b->freed || (b->program && b->program->released) || offset > b->size) return nullptr;
+  const std::size_t room = b->size - offset;
+  if (bytes == buffer::all) bytes = room;
+  return bytes <= room ? b : nullptr;
+}
+}  // namespace
+
 void buffer::sync_to_device(std::size_t bytes, std::size_t offset) {
+  if (auto* b = fast_range(impl_, bytes, offset)) [[likely]] {
+    if (bytes) b->sync_to_device(bytes, offset);
+    return;
+  }
   auto& b = usable(impl_, "sync_to_device");
-  const std::size_t n = checked_range(b, bytes, offset, "sync_to_device");
+  const std::size_t n = checked_range(b, bytes, offset, "sync_to_device");  // throws
   if (n) b.sync_to_device(n, offset);
 }
 
 void buffer::sync_from_device(std::size_t bytes, std::size_t offset) {
+  if (auto* b = fast_range(impl_, bytes, offset)) [[likely]] {
+    if (bytes) b->sync_from_device(bytes, offset);
+    return;
+  }
   auto& b = usable(impl_, "sync_from_device");
-  const std::size_t n = checked_range(b, bytes, offset, "sync_from_device");
+  const std::size_t n = checked_range(b, bytes, offset, "sync_from_device");  // throws
   if (n) b.sync_from_device(n, offset);
 }
 

@@ -35,8 +35,20 @@ struct arg_plan {
   int frac_bits = 0;          ///< W - I for fixed
   unsigned quantization = 5;  ///< ap_q_mode
   std::size_t storage = 0;    ///< bytes of the declared storage
+  /// For sint/uint: the declared type's range, so the call path checks it inline.
+  std::int64_t lo = 0;
+  std::uint64_t hi = 0;
   /// For buffers: by memory index, the CUs (bit mask) connecting this argument to that bank.
   std::vector<std::uint64_t> cu_fits;
+};
+
+/// What the call path reads of one argument's plan, packed so bind() walks 32 bytes per argument.
+struct hot_arg {
+  arg_plan::how kind = arg_plan::how::unsupported;
+  std::uint32_t n_fits = 0;              ///< entries in `fits`
+  const std::uint64_t* fits = nullptr;   ///< arg_plan::cu_fits of the same argument
+  std::int64_t lo = 0;                   ///< arg_plan::lo
+  std::uint64_t hi = 0;                  ///< arg_plan::hi
 };
 
 /// A kernel handle: the backend kernel over a set of compute units, plus the argument plan.
@@ -47,6 +59,7 @@ struct kernel_state {
   std::string source;  ///< xclbin path, for messages
   std::vector<kernel_arg> args;
   std::vector<arg_plan> plan;
+  std::vector<hot_arg> hot;  ///< built from `plan` once it is complete (points into it)
   std::vector<std::string> cu_names;
   /// For each CU (bit position) and argument: the memory indices it reaches (empty = any bank).
   std::vector<std::vector<std::vector<unsigned>>> cu_arg_memories;

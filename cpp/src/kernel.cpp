@@ -9,6 +9,8 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <memory>
+#include <type_traits>
 #include <string>
 #include <vector>
 
@@ -63,6 +65,15 @@ arg_plan plan_for(const arg_info& a, const c_type& t) {
       p.is_signed = t.cat == cat::signed_integer;
       p.kind = t.bits > 64 ? arg_plan::how::wide
                            : (p.is_signed ? arg_plan::how::sint : arg_plan::how::uint);
+      if (t.bits >= 1 && t.bits <= 64) {
+        const unsigned b = t.bits;
+        p.lo = !p.is_signed ? 0
+               : b == 64    ? std::numeric_limits<std::int64_t>::min()
+                            : -(std::int64_t(1) << (b - 1));
+        p.hi = p.is_signed ? (std::uint64_t(1) << (b - 1)) - 1
+               : b == 64   ? ~std::uint64_t(0)
+                           : (std::uint64_t(1) << b) - 1;
+      }
       break;
     case cat::signed_fixed:
     case cat::unsigned_fixed:
@@ -113,12 +124,12 @@ std::string value_text(const arg_value& v) {
   }
 }
 
-[[noreturn]] void out_of_range(const kernel_state& st, std::size_t i, const arg_value& v,
+[[noreturn, gnu::cold, gnu::noinline]] void out_of_range(const kernel_state& st, std::size_t i, const arg_value& v,
                                const std::string& range) {
   throw value_error(arg_label(st, i) + ": " + value_text(v) + " is out of range (" + range + ")");
 }
 
-[[noreturn]] void wrong_kind(const kernel_state& st, std::size_t i, const arg_value& v,
+[[noreturn, gnu::cold, gnu::noinline]] void wrong_kind(const kernel_state& st, std::size_t i, const arg_value& v,
                              const char* expected) {
   throw type_error(arg_label(st, i) + " expects " + expected + ", got " + kind_name(v.kind()));
 }
@@ -238,11 +249,79 @@ void bind_wide(const kernel_state& st, std::size_t i, const arg_plan& p, const a
   out.wide = {scratch, p.storage};
 }
 
-/// Validates and converts `args`; returns the mask of CUs whose connectivity fits.
+/// Why buffer argument `i` cannot be passed (the call path found it unusable): throws.
+[[noreturn, gnu::cold, gnu::noinline]] void buffer_arg_error(const kernel_state& st, std::size_t i,
+                                                             const arg_value& v, std::uint64_t mask) {
+  if (v.kind() != arg_value::tag::buffer) wrong_kind(st, i, v, "a buffer");
+  const auto& bi = v.buffer().impl();
+  if (!bi) throw value_error(arg_label(st, i) + ": the buffer handle is empty");
+  if (bi->freed)
+    throw error(arg_label(st, i) + ": the buffer of " + std::to_string(bi->size) + " bytes was freed");
+  if (bi->program != st.program) {
+    if (!bi->program || bi->program->device != st.program->device)
+      throw value_error(arg_label(st, i) + ": the buffer belongs to device " +
+                        device_spec(bi->program ? bi->program->device : nullptr) +
+                        ", the kernel runs on " + device_spec(st.program->device));
+    throw value_error(arg_label(st, i) + ": the buffer was allocated for xclbin '" +
+                      bi->program->bin.source + "'" +
+                      (bi->program->released ? ", which is no longer loaded" : "") +
+                      ", not for the kernel's xclbin '" + st.source + "'");
+  }
+  if (v.buffer_offset() > bi->size)
+    throw value_error(arg_label(st, i) + ": offset " + std::to_string(v.buffer_offset()) +
+                      " is past the end of the buffer of " + std::to_string(bi->size) + " bytes");
+  std::string reach;
+  for (std::size_t c = 0; c < st.cu_names.size(); ++c) {
+    if (!(mask & (std::uint64_t(1) << c))) continue;
+    std::string banks;
+    for (unsigned m : st.cu_arg_memories[c][i]) banks += (banks.empty() ? "" : "/") + tag_of(*st.program, m);
+    reach += (reach.empty() ? "" : ", ") + st.cu_names[c] + ": " + banks;
+  }
+  throw value_error(arg_label(st, i) + ": the buffer is in " + tag_of(*st.program, bi->memory_index) +
+                    ", but no compute unit" + (mask == st.all_cus ? "" : " left by the other arguments") +
+                    " connects this argument to it (" + reach + ")");
+}
+
+/// Scalars other than in-range integers, and arguments the host cannot pass.
+void bind_scalar(const kernel_state& st, std::size_t i, const arg_value& v, std::byte* scratch,
+                 std::size_t& scratch_used, backend::bound_arg& o) {
+  const auto& p = st.plan[i];
+  switch (p.kind) {
+    case arg_plan::how::buffer: break;  // handled by bind()
+    case arg_plan::how::sint:
+    case arg_plan::how::uint:
+      if (v.kind() == arg_value::tag::buffer) wrong_kind(st, i, v, "a scalar");
+      bind_integer(st, i, p, v, o);
+      break;
+    case arg_plan::how::f32:
+    case arg_plan::how::f64:
+      if (v.kind() == arg_value::tag::buffer) wrong_kind(st, i, v, "a scalar");
+      bind_float(st, i, p, v, o);
+      break;
+    case arg_plan::how::fixed:
+      if (v.kind() == arg_value::tag::buffer) wrong_kind(st, i, v, "a scalar");
+      bind_fixed(st, i, p, v, o);
+      break;
+    case arg_plan::how::wide:
+      if (v.kind() == arg_value::tag::buffer) wrong_kind(st, i, v, "a scalar");
+      bind_wide(st, i, p, v, scratch + scratch_used, o);
+      scratch_used += p.storage;
+      break;
+    case arg_plan::how::stream:
+      throw type_error(arg_label(st, i) + " is a stream between kernels; the host cannot pass it");
+    case arg_plan::how::unsupported:
+      throw type_error(arg_label(st, i) + ": fpyga cannot pass a scalar of type '" + st.args[i].type + "'");
+  }
+}
+
+/// Validates and converts `args`; returns the mask of CUs whose connectivity fits. Buffers and
+/// in-range integers (nearly every argument of an HLS kernel) are handled inline with direct
+/// branches; everything else, and every failure, goes to out-of-line code.
 std::uint64_t bind(const kernel_state& st, std::span<const arg_value> args, backend::bound_arg* out,
                    std::byte* scratch) {
-  if (st.program->released) check_loaded(*st.program, "kernel '" + st.name + "'");
-  if (args.size() != st.args.size()) {
+  if (st.program->released) [[unlikely]]
+    check_loaded(*st.program, "kernel '" + st.name + "'");
+  if (args.size() != st.plan.size()) [[unlikely]] {
     std::string sig;
     for (const auto& a : st.args) sig += (sig.empty() ? "" : ", ") + a.type + " " + a.name;
     throw type_error("kernel '" + st.name + "' takes " + std::to_string(st.args.size()) +
@@ -250,73 +329,39 @@ std::uint64_t bind(const kernel_state& st, std::span<const arg_value> args, back
   }
   std::uint64_t mask = st.all_cus;
   std::size_t scratch_used = 0;
-  for (std::size_t i = 0; i < args.size(); ++i) {
-    const auto& p = st.plan[i];
-    const auto& v = args[i];
-    auto& o = out[i];
-    o = backend::bound_arg{};
-    switch (p.kind) {
-      case arg_plan::how::buffer: {
-        if (v.kind() != arg_value::tag::buffer) wrong_kind(st, i, v, "a buffer");
-        const auto& bi = v.buffer().impl();
-        if (!bi) throw value_error(arg_label(st, i) + ": the buffer handle is empty");
-        if (bi->freed)
-          throw error(arg_label(st, i) + ": the buffer of " + std::to_string(bi->size) + " bytes was freed");
-        if (bi->program != st.program) {
-          if (!bi->program || bi->program->device != st.program->device)
-            throw value_error(arg_label(st, i) + ": the buffer belongs to device " +
-                              device_spec(bi->program ? bi->program->device : nullptr) +
-                              ", the kernel runs on " + device_spec(st.program->device));
-          throw value_error(arg_label(st, i) + ": the buffer was allocated for xclbin '" +
-                            bi->program->bin.source + "'" +
-                            (bi->program->released ? ", which is no longer loaded" : "") +
-                            ", not for the kernel's xclbin '" + st.source + "'");
-        }
-        if (v.buffer_offset() > bi->size)
-          throw value_error(arg_label(st, i) + ": offset " + std::to_string(v.buffer_offset()) +
-                            " is past the end of the buffer of " + std::to_string(bi->size) + " bytes");
-        const std::uint64_t fits = bi->memory_index < p.cu_fits.size() ? p.cu_fits[bi->memory_index] : 0;
-        if (!(mask & fits)) {
-          std::string reach;
-          for (std::size_t c = 0; c < st.cu_names.size(); ++c) {
-            if (!(mask & (std::uint64_t(1) << c))) continue;
-            std::string banks;
-            for (unsigned m : st.cu_arg_memories[c][i]) banks += (banks.empty() ? "" : "/") + tag_of(*st.program, m);
-            reach += (reach.empty() ? "" : ", ") + st.cu_names[c] + ": " + banks;
-          }
-          throw value_error(arg_label(st, i) + ": the buffer is in " + tag_of(*st.program, bi->memory_index) +
-                            ", but no compute unit" + (mask == st.all_cus ? "" : " left by the other arguments") +
-                            " connects this argument to it (" + reach + ")");
-        }
-        mask &= fits;
-        o.buffer = bi.get();
-        o.offset = v.buffer_offset();
-        break;
-      }
-      case arg_plan::how::sint:
-      case arg_plan::how::uint:
-        if (v.kind() == arg_value::tag::buffer) wrong_kind(st, i, v, "a scalar");
-        bind_integer(st, i, p, v, o);
-        break;
-      case arg_plan::how::f32:
-      case arg_plan::how::f64:
-        if (v.kind() == arg_value::tag::buffer) wrong_kind(st, i, v, "a scalar");
-        bind_float(st, i, p, v, o);
-        break;
-      case arg_plan::how::fixed:
-        if (v.kind() == arg_value::tag::buffer) wrong_kind(st, i, v, "a scalar");
-        bind_fixed(st, i, p, v, o);
-        break;
-      case arg_plan::how::wide:
-        if (v.kind() == arg_value::tag::buffer) wrong_kind(st, i, v, "a scalar");
-        bind_wide(st, i, p, v, scratch + scratch_used, o);
-        scratch_used += p.storage;
-        break;
-      case arg_plan::how::stream:
-        throw type_error(arg_label(st, i) + " is a stream between kernels; the host cannot pass it");
-      case arg_plan::how::unsupported:
-        throw type_error(arg_label(st, i) + ": fpyga cannot pass a scalar of type '" + st.args[i].type + "'");
+  const hot_arg* plan = st.hot.data();
+  const backend::program_impl* program = st.program.get();
+  const std::size_t n = args.size();
+  for (std::size_t i = 0; i < n; ++i) {
+    const hot_arg& p = plan[i];
+    const arg_value& v = args[i];
+    if (p.kind == arg_plan::how::buffer) {
+      const backend::buffer_impl* bi =
+          v.kind() == arg_value::tag::buffer ? v.buffer().impl().get() : nullptr;
+      std::uint64_t fits = 0;
+      if (bi && !bi->freed && bi->program.get() == program && v.buffer_offset() <= bi->size &&
+          bi->memory_index < p.n_fits)
+        fits = p.fits[bi->memory_index] & mask;
+      if (!fits) [[unlikely]]
+        buffer_arg_error(st, i, v, mask);
+      mask = fits;
+      std::construct_at(out + i, backend::bound_arg{const_cast<backend::buffer_impl*>(bi),
+                                                    v.buffer_offset(), bi->serial, 0, {}});
+      continue;
     }
+    if (p.kind == arg_plan::how::sint || p.kind == arg_plan::how::uint) {
+      if (v.kind() == arg_value::tag::sint) {
+        const std::int64_t x = v.sint();
+        if (x >= p.lo && (x < 0 || static_cast<std::uint64_t>(x) <= p.hi)) [[likely]] {
+          std::construct_at(out + i, backend::bound_arg{nullptr, 0, 0, static_cast<std::uint64_t>(x), {}});
+          continue;
+        }
+      } else if (v.kind() == arg_value::tag::uint && v.uint() <= p.hi) [[likely]] {
+        std::construct_at(out + i, backend::bound_arg{nullptr, 0, 0, v.uint(), {}});
+        continue;
+      }
+    }
+    bind_scalar(st, i, v, scratch, scratch_used, *std::construct_at(out + i));
   }
   return mask;
 }
@@ -327,6 +372,7 @@ const kernel_state& require(const std::shared_ptr<kernel_state>& st) {
 }
 
 constexpr std::size_t stack_args = 16;
+static_assert(std::is_trivially_destructible_v<backend::bound_arg>);
 constexpr std::size_t stack_scratch = 256;
 
 }  // namespace
@@ -376,6 +422,8 @@ std::shared_ptr<kernel_state> make_kernel_state(const std::shared_ptr<backend::p
     if (st->plan.back().kind == arg_plan::how::wide) st->wide_bytes += st->plan.back().storage;
     st->args.push_back(std::move(k));
   }
+  for (const auto& p : st->plan)
+    st->hot.push_back({p.kind, static_cast<std::uint32_t>(p.cu_fits.size()), p.cu_fits.data(), p.lo, p.hi});
   st->impl = program->open_kernel(info, std::move(cus));
   return st;
 }
@@ -384,22 +432,25 @@ const std::string& kernel::name() const { return require(st_).name; }
 std::vector<std::string> kernel::compute_units() const { return require(st_).cu_names; }
 const std::vector<kernel_arg>& kernel::args() const { return require(st_).args; }
 
+namespace {
+/// call() for kernels whose arguments do not fit the stack arrays: heap storage.
+[[gnu::noinline]] void call_on_heap(const kernel_state& st, std::span<const arg_value> args) {
+  std::vector<backend::bound_arg> out(std::max(args.size(), st.plan.size()));
+  std::vector<std::byte> scratch(st.wide_bytes);
+  const std::uint64_t mask = bind(st, args, out.data(), scratch.data());
+  st.impl->call({out.data(), args.size()}, mask);
+}
+}  // namespace
+
 void kernel::call_args(std::span<const arg_value> args) const {
   const auto& st = require(st_);
-  backend::bound_arg small[stack_args];
-  std::byte small_scratch[stack_scratch];
-  std::vector<backend::bound_arg> big;
-  std::vector<std::byte> big_scratch;
-  backend::bound_arg* out = small;
-  std::byte* scratch = small_scratch;
-  if (st.args.size() > stack_args) {
-    big.resize(std::max(args.size(), st.args.size()));
-    out = big.data();
-  }
-  if (st.wide_bytes > stack_scratch) {
-    big_scratch.resize(st.wide_bytes);
-    scratch = big_scratch.data();
-  }
+  if (st.plan.size() > stack_args || st.wide_bytes > stack_scratch) [[unlikely]]
+    return call_on_heap(st, args);
+  // Raw stack storage: bind() constructs each bound_arg it fills, so the call path does not
+  // clear 16 of them first (that memset was a tenth of a noop-shim call).
+  alignas(backend::bound_arg) std::byte storage[stack_args * sizeof(backend::bound_arg)];
+  std::byte scratch[stack_scratch];
+  auto* out = reinterpret_cast<backend::bound_arg*>(storage);
   const std::uint64_t mask = bind(st, args, out, scratch);
   st.impl->call({out, args.size()}, mask);
 }

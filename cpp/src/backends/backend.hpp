@@ -39,6 +39,9 @@ using host_memory = std::unique_ptr<std::byte, aligned_deleter>;
 /// Allocates `bytes` (rounded up to 4096) aligned to 4096, zero-filled. @throws memory_error.
 host_memory allocate_host(std::size_t bytes);
 
+/// A number no other buffer of this process has (addresses may be reused after a free).
+std::uint64_t next_buffer_serial() noexcept;
+
 /// Device side of a buffer. The core owns the host memory (in `host`) and hands its pointer to
 /// the backend, which maps or copies it (XRT user-pointer bo, CL_MEM_USE_HOST_PTR, emu copy).
 class buffer_impl {
@@ -56,12 +59,16 @@ class buffer_impl {
   unsigned memory_index = 0;
   std::shared_ptr<program_impl> program;  ///< the program whose bank holds it
   bool freed = false;
+  /// Names this buffer in backends' argument caches (see bound_arg::serial).
+  const std::uint64_t serial = next_buffer_serial();
 };
 
 /// A scalar or buffer argument after the core's validation and conversion.
 struct bound_arg {
   buffer_impl* buffer = nullptr;  ///< global args
   std::size_t offset = 0;         ///< byte offset into `buffer`
+  /// Global args: `buffer->serial`, copied so an argument cache compares without a pointer chase.
+  std::uint64_t serial = 0;
   std::uint64_t bits = 0;         ///< scalars up to 64 bits: the declared type's little-endian storage
   std::span<const std::byte> wide;  ///< scalars wider than 64 bits (valid for the call only)
 };

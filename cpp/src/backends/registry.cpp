@@ -1,5 +1,6 @@
 // The backends compiled into this build, in default-device order: hardware first, emu last.
 // Each backend's CMakeLists defines FPYGA_HAVE_<NAME>_BACKEND when it adds its sources.
+#include <atomic>
 #include <cstring>
 #include <new>
 #include <string>
@@ -38,6 +39,11 @@ const std::vector<backend_entry>& backends() {
 void unsupported(std::string_view backend, std::string_view function) {
   throw not_supported_error(std::string(backend) + ": " + std::string(function) +
                             " is not supported by this backend");
+}
+
+std::uint64_t next_buffer_serial() noexcept {
+  static std::atomic<std::uint64_t> next{1};
+  return next.fetch_add(1, std::memory_order_relaxed);
 }
 
 host_memory allocate_host(std::size_t bytes) {

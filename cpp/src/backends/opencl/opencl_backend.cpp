@@ -36,7 +36,6 @@ struct xilinx_mem_ext_ptr {
 constexpr cl_mem_flags mem_ext_ptr_xilinx = cl_mem_flags(1u) << 31;
 constexpr unsigned int mem_topology_flag = 1u << 31;
 
-std::atomic<std::uint64_t> next_serial{1};
 
 template <class T>
 void prune(std::vector<std::weak_ptr<T>>& v) {
@@ -179,8 +178,7 @@ bool is_source(const std::string& path) {
 // Buffers
 
 ocl_buffer::ocl_buffer(std::shared_ptr<ocl_program> prog, host_memory hmem, std::size_t bytes,
-                       unsigned bank)
-    : serial(next_serial.fetch_add(1)) {
+                       unsigned bank) {
   host = std::move(hmem);
   size = bytes;
   memory_index = bank;
@@ -343,7 +341,7 @@ void ocl_kernel::bind(cl::Kernel& k, std::uint64_t cu_mask, std::span<const boun
       if (!b || !b->mem())
         throw error("opencl: kernel '" + info.name + "' argument '" + a.name +
                     "': the buffer was freed");
-      if (cached.set && cached.buffer_serial == b->serial && cached.offset == v.offset) continue;
+      if (cached.set && cached.buffer_serial == v.serial && cached.offset == v.offset) continue;
       cl_mem m = b->mem();
       if (v.offset != 0) {
         cl_buffer_region region{v.offset, b->size - v.offset};
@@ -356,7 +354,7 @@ void ocl_kernel::bind(cl::Kernel& k, std::uint64_t cu_mask, std::span<const boun
       }
       FPYGA_CL_CALL(clSetKernelArg, k(), index, sizeof(cl_mem), &m);
       cached.set = true;
-      cached.buffer_serial = b->serial;
+      cached.buffer_serial = v.serial;
       cached.offset = v.offset;
       continue;
     }

@@ -57,7 +57,6 @@ class ocl_buffer final : public buffer_impl {
   void release_device() override;
 
   cl::Buffer mem;
-  const std::uint64_t serial;
 
  private:
   void check_usable(const char* what) const;

@@ -86,8 +86,6 @@ void prune(std::vector<std::weak_ptr<T>>& v) {
   std::erase_if(v, [](const std::weak_ptr<T>& w) { return w.expired(); });
 }
 
-std::atomic<std::uint64_t> next_buffer_serial{1};
-
 }  // namespace
 
 run_state to_run_state(ert_cmd_state s) {
@@ -105,8 +103,7 @@ run_state to_run_state(ert_cmd_state s) {
 // Buffers
 
 xrt_buffer::xrt_buffer(std::shared_ptr<xrt_program> prog, host_memory mem, std::size_t bytes,
-                       unsigned bank)
-    : serial(next_buffer_serial.fetch_add(1)) {
+                       unsigned bank) {
   host = std::move(mem);
   size = bytes;
   memory_index = bank;
@@ -125,13 +122,15 @@ void xrt_buffer::check_usable(const char* what) const {
   if (freed || !bo_) throw error(std::string("xrt: ") + what + " on a freed buffer");
 }
 
+// The core has checked the buffer is neither freed nor of an unloaded program; the backend's own
+// check runs only when the XRT object is gone (then it says why).
 void xrt_buffer::sync_to_device(std::size_t bytes, std::size_t offset) {
-  check_usable("sync_to_device");
+  if (!bo_) [[unlikely]] check_usable("sync_to_device");
   FPYGA_XRT_CALL("xrt::bo::sync(to device)", bo_.sync(XCL_BO_SYNC_BO_TO_DEVICE, bytes, offset));
 }
 
 void xrt_buffer::sync_from_device(std::size_t bytes, std::size_t offset) {
-  check_usable("sync_from_device");
+  if (!bo_) [[unlikely]] check_usable("sync_from_device");
   FPYGA_XRT_CALL("xrt::bo::sync(from device)",
                  bo_.sync(XCL_BO_SYNC_BO_FROM_DEVICE, bytes, offset));
 }
@@ -202,6 +201,8 @@ xrt_kernel::xrt_kernel(std::shared_ptr<xrt_program> prog, const kernel_info& k,
     : program_(std::move(prog)) {
   info = k;
   cus = std::move(units);
+  for (const auto& a : info.args)
+    layout_.push_back({a.kind, static_cast<std::uint8_t>(a.size ? std::min<std::uint64_t>(a.size, 8) : 4)});
 }
 
 std::string xrt_kernel::xrt_name(std::uint64_t cu_mask) const {
@@ -254,49 +255,61 @@ void xrt_kernel::give_back(const std::shared_ptr<run_slot>& slot, std::uint64_t)
   slot->busy = false;
 }
 
+// The call path: compares each argument with what the run already holds (no pointer chase: the
+// core copied the buffer's serial into bound_arg) and sets only what changed, out of line.
 void xrt_kernel::bind(run_slot& slot, std::span<const bound_arg> args) {
-  const std::size_t n = std::min(args.size(), info.args.size());
+  const std::size_t n = std::min(args.size(), layout_.size());
+  run_slot::cached_arg* cache = slot.args.data();
   for (std::size_t i = 0; i < n; ++i) {
-    const arg_info& a = info.args[i];
     const bound_arg& v = args[i];
-    auto& cached = slot.args[i];
-    const int index = static_cast<int>(i);
-    if (a.kind == arg_kind::stream) continue;  // streams are wired in the bitstream, not set
-    if (a.kind == arg_kind::global) {
-      // The core checked the buffer belongs to this program, hence to this backend.
-      auto* b = static_cast<xrt_buffer*>(v.buffer);
-      if (!b || !b->bo())
-        throw error("xrt: kernel '" + info.name + "' argument '" + a.name +
-                    "': the buffer was freed");
-      if (cached.set && cached.buffer_serial == b->serial && cached.offset == v.offset) continue;
-      if (v.offset == 0) {
-        slot.sub_buffers[i] = xrt::bo();
-        FPYGA_XRT_CALL("xrt::run::set_arg(" + a.name + ")", slot.run.set_arg(index, b->bo()));
-      } else {
-        slot.sub_buffers[i] = FPYGA_XRT_CALL(
-            "xrt::bo(sub-buffer at offset " + std::to_string(v.offset) + ")",
-            xrt::bo(b->bo(), b->size - v.offset, v.offset));
-        FPYGA_XRT_CALL("xrt::run::set_arg(" + a.name + ")",
-                       slot.run.set_arg(index, slot.sub_buffers[i]));
+    run_slot::cached_arg& c = cache[i];
+    const arg_layout l = layout_[i];
+    if (l.kind == arg_kind::global) {
+      if (!(c.set && c.key == v.serial && c.offset == v.offset)) set_buffer(slot, i, v);
+    } else if (l.kind != arg_kind::stream) {  // streams are wired in the bitstream, not set
+      if (c.set && c.key == v.bits && v.wide.empty()) continue;
+      if (!v.wide.empty()) {
+        set_scalar(slot, i, v);
+        continue;
       }
-      cached = {true, b->serial, v.offset, 0};
-      continue;
+      // XRT copies exactly the bytes given over the register image: the argument's size.
+      c.set = false;
+      FPYGA_XRT_CALL("xrt::run::set_arg(" + info.args[i].name + ")",
+                     slot.run.set_arg(static_cast<int>(i), static_cast<const void*>(&v.bits),
+                                      std::size_t{l.bytes}));
+      c = {v.bits, 0, true};
     }
-    if (!v.wide.empty()) {
-      FPYGA_XRT_CALL("xrt::run::set_arg(" + a.name + ")",
-                     slot.run.set_arg(index, static_cast<const void*>(v.wide.data()),
-                                      v.wide.size()));
-      cached.set = false;
-      continue;
-    }
-    if (cached.set && cached.bits == v.bits) continue;
-    // XRT copies exactly the bytes given over the register image: pass the argument's size.
-    std::size_t bytes = a.size ? static_cast<std::size_t>(a.size) : 4;
-    bytes = std::min<std::size_t>(bytes, sizeof v.bits);
-    FPYGA_XRT_CALL("xrt::run::set_arg(" + a.name + ")",
-                   slot.run.set_arg(index, static_cast<const void*>(&v.bits), bytes));
-    cached = {true, 0, 0, v.bits};
   }
+}
+
+void xrt_kernel::set_buffer(run_slot& slot, std::size_t i, const bound_arg& v) {
+  const arg_info& a = info.args[i];
+  const int index = static_cast<int>(i);
+  // The core checked the buffer belongs to this program, hence to this backend.
+  auto* b = static_cast<xrt_buffer*>(v.buffer);
+  if (!b || !b->bo())
+    throw error("xrt: kernel '" + info.name + "' argument '" + a.name + "': the buffer was freed");
+  auto& cached = slot.args[i];
+  cached.set = false;
+  if (v.offset == 0) {
+    slot.sub_buffers[i] = xrt::bo();
+    FPYGA_XRT_CALL("xrt::run::set_arg(" + a.name + ")", slot.run.set_arg(index, b->bo()));
+  } else {
+    slot.sub_buffers[i] = FPYGA_XRT_CALL(
+        "xrt::bo(sub-buffer at offset " + std::to_string(v.offset) + ")",
+        xrt::bo(b->bo(), b->size - v.offset, v.offset));
+    FPYGA_XRT_CALL("xrt::run::set_arg(" + a.name + ")",
+                   slot.run.set_arg(index, slot.sub_buffers[i]));
+  }
+  cached = {v.serial, v.offset, true};
+}
+
+// Scalars wider than 64 bits: set every time (not cached).
+void xrt_kernel::set_scalar(run_slot& slot, std::size_t i, const bound_arg& v) {
+  slot.args[i].set = false;
+  FPYGA_XRT_CALL("xrt::run::set_arg(" + info.args[i].name + ")",
+                 slot.run.set_arg(static_cast<int>(i), static_cast<const void*>(v.wide.data()),
+                                  v.wide.size()));
 }
 
 

@@ -42,8 +42,6 @@ class xrt_buffer final : public buffer_impl {
 
   /// The XRT buffer object (empty once released).
   const xrt::bo& bo() const { return bo_; }
-  /// Distinguishes buffers for the run argument cache (addresses may be reused).
-  const std::uint64_t serial;
 
  private:
   void check_usable(const char* what) const;
@@ -54,10 +52,9 @@ class xrt_buffer final : public buffer_impl {
 struct run_slot {
   xrt::run run;
   struct cached_arg {
+    std::uint64_t key = 0;  ///< the buffer's serial, or a scalar's bits
+    std::size_t offset = 0;  ///< buffers: the byte offset
     bool set = false;
-    std::uint64_t buffer_serial = 0;
-    std::size_t offset = 0;
-    std::uint64_t bits = 0;
   };
   std::vector<cached_arg> args;
   std::vector<xrt::bo> sub_buffers;  ///< sub-bos for buffer arguments at an offset
@@ -118,10 +115,19 @@ class xrt_kernel final : public kernel_impl, public std::enable_shared_from_this
   };
   std::shared_ptr<run_slot> acquire(std::uint64_t cu_mask);
   void bind(run_slot& slot, std::span<const bound_arg> args);
+  void set_buffer(run_slot& slot, std::size_t i, const bound_arg& v);
+  void set_scalar(run_slot& slot, std::size_t i, const bound_arg& v);
   void check_usable(const char* what) const;
   xrt::kernel& exclusive_kernel(unsigned cu, const char* what);
 
   std::shared_ptr<xrt_program> program_;
+  /// What bind() reads of each argument, packed: its kind, and for scalars the bytes XRT copies
+  /// into the register image (the declared size, at most 8).
+  struct arg_layout {
+    arg_kind kind;
+    std::uint8_t bytes;
+  };
+  std::vector<arg_layout> layout_;
   mutable std::mutex mutex_;
   std::map<std::uint64_t, per_mask> by_mask_;
   std::map<unsigned, xrt::kernel> exclusive_;  ///< register access needs exclusive CU contexts
