@@ -139,6 +139,11 @@ TEST(XrtNoop, CallSetsOnlyChangedArgumentsOnAReusedRun) {
   map = xkernel(k).last_register_map();
   EXPECT_EQ(word(map, k.args()[1].offset), noop_address + 256);
   EXPECT_EQ(word(map, k.args()[3].offset), 7u);
+  // Back at offset 0, with the same scalar: the cached sub-buffer must not stick.
+  k.call(c, a, b, 7);
+  map = xkernel(k).last_register_map();
+  EXPECT_EQ(word(map, k.args()[1].offset), noop_address);
+  EXPECT_EQ(word(map, k.args()[3].offset), 7u);
 }
 
 TEST(XrtNoop, StartAndWait) {

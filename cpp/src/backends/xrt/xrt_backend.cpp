@@ -255,61 +255,70 @@ void xrt_kernel::give_back(const std::shared_ptr<run_slot>& slot, std::uint64_t)
   slot->busy = false;
 }
 
-// The call path: compares each argument with what the run already holds (no pointer chase: the
-// core copied the buffer's serial into bound_arg) and sets only what changed, out of line.
+// The call path: compares each argument with what the run already holds (one key and offset per
+// argument, no pointer chase: the core copied the buffer's serial into bound_arg) and sets only
+// what changed, out of line.
 void xrt_kernel::bind(run_slot& slot, std::span<const bound_arg> args) {
   const std::size_t n = std::min(args.size(), layout_.size());
-  run_slot::cached_arg* cache = slot.args.data();
+  const run_slot::cached_arg* cache = slot.args.data();
+  const arg_layout* layout = layout_.data();
   for (std::size_t i = 0; i < n; ++i) {
     const bound_arg& v = args[i];
-    run_slot::cached_arg& c = cache[i];
-    const arg_layout l = layout_[i];
-    if (l.kind == arg_kind::global) {
-      if (!(c.set && c.key == v.serial && c.offset == v.offset)) set_buffer(slot, i, v);
-    } else if (l.kind != arg_kind::stream) {  // streams are wired in the bitstream, not set
-      if (c.set && c.key == v.bits && v.wide.empty()) continue;
-      if (!v.wide.empty()) {
-        set_scalar(slot, i, v);
-        continue;
-      }
-      // XRT copies exactly the bytes given over the register image: the argument's size.
-      c.set = false;
+    const std::uint64_t key = layout[i].kind == arg_kind::global ? v.serial : v.bits;
+    if (cache[i].key == key && cache[i].offset == v.offset && v.wide.empty()) [[likely]]
+      continue;
+    if (layout[i].kind == arg_kind::scalar && v.wide.empty()) {
+      // The usual change (a size, a count): set here. XRT copies exactly the bytes given over
+      // the register image: the argument's size.
+      slot.args[i].forget();
       FPYGA_XRT_CALL("xrt::run::set_arg(" + info.args[i].name + ")",
                      slot.run.set_arg(static_cast<int>(i), static_cast<const void*>(&v.bits),
-                                      std::size_t{l.bytes}));
-      c = {v.bits, 0, true};
+                                      std::size_t{layout[i].bytes}));
+      slot.args[i] = {v.bits, 0};
+      continue;
     }
+    set_arg(slot, i, v);
   }
 }
 
-void xrt_kernel::set_buffer(run_slot& slot, std::size_t i, const bound_arg& v) {
+void xrt_kernel::set_arg(run_slot& slot, std::size_t i, const bound_arg& v) {
   const arg_info& a = info.args[i];
   const int index = static_cast<int>(i);
-  // The core checked the buffer belongs to this program, hence to this backend.
-  auto* b = static_cast<xrt_buffer*>(v.buffer);
-  if (!b || !b->bo())
-    throw error("xrt: kernel '" + info.name + "' argument '" + a.name + "': the buffer was freed");
   auto& cached = slot.args[i];
-  cached.set = false;
-  if (v.offset == 0) {
-    slot.sub_buffers[i] = xrt::bo();
-    FPYGA_XRT_CALL("xrt::run::set_arg(" + a.name + ")", slot.run.set_arg(index, b->bo()));
-  } else {
-    slot.sub_buffers[i] = FPYGA_XRT_CALL(
-        "xrt::bo(sub-buffer at offset " + std::to_string(v.offset) + ")",
-        xrt::bo(b->bo(), b->size - v.offset, v.offset));
-    FPYGA_XRT_CALL("xrt::run::set_arg(" + a.name + ")",
-                   slot.run.set_arg(index, slot.sub_buffers[i]));
+  cached.forget();  // until XRT has taken the new value
+  switch (layout_[i].kind) {
+    case arg_kind::stream: return;  // streams are wired in the bitstream, not set
+    case arg_kind::global: {
+      // The core checked the buffer belongs to this program, hence to this backend.
+      auto* b = static_cast<xrt_buffer*>(v.buffer);
+      if (!b || !b->bo())
+        throw error("xrt: kernel '" + info.name + "' argument '" + a.name + "': the buffer was freed");
+      if (v.offset == 0) {
+        slot.sub_buffers[i] = xrt::bo();
+        FPYGA_XRT_CALL("xrt::run::set_arg(" + a.name + ")", slot.run.set_arg(index, b->bo()));
+      } else {
+        slot.sub_buffers[i] = FPYGA_XRT_CALL(
+            "xrt::bo(sub-buffer at offset " + std::to_string(v.offset) + ")",
+            xrt::bo(b->bo(), b->size - v.offset, v.offset));
+        FPYGA_XRT_CALL("xrt::run::set_arg(" + a.name + ")",
+                       slot.run.set_arg(index, slot.sub_buffers[i]));
+      }
+      cached = {v.serial, v.offset};
+      return;
+    }
+    default:
+      if (!v.wide.empty()) {  // wider than 64 bits: set every time, never cached
+        FPYGA_XRT_CALL("xrt::run::set_arg(" + a.name + ")",
+                       slot.run.set_arg(index, static_cast<const void*>(v.wide.data()),
+                                        v.wide.size()));
+        return;
+      }
+      // XRT copies exactly the bytes given over the register image: the argument's size.
+      FPYGA_XRT_CALL("xrt::run::set_arg(" + a.name + ")",
+                     slot.run.set_arg(index, static_cast<const void*>(&v.bits),
+                                      std::size_t{layout_[i].bytes}));
+      cached = {v.bits, 0};
   }
-  cached = {v.serial, v.offset, true};
-}
-
-// Scalars wider than 64 bits: set every time (not cached).
-void xrt_kernel::set_scalar(run_slot& slot, std::size_t i, const bound_arg& v) {
-  slot.args[i].set = false;
-  FPYGA_XRT_CALL("xrt::run::set_arg(" + info.args[i].name + ")",
-                 slot.run.set_arg(static_cast<int>(i), static_cast<const void*>(v.wide.data()),
-                                  v.wide.size()));
 }
 
 
@@ -320,7 +329,8 @@ void xrt_kernel::reset_fast() {
 }
 
 void xrt_kernel::call(std::span<const bound_arg> args, std::uint64_t cu_mask) {
-  check_usable("call");
+  if (program_->released) [[unlikely]]
+    check_usable("call");
   if (claim_fast()) {
     if (!fast_slot_ || fast_mask_ != cu_mask || !fast_slot_->run) {
       // (Re)reserve a slot for this mask; it stays out of the pool, so starts never take it.
@@ -341,7 +351,7 @@ void xrt_kernel::call(std::span<const bound_arg> args, std::uint64_t cu_mask) {
       s = FPYGA_XRT_CALL("xrt::run::wait(" + info.name + ")", slot.run.wait());
     } catch (...) {
       // A failed bind leaves the cached arguments unknown, a failed start the run's state.
-      for (auto& c : slot.args) c.set = false;
+      for (auto& c : slot.args) c.forget();
       give_back(fast_slot_, fast_mask_);
       fast_slot_.reset();
       release_fast();
@@ -362,7 +372,7 @@ void xrt_kernel::call(std::span<const bound_arg> args, std::uint64_t cu_mask) {
     FPYGA_XRT_CALL("xrt::run::start(" + info.name + ")", slot->run.start());
     s = FPYGA_XRT_CALL("xrt::run::wait(" + info.name + ")", slot->run.wait());
   } catch (...) {
-    for (auto& c : slot->args) c.set = false;
+    for (auto& c : slot->args) c.forget();
     give_back(slot, cu_mask);
     throw;
   }
@@ -389,7 +399,7 @@ std::shared_ptr<run_impl> xrt_kernel::start(std::span<const bound_arg> args,
     bind(*slot, args);
     FPYGA_XRT_CALL("xrt::run::start(" + info.name + ")", slot->run.start());
   } catch (...) {
-    for (auto& c : slot->args) c.set = false;
+    for (auto& c : slot->args) c.forget();
     give_back(slot, cu_mask);
     throw;
   }

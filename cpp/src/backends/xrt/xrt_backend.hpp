@@ -51,10 +51,13 @@ class xrt_buffer final : public buffer_impl {
 /// One reusable xrt::run with the arguments last set on it, so a call sets only what changed.
 struct run_slot {
   xrt::run run;
+  /// What the run holds for one argument: the buffer's serial and byte offset, or a scalar's
+  /// bits and 0. `unset` (an offset no buffer has) marks an argument to set at the next call.
   struct cached_arg {
-    std::uint64_t key = 0;  ///< the buffer's serial, or a scalar's bits
-    std::size_t offset = 0;  ///< buffers: the byte offset
-    bool set = false;
+    static constexpr std::size_t unset = ~std::size_t{0};
+    std::uint64_t key = 0;
+    std::size_t offset = unset;
+    void forget() { offset = unset; }
   };
   std::vector<cached_arg> args;
   std::vector<xrt::bo> sub_buffers;  ///< sub-bos for buffer arguments at an offset
@@ -115,8 +118,7 @@ class xrt_kernel final : public kernel_impl, public std::enable_shared_from_this
   };
   std::shared_ptr<run_slot> acquire(std::uint64_t cu_mask);
   void bind(run_slot& slot, std::span<const bound_arg> args);
-  void set_buffer(run_slot& slot, std::size_t i, const bound_arg& v);
-  void set_scalar(run_slot& slot, std::size_t i, const bound_arg& v);
+  void set_arg(run_slot& slot, std::size_t i, const bound_arg& v);
   void check_usable(const char* what) const;
   xrt::kernel& exclusive_kernel(unsigned cu, const char* what);
 
