@@ -283,7 +283,7 @@ void bind_wide(const kernel_state& st, std::size_t i, const arg_plan& p, const a
 }
 
 /// Scalars other than in-range integers, and arguments the host cannot pass.
-void bind_scalar(const kernel_state& st, std::size_t i, const arg_value& v, std::byte* scratch,
+[[gnu::noinline]] void bind_scalar(const kernel_state& st, std::size_t i, const arg_value& v, std::byte* scratch,
                  std::size_t& scratch_used, backend::bound_arg& o) {
   const auto& p = st.plan[i];
   switch (p.kind) {

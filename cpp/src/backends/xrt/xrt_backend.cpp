@@ -328,43 +328,53 @@ void xrt_kernel::reset_fast() {
   release_fast();
 }
 
+// The reserved slot serves one CU mask: (re)reserve it for this one. It stays out of the pool,
+// so starts never take it. Called with the fast claim held; drops it on failure.
+void xrt_kernel::reserve_fast(std::uint64_t cu_mask) {
+  try {
+    if (fast_slot_) give_back(fast_slot_, fast_mask_);
+    fast_slot_ = acquire(cu_mask);
+  } catch (...) {
+    release_fast();
+    throw;
+  }
+  fast_mask_ = cu_mask;
+}
+
 void xrt_kernel::call(std::span<const bound_arg> args, std::uint64_t cu_mask) {
   if (program_->released) [[unlikely]]
     check_usable("call");
-  if (claim_fast()) {
-    if (!fast_slot_ || fast_mask_ != cu_mask || !fast_slot_->run) {
-      // (Re)reserve a slot for this mask; it stays out of the pool, so starts never take it.
-      try {
-        if (fast_slot_) give_back(fast_slot_, fast_mask_);
-        fast_slot_ = acquire(cu_mask);
-      } catch (...) {
-        release_fast();
-        throw;
-      }
-      fast_mask_ = cu_mask;
-    }
-    run_slot& slot = *fast_slot_;
-    ert_cmd_state s;
-    try {
-      bind(slot, args);
-      FPYGA_XRT_CALL("xrt::run::start(" + info.name + ")", slot.run.start());
-      s = FPYGA_XRT_CALL("xrt::run::wait(" + info.name + ")", slot.run.wait());
-    } catch (...) {
-      // A failed bind leaves the cached arguments unknown, a failed start the run's state.
-      for (auto& c : slot.args) c.forget();
-      give_back(fast_slot_, fast_mask_);
-      fast_slot_.reset();
-      release_fast();
-      throw;
-    }
-    last_is_fast_ = true;
+  if (!claim_fast()) [[unlikely]]
+    return call_pooled(args, cu_mask);
+  if (!fast_slot_ || fast_mask_ != cu_mask || !fast_slot_->run) [[unlikely]]
+    reserve_fast(cu_mask);
+  run_slot& slot = *fast_slot_;
+  ert_cmd_state s;
+  try {
+    bind(slot, args);
+    FPYGA_XRT_CALL("xrt::run::start(" + info.name + ")", slot.run.start());
+    s = FPYGA_XRT_CALL("xrt::run::wait(" + info.name + ")", slot.run.wait());
+  } catch (...) {
+    // A failed bind leaves the cached arguments unknown, a failed start the run's state.
+    for (auto& c : slot.args) c.forget();
+    give_back(fast_slot_, fast_mask_);
+    fast_slot_.reset();
     release_fast();
-    if (s != ERT_CMD_STATE_COMPLETED)
-      throw backend_error("xrt: kernel '" + info.name + "' of " + program_->what() +
-                          " ended in state " + state_name(s));
-    return;
+    throw;
   }
-  // Another thread is in call(): use a pooled run.
+  last_is_fast_ = true;
+  release_fast();
+  if (s != ERT_CMD_STATE_COMPLETED) [[unlikely]]
+    ended_badly(s);
+}
+
+void xrt_kernel::ended_badly(ert_cmd_state s) const {
+  throw backend_error("xrt: kernel '" + info.name + "' of " + program_->what() +
+                      " ended in state " + state_name(s));
+}
+
+// Another thread is in call(): use a pooled run.
+void xrt_kernel::call_pooled(std::span<const bound_arg> args, std::uint64_t cu_mask) {
   auto slot = acquire(cu_mask);
   ert_cmd_state s;
   try {
@@ -382,9 +392,7 @@ void xrt_kernel::call(std::span<const bound_arg> args, std::uint64_t cu_mask) {
     last_is_fast_ = false;
     slot->busy = false;
   }
-  if (s != ERT_CMD_STATE_COMPLETED)
-    throw backend_error("xrt: kernel '" + info.name + "' of " + program_->what() +
-                        " ended in state " + state_name(s));
+  if (s != ERT_CMD_STATE_COMPLETED) ended_badly(s);
 }
 
 std::shared_ptr<run_impl> xrt_kernel::start(std::span<const bound_arg> args,

@@ -117,7 +117,11 @@ class xrt_kernel final : public kernel_impl, public std::enable_shared_from_this
     std::vector<std::shared_ptr<run_slot>> slots;
   };
   std::shared_ptr<run_slot> acquire(std::uint64_t cu_mask);
+  /// Sets on the run what differs from what it holds.
   void bind(run_slot& slot, std::span<const bound_arg> args);
+  [[gnu::noinline]] void reserve_fast(std::uint64_t cu_mask);
+  [[gnu::noinline]] void call_pooled(std::span<const bound_arg> args, std::uint64_t cu_mask);
+  [[noreturn, gnu::noinline, gnu::cold]] void ended_badly(ert_cmd_state s) const;
   void set_arg(run_slot& slot, std::size_t i, const bound_arg& v);
   void check_usable(const char* what) const;
   xrt::kernel& exclusive_kernel(unsigned cu, const char* what);
