@@ -84,14 +84,21 @@ overlay::overlay(const fpyga::device& dev, const std::string& path) {
     bin = fpyga::xclbin::read(path);
   auto& d = *dev.impl();
   std::lock_guard lock(load_mutex());
-  if (d.current && !d.current->released) {
-    if (const std::size_t n = d.current->runs_in_flight())
+  auto old = d.current && !d.current->released ? d.current : nullptr;
+  if (old) {
+    if (const std::size_t n = old->runs_in_flight())
       throw error("cannot load '" + path + "' on device " + dev.spec() + ": " + std::to_string(n) +
-                  " run(s) of '" + d.current->bin.source + "' are still in flight");
-    d.current->release();
-    d.current->released = true;
+                  " run(s) of '" + old->bin.source + "' are still in flight");
+    if (!d.loads_beside_current()) {
+      old->release();
+      old->released = true;
+    }
   }
-  auto prog = d.load(bin, path);
+  auto prog = d.load(bin, path);  // where it can, a failure here leaves `old` loaded and usable
+  if (old && !old->released) {
+    old->release();
+    old->released = true;
+  }
   if (!prog->device) prog->device = dev.impl();
   d.current = prog;
   auto st = std::make_shared<overlay_state>();

@@ -503,6 +503,49 @@ extern "C" void vadd(const unsigned int* in1, const unsigned int* in2, unsigned 
   }
 }
 
+TEST(emu_load, a_failed_load_keeps_the_loaded_xclbin) {
+  // The metadata names vadd, the .so exports only vsub: the load fails at symbol lookup.
+  const auto broken = pack_xclbin(
+      "vadd_missing",
+      fpyga::test::vadd_json(R"([{"tag": "bank0", "type": "ddr4", "used": true, "base_address": 0, "size_bytes": 1048576}])",
+                             R"([{"name": "vadd_1", "base_address": 0}])"),
+      compile_so("vadd_missing", R"(
+extern "C" void vsub(const unsigned int* in1, const unsigned int* in2, unsigned int* out_r, int size) {
+  for (int i = 0; i < size; ++i) out_r[i] = in1[i] - in2[i];
+}
+)"));
+  auto dev = fpyga::device::open("emu");
+  fpyga::overlay ov(dev, small_vadd_xclbin());
+  auto k = ov.kernel("vadd");
+  fpyga::buffer kept(dev, 64);
+  fill(kept, 7);
+  kept.sync_to_device();
+  try {
+    fpyga::overlay bad(dev, broken);
+    FAIL() << "loading an xclbin whose kernel function is missing must fail";
+  } catch (const fpyga::xclbin_error& e) {
+    EXPECT_NE(std::string(e.what()).find("'vadd'"), std::string::npos) << e.what();
+  }
+  EXPECT_TRUE(ov.loaded());
+  check_vadd(k, dev);
+  // A buffer allocated before the failed load kept its device contents.
+  fpyga::buffer zero(dev, 64), out(dev, 64);
+  zero.sync_to_device();
+  k.call(kept, zero, out, 16);
+  out.sync_from_device();
+  EXPECT_EQ(out.as<unsigned>()[3], 10u);
+}
+
+TEST(emu_load, an_f1_image_is_refused_without_unloading) {
+  FPYGA_REQUIRE_FILE(aws, fpyga::test::shared_xclbin_dir() / "aws_vector_addition_2018_3.awsxclbin");
+  auto dev = fpyga::device::open("emu");
+  fpyga::overlay ov(dev, small_vadd_xclbin());
+  auto k = ov.kernel("vadd");
+  EXPECT_THROW(fpyga::overlay(dev, aws.string()), fpyga::not_supported_error);
+  EXPECT_TRUE(ov.loaded());
+  check_vadd(k, dev);
+}
+
 TEST(emu_load, two_devices_run_different_xclbins_at_once) {
   ASSERT_EQ(two_emu_devices, 0);
   auto devs = fpyga::devices();

@@ -208,6 +208,7 @@ TEST(OpenclPocl, MlpSourceOverlayMatchesTheReference) {
 TEST(OpenclPocl, ErrorsNameTheRoutineAndLeaveTheDeviceUsable) {
   REQUIRE_OPENCL_DEVICE(dev);
   FPYGA_REQUIRE_FILE(vadd, cl_source("vadd.cl"));
+  fpyga::overlay ol(dev, vadd.string());
   const fs::path bad = fs::temp_directory_path() / ("fpyga_bad_" + std::to_string(getpid()) + ".cl");
   std::ofstream(bad) << "__kernel void broken(__global int* x) { x[0] = undeclared_thing; }\n";
   try {
@@ -224,7 +225,8 @@ TEST(OpenclPocl, ErrorsNameTheRoutineAndLeaveTheDeviceUsable) {
   const fs::path aws = fpyga::test::shared_xclbin_dir() / "aws_vector_addition_2018_3.awsxclbin";
   if (fs::exists(aws)) EXPECT_THROW(fpyga::overlay(dev, aws.string()), fpyga::value_error);
 
-  fpyga::overlay ol(dev, vadd.string());
+  // Neither failed load unloaded the overlay loaded before.
+  EXPECT_TRUE(ol.loaded());
   auto k = ol.kernel("vadd");
   fpyga::buffer a(k, 0, 64), b(k, 1, 64), c(k, 2, 64);
   EXPECT_THROW(k.read_register(0x10), fpyga::not_supported_error);

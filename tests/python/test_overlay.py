@@ -128,6 +128,25 @@ def test_loading_another_overlay_replaces_the_first(emu, xclbin_dir):
     assert not first.is_loaded()
 
 
+def test_a_failed_load_keeps_the_loaded_overlay(emu, xclbin_dir, real_xclbin, tmp_path):
+    ol = pynq.Overlay(xclbin_dir / "vadd.xclbin", device=emu)
+    a = pynq.allocate(4, "u4", target=emu)
+    c = pynq.allocate(4, "u4", target=emu)
+    a[:] = [1, 2, 3, 4]
+    a.sync_to_device()
+    # An F1 image cannot run on emu; a malformed file fails before any load.
+    with pytest.raises(NotImplementedError, match="F1"):
+        pynq.Overlay(real_xclbin, device=emu)
+    bad = tmp_path / "bad.xclbin"
+    bad.write_bytes(b"xclbin2\0" + b"\xff" * 100)
+    with pytest.raises(ValueError):
+        pynq.Overlay(bad, device=emu)
+    assert ol.is_loaded()
+    ol.vadd.call(a, a, c, 4)          # the buffer synced before the failed loads is still there
+    c.sync_from_device()
+    assert list(c) == [2, 4, 6, 8]
+
+
 def test_help_and_docstring_list_kernels_and_memories(emu, xclbin_dir):
     ol = pynq.Overlay(xclbin_dir / "vadd_2cu.xclbin", device=emu)
     text = pydoc.render_doc(ol)

@@ -149,6 +149,10 @@ class device_impl : public std::enable_shared_from_this<device_impl> {
   virtual std::string shell() const { return {}; }
   /// Loads a parsed xclbin (read from `path`), replacing what was loaded.
   virtual std::shared_ptr<program_impl> load(const xclbin& bin, const std::string& path) = 0;
+  /// Whether load() can run while the current program stays loaded. Then the core releases the
+  /// old program only once the new one has loaded, so a failed load loses nothing. A card holds
+  /// one image: there the old program is released first, as XRT itself requires.
+  virtual bool loads_beside_current() const { return false; }
   /// The program loaded now, or nullptr.
   std::shared_ptr<program_impl> current;
 };

@@ -45,6 +45,7 @@ class emu_device : public device_impl {
   std::string backend_name() const override { return "emu"; }
   unsigned index() const override { return index_; }
   std::string shell() const override { return "fpyga_emu"; }
+  bool loads_beside_current() const override { return true; }  // programs share nothing
 
   std::shared_ptr<program_impl> load(const xclbin& bin, const std::string& path) override {
     auto prog = std::make_shared<emu_program>();

@@ -514,7 +514,8 @@ void ocl_device::ensure_context() {
 
 std::shared_ptr<program_impl> ocl_device::load(const xclbin& bin, const std::string& path) {
   std::lock_guard lock(mutex_);
-  if (current && !current->released) current->release();
+  // The core released the current program already unless this device loads beside it.
+  if (!loads_beside_current() && current && !current->released) current->release();
   ensure_context();
   auto prog = std::make_shared<ocl_program>();
   prog->device = shared_from_this();

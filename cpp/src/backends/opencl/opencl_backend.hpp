@@ -135,6 +135,8 @@ class ocl_device final : public device_impl {
   unsigned index() const override { return index_; }
   std::string shell() const override { return xilinx ? device_name : std::string(); }
   std::shared_ptr<program_impl> load(const xclbin& bin, const std::string& path) override;
+  /// Programs of a platform that builds source are independent; Xilinx's programs the card.
+  bool loads_beside_current() const override { return !xilinx; }
 
   cl::Platform platform;
   cl::Device device;
