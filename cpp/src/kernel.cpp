@@ -321,7 +321,7 @@ std::uint64_t bind(const kernel_state& st, std::span<const arg_value> args, back
                    std::byte* scratch) {
   if (st.program->released) [[unlikely]]
     check_loaded(*st.program, "kernel '" + st.name + "'");
-  if (args.size() != st.plan.size()) [[unlikely]] {
+  if (args.size() != st.hot.size()) [[unlikely]] {
     std::string sig;
     for (const auto& a : st.args) sig += (sig.empty() ? "" : ", ") + a.type + " " + a.name;
     throw type_error("kernel '" + st.name + "' takes " + std::to_string(st.args.size()) +
@@ -444,7 +444,7 @@ namespace {
 
 void kernel::call_args(std::span<const arg_value> args) const {
   const auto& st = require(st_);
-  if (st.plan.size() > stack_args || st.wide_bytes > stack_scratch) [[unlikely]]
+  if (st.hot.size() > stack_args || st.wide_bytes > stack_scratch) [[unlikely]]
     return call_on_heap(st, args);
   // Raw stack storage: bind() constructs each bound_arg it fills, so the call path does not
   // clear 16 of them first (that memset was a tenth of a noop-shim call).
