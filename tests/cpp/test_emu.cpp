@@ -476,18 +476,24 @@ TEST_F(emu_sync_check, host_overwriting_results_and_kernel_chains_are_not_warned
 // ---------------------------------------------------------------------------------------------
 // Loading
 
+/// An xclbin describing vadd (one bank, one CU) whose BITSTREAM is `source` compiled: what the
+/// .so really exports is up to the test.
+std::string vadd_metadata_xclbin(const std::string& name, const char* source) {
+  return pack_xclbin(
+      name,
+      fpyga::test::vadd_json(R"([{"tag": "bank0", "type": "ddr4", "used": true, "base_address": 0, "size_bytes": 1048576}])",
+                             R"([{"name": "vadd_1", "base_address": 0}])"),
+      compile_so(name, source));
+}
+
 TEST(emu_load, reloading_different_libraries_never_reuses_a_stale_one) {
   // Two .so files exporting the same symbol with different behaviour, loaded in turn: each load
   // must run its own code (the .so is opened through /proc/self/fd/N, and N gets reused).
-  const auto sub = pack_xclbin(
-      "vsub_as_vadd",
-      fpyga::test::vadd_json(R"([{"tag": "bank0", "type": "ddr4", "used": true, "base_address": 0, "size_bytes": 1048576}])",
-                             R"([{"name": "vadd_1", "base_address": 0}])"),
-      compile_so("vsub_as_vadd", R"(
+  const auto sub = vadd_metadata_xclbin("vsub_as_vadd", R"(
 extern "C" void vadd(const unsigned int* in1, const unsigned int* in2, unsigned int* out_r, int size) {
   for (int i = 0; i < size; ++i) out_r[i] = in1[i] - in2[i];
 }
-)"));
+)");
   auto dev = fpyga::device::open("emu");
   for (int round = 0; round < 6; ++round) {
     const bool add = round % 2 == 0;
@@ -505,15 +511,11 @@ extern "C" void vadd(const unsigned int* in1, const unsigned int* in2, unsigned 
 
 TEST(emu_load, a_failed_load_keeps_the_loaded_xclbin) {
   // The metadata names vadd, the .so exports only vsub: the load fails at symbol lookup.
-  const auto broken = pack_xclbin(
-      "vadd_missing",
-      fpyga::test::vadd_json(R"([{"tag": "bank0", "type": "ddr4", "used": true, "base_address": 0, "size_bytes": 1048576}])",
-                             R"([{"name": "vadd_1", "base_address": 0}])"),
-      compile_so("vadd_missing", R"(
+  const auto broken = vadd_metadata_xclbin("vadd_missing", R"(
 extern "C" void vsub(const unsigned int* in1, const unsigned int* in2, unsigned int* out_r, int size) {
   for (int i = 0; i < size; ++i) out_r[i] = in1[i] - in2[i];
 }
-)"));
+)");
   auto dev = fpyga::device::open("emu");
   fpyga::overlay ov(dev, small_vadd_xclbin());
   auto k = ov.kernel("vadd");
