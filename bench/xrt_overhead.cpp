@@ -160,9 +160,10 @@ int main(int argc, char** argv) {
     std::printf("  of which the xrt backend alone:     %.3f us (ratio %.2fx); the core's "
                 "validation and conversion: %.3f us\n",
                 mbc / 1000, mbc / mdc, (mfc - mbc) / 1000);
-    std::printf("other direct XRT round trips, for reference: all 4 arguments set on the reused "
-                "run %.3f us (fpyga %.2fx); kernel(c, a, b, n).wait() %.3f us (fpyga %.2fx)\n",
-                mda / 1000, mfr / mda, mdop / 1000, mfr / mdop);
+    std::printf(
+        "other direct XRT round trips, for reference: all 4 arguments set on the reused "
+        "run %.3f us (fpyga %.2fx); kernel(c, a, b, n).wait() %.3f us (fpyga %.2fx)\n",
+        mda / 1000, mfr / mda, mdop / 1000, mfr / mdop);
     std::free(hc);
     std::free(ha);
     std::free(hb);

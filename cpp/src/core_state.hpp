@@ -45,10 +45,10 @@ struct arg_plan {
 /// What the call path reads of one argument's plan, packed so bind() walks 32 bytes per argument.
 struct hot_arg {
   arg_plan::how kind = arg_plan::how::unsupported;
-  std::uint32_t n_fits = 0;              ///< entries in `fits`
-  const std::uint64_t* fits = nullptr;   ///< arg_plan::cu_fits of the same argument
-  std::int64_t lo = 0;                   ///< arg_plan::lo
-  std::uint64_t hi = 0;                  ///< arg_plan::hi
+  std::uint32_t n_fits = 0;             ///< entries in `fits`
+  const std::uint64_t* fits = nullptr;  ///< arg_plan::cu_fits of the same argument
+  std::int64_t lo = 0;                  ///< arg_plan::lo
+  std::uint64_t hi = 0;                 ///< arg_plan::hi
 };
 
 /// A kernel handle: the backend kernel over a set of compute units, plus the argument plan.

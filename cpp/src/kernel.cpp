@@ -10,8 +10,8 @@
 #include <cstring>
 #include <limits>
 #include <memory>
-#include <type_traits>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "backends/backend.hpp"
@@ -124,13 +124,14 @@ std::string value_text(const arg_value& v) {
   }
 }
 
-[[noreturn, gnu::cold, gnu::noinline]] void out_of_range(const kernel_state& st, std::size_t i, const arg_value& v,
-                               const std::string& range) {
+[[noreturn, gnu::cold, gnu::noinline]] void out_of_range(const kernel_state& st, std::size_t i,
+                                                         const arg_value& v,
+                                                         const std::string& range) {
   throw value_error(arg_label(st, i) + ": " + value_text(v) + " is out of range (" + range + ")");
 }
 
-[[noreturn, gnu::cold, gnu::noinline]] void wrong_kind(const kernel_state& st, std::size_t i, const arg_value& v,
-                             const char* expected) {
+[[noreturn, gnu::cold, gnu::noinline]] void wrong_kind(const kernel_state& st, std::size_t i,
+                                                       const arg_value& v, const char* expected) {
   throw type_error(arg_label(st, i) + " expects " + expected + ", got " + kind_name(v.kind()));
 }
 
@@ -251,12 +252,14 @@ void bind_wide(const kernel_state& st, std::size_t i, const arg_plan& p, const a
 
 /// Why buffer argument `i` cannot be passed (the call path found it unusable): throws.
 [[noreturn, gnu::cold, gnu::noinline]] void buffer_arg_error(const kernel_state& st, std::size_t i,
-                                                             const arg_value& v, std::uint64_t mask) {
+                                                             const arg_value& v,
+                                                             std::uint64_t mask) {
   if (v.kind() != arg_value::tag::buffer) wrong_kind(st, i, v, "a buffer");
   const auto& bi = v.buffer().impl();
   if (!bi) throw value_error(arg_label(st, i) + ": the buffer handle is empty");
   if (bi->freed)
-    throw error(arg_label(st, i) + ": the buffer of " + std::to_string(bi->size) + " bytes was freed");
+    throw error(arg_label(st, i) + ": the buffer of " + std::to_string(bi->size) +
+                " bytes was freed");
   if (bi->program != st.program) {
     if (!bi->program || bi->program->device != st.program->device)
       throw value_error(arg_label(st, i) + ": the buffer belongs to device " +
@@ -274,20 +277,24 @@ void bind_wide(const kernel_state& st, std::size_t i, const arg_plan& p, const a
   for (std::size_t c = 0; c < st.cu_names.size(); ++c) {
     if (!(mask & (std::uint64_t(1) << c))) continue;
     std::string banks;
-    for (unsigned m : st.cu_arg_memories[c][i]) banks += (banks.empty() ? "" : "/") + tag_of(*st.program, m);
+    for (unsigned m : st.cu_arg_memories[c][i])
+      banks += (banks.empty() ? "" : "/") + tag_of(*st.program, m);
     reach += (reach.empty() ? "" : ", ") + st.cu_names[c] + ": " + banks;
   }
-  throw value_error(arg_label(st, i) + ": the buffer is in " + tag_of(*st.program, bi->memory_index) +
-                    ", but no compute unit" + (mask == st.all_cus ? "" : " left by the other arguments") +
+  throw value_error(arg_label(st, i) + ": the buffer is in " +
+                    tag_of(*st.program, bi->memory_index) + ", but no compute unit" +
+                    (mask == st.all_cus ? "" : " left by the other arguments") +
                     " connects this argument to it (" + reach + ")");
 }
 
 /// Scalars other than in-range integers, and arguments the host cannot pass.
-[[gnu::noinline]] void bind_scalar(const kernel_state& st, std::size_t i, const arg_value& v, std::byte* scratch,
-                 std::size_t& scratch_used, backend::bound_arg& o) {
+[[gnu::noinline]] void bind_scalar(const kernel_state& st, std::size_t i, const arg_value& v,
+                                   std::byte* scratch, std::size_t& scratch_used,
+                                   backend::bound_arg& o) {
   const auto& p = st.plan[i];
   switch (p.kind) {
-    case arg_plan::how::buffer: break;  // handled by bind()
+    case arg_plan::how::buffer:
+      break;  // handled by bind()
     case arg_plan::how::sint:
     case arg_plan::how::uint:
       if (v.kind() == arg_value::tag::buffer) wrong_kind(st, i, v, "a scalar");
@@ -310,7 +317,8 @@ void bind_wide(const kernel_state& st, std::size_t i, const arg_plan& p, const a
     case arg_plan::how::stream:
       throw type_error(arg_label(st, i) + " is a stream between kernels; the host cannot pass it");
     case arg_plan::how::unsupported:
-      throw type_error(arg_label(st, i) + ": fpyga cannot pass a scalar of type '" + st.args[i].type + "'");
+      throw type_error(arg_label(st, i) + ": fpyga cannot pass a scalar of type '" +
+                       st.args[i].type + "'");
   }
 }
 
@@ -345,15 +353,18 @@ std::uint64_t bind(const kernel_state& st, std::span<const arg_value> args, back
       if (!fits) [[unlikely]]
         buffer_arg_error(st, i, v, mask);
       mask = fits;
-      std::construct_at(out + i, backend::bound_arg{const_cast<backend::buffer_impl*>(bi),
-                                                    v.buffer_offset(), bi->serial, 0, {}});
+      std::construct_at(
+          out + i,
+          backend::bound_arg{
+              const_cast<backend::buffer_impl*>(bi), v.buffer_offset(), bi->serial, 0, {}});
       continue;
     }
     if (p.kind == arg_plan::how::sint || p.kind == arg_plan::how::uint) {
       if (v.kind() == arg_value::tag::sint) {
         const std::int64_t x = v.sint();
         if (x >= p.lo && (x < 0 || static_cast<std::uint64_t>(x) <= p.hi)) [[likely]] {
-          std::construct_at(out + i, backend::bound_arg{nullptr, 0, 0, static_cast<std::uint64_t>(x), {}});
+          std::construct_at(out + i,
+                            backend::bound_arg{nullptr, 0, 0, static_cast<std::uint64_t>(x), {}});
           continue;
         }
       } else if (v.kind() == arg_value::tag::uint && v.uint() <= p.hi) [[likely]] {
@@ -423,7 +434,8 @@ std::shared_ptr<kernel_state> make_kernel_state(const std::shared_ptr<backend::p
     st->args.push_back(std::move(k));
   }
   for (const auto& p : st->plan)
-    st->hot.push_back({p.kind, static_cast<std::uint32_t>(p.cu_fits.size()), p.cu_fits.data(), p.lo, p.hi});
+    st->hot.push_back(
+        {p.kind, static_cast<std::uint32_t>(p.cu_fits.size()), p.cu_fits.data(), p.lo, p.hi});
   st->impl = program->open_kernel(info, std::move(cus));
   return st;
 }

@@ -481,8 +481,9 @@ TEST_F(emu_sync_check, host_overwriting_results_and_kernel_chains_are_not_warned
 std::string vadd_metadata_xclbin(const std::string& name, const char* source) {
   return pack_xclbin(
       name,
-      fpyga::test::vadd_json(R"([{"tag": "bank0", "type": "ddr4", "used": true, "base_address": 0, "size_bytes": 1048576}])",
-                             R"([{"name": "vadd_1", "base_address": 0}])"),
+      fpyga::test::vadd_json(
+          R"([{"tag": "bank0", "type": "ddr4", "used": true, "base_address": 0, "size_bytes": 1048576}])",
+          R"([{"name": "vadd_1", "base_address": 0}])"),
       compile_so(name, source));
 }
 
@@ -539,7 +540,8 @@ extern "C" void vsub(const unsigned int* in1, const unsigned int* in2, unsigned 
 }
 
 TEST(emu_load, an_f1_image_is_refused_without_unloading) {
-  FPYGA_REQUIRE_FILE(aws, fpyga::test::shared_xclbin_dir() / "aws_vector_addition_2018_3.awsxclbin");
+  FPYGA_REQUIRE_FILE(aws,
+                     fpyga::test::shared_xclbin_dir() / "aws_vector_addition_2018_3.awsxclbin");
   auto dev = fpyga::device::open("emu");
   fpyga::overlay ov(dev, small_vadd_xclbin());
   auto k = ov.kernel("vadd");

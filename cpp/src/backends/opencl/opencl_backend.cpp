@@ -36,7 +36,6 @@ struct xilinx_mem_ext_ptr {
 constexpr cl_mem_flags mem_ext_ptr_xilinx = cl_mem_flags(1u) << 31;
 constexpr unsigned int mem_topology_flag = 1u << 31;
 
-
 template <class T>
 void prune(std::vector<std::weak_ptr<T>>& v) {
   std::erase_if(v, [](const std::weak_ptr<T>& w) { return w.expired(); });

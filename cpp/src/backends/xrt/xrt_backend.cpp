@@ -125,12 +125,14 @@ void xrt_buffer::check_usable(const char* what) const {
 // The core has checked the buffer is neither freed nor of an unloaded program; the backend's own
 // check runs only when the XRT object is gone (then it says why).
 void xrt_buffer::sync_to_device(std::size_t bytes, std::size_t offset) {
-  if (!bo_) [[unlikely]] check_usable("sync_to_device");
+  if (!bo_) [[unlikely]]
+    check_usable("sync_to_device");
   FPYGA_XRT_CALL("xrt::bo::sync(to device)", bo_.sync(XCL_BO_SYNC_BO_TO_DEVICE, bytes, offset));
 }
 
 void xrt_buffer::sync_from_device(std::size_t bytes, std::size_t offset) {
-  if (!bo_) [[unlikely]] check_usable("sync_from_device");
+  if (!bo_) [[unlikely]]
+    check_usable("sync_from_device");
   FPYGA_XRT_CALL("xrt::bo::sync(from device)",
                  bo_.sync(XCL_BO_SYNC_BO_FROM_DEVICE, bytes, offset));
 }
@@ -202,7 +204,8 @@ xrt_kernel::xrt_kernel(std::shared_ptr<xrt_program> prog, const kernel_info& k,
   info = k;
   cus = std::move(units);
   for (const auto& a : info.args)
-    layout_.push_back({a.kind, static_cast<std::uint8_t>(a.size ? std::min<std::uint64_t>(a.size, 8) : 4)});
+    layout_.push_back(
+        {a.kind, static_cast<std::uint8_t>(a.size ? std::min<std::uint64_t>(a.size, 8) : 4)});
 }
 
 std::string xrt_kernel::xrt_name(std::uint64_t cu_mask) const {
@@ -287,12 +290,14 @@ void xrt_kernel::set_arg(run_slot& slot, std::size_t i, const bound_arg& v) {
   auto& cached = slot.args[i];
   cached.forget();  // until XRT has taken the new value
   switch (layout_[i].kind) {
-    case arg_kind::stream: return;  // streams are wired in the bitstream, not set
+    case arg_kind::stream:
+      return;  // streams are wired in the bitstream, not set
     case arg_kind::global: {
       // The core checked the buffer belongs to this program, hence to this backend.
       auto* b = static_cast<xrt_buffer*>(v.buffer);
       if (!b || !b->bo())
-        throw error("xrt: kernel '" + info.name + "' argument '" + a.name + "': the buffer was freed");
+        throw error("xrt: kernel '" + info.name + "' argument '" + a.name +
+                    "': the buffer was freed");
       if (v.offset == 0) {
         slot.sub_buffers[i] = xrt::bo();
         FPYGA_XRT_CALL("xrt::run::set_arg(" + a.name + ")", slot.run.set_arg(index, b->bo()));
@@ -308,9 +313,9 @@ void xrt_kernel::set_arg(run_slot& slot, std::size_t i, const bound_arg& v) {
     }
     default:
       if (!v.wide.empty()) {  // wider than 64 bits: set every time, never cached
-        FPYGA_XRT_CALL("xrt::run::set_arg(" + a.name + ")",
-                       slot.run.set_arg(index, static_cast<const void*>(v.wide.data()),
-                                        v.wide.size()));
+        FPYGA_XRT_CALL(
+            "xrt::run::set_arg(" + a.name + ")",
+            slot.run.set_arg(index, static_cast<const void*>(v.wide.data()), v.wide.size()));
         return;
       }
       // XRT copies exactly the bytes given over the register image: the argument's size.
@@ -320,7 +325,6 @@ void xrt_kernel::set_arg(run_slot& slot, std::size_t i, const bound_arg& v) {
       cached = {v.bits, 0};
   }
 }
-
 
 void xrt_kernel::reset_fast() {
   while (!claim_fast()) std::this_thread::yield();
