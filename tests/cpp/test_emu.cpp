@@ -350,6 +350,51 @@ TEST(emu_registers, args_by_register_and_ap_start_run_the_kernel) {
   EXPECT_EQ(c.as<unsigned>()[2], 7u);
 }
 
+TEST(emu_registers, auto_restart_reruns_the_kernel_until_the_host_clears_it) {
+  const auto path = pack_xclbin("tick", R"({"mode": "sw_emu", "platform": "test",
+    "kernels": [{"name": "tick", "language": "c++",
+      "args": [{"name": "count", "type": "unsigned int*", "kind": "global", "offset": 16, "size": 8}],
+      "instances": [{"name": "tick_1", "base_address": 0}]}]})",
+                                compile_so("tick", R"(
+extern "C" void tick(unsigned int* count) { count[0] += 1; }
+)"));
+  auto dev = fpyga::device::open("emu");
+  fpyga::overlay ov(dev, path);
+  auto k = ov.kernel("tick_1");
+  fpyga::buffer c(dev, 64);
+  c.sync_to_device();
+  const std::uint64_t addr = c.device_address();
+  k.write_register(0x10, static_cast<std::uint32_t>(addr));
+  k.write_register(0x14, static_cast<std::uint32_t>(addr >> 32));
+  k.write_register(0x0, 0x81);  // ap_start | auto_restart
+  // ap_done is sticky until read: each time the host sees it, at least one more pass ended.
+  int seen = 0;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  while (seen < 3 && std::chrono::steady_clock::now() < deadline) {
+    const std::uint32_t ctrl = k.read_register(0x0);
+    EXPECT_EQ(ctrl & 0x5u, 0x1u) << "while restarting: ap_start high, ap_idle low";
+    if (ctrl & 0x2u) ++seen;
+  }
+  ASSERT_EQ(seen, 3) << "the kernel did not restart by itself";
+  // The xclbin cannot be replaced under a running kernel.
+  EXPECT_THROW(fpyga::overlay(dev, small_vadd_xclbin()), fpyga::error);
+  k.write_register(0x0, 0x0);  // clear auto_restart: the current pass is the last
+  std::uint32_t ctrl = 0;
+  while (!(ctrl & 0x4u) && std::chrono::steady_clock::now() < deadline) ctrl = k.read_register(0x0);
+  ASSERT_TRUE(ctrl & 0x4u) << "the kernel did not stop after auto_restart was cleared";
+  EXPECT_EQ(ctrl & 0x81u, 0u);
+  c.sync_from_device();
+  const unsigned passes = c.as<unsigned>()[0];
+  EXPECT_GE(passes, 3u);
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  c.sync_from_device();
+  EXPECT_EQ(c.as<unsigned>()[0], passes) << "the kernel ran after it went idle";
+  // A plain ap_start runs it exactly once more.
+  k.write_register(0x0, 0x1);
+  c.sync_from_device();
+  EXPECT_EQ(c.as<unsigned>()[0], passes + 1);
+}
+
 TEST(emu_registers, call_arguments_show_in_the_register_map) {
   auto dev = fpyga::device::open("emu");
   fpyga::overlay ov(dev, small_vadd_xclbin());

@@ -152,6 +152,31 @@ def test_register_driven_run(vadd):
     assert list(c) == [30] * 4
 
 
+def test_register_driven_auto_restart(vadd):
+    # AUTO_RESTART makes the kernel rerun by itself until the host clears it; AP_DONE is sticky
+    # until read, so each time it reads 1, at least one more pass has ended.
+    a, b, c = buffers(vadd, 4, 1, 2, 0)
+    rm = vadd.vadd_1.register_map
+    rm.in1 = a.device_address
+    rm.in2 = b.device_address
+    rm.out_r = c.device_address
+    rm.size = 4
+    rm.CTRL.AUTO_RESTART = 1
+    rm.CTRL.AP_START = 1
+    seen, deadline = 0, time.monotonic() + 20
+    while seen < 3 and time.monotonic() < deadline:
+        ctrl = int(rm.CTRL)
+        assert ctrl & 0x5 == 0x1, f"CTRL {ctrl:#x} while restarting"
+        seen += bool(ctrl & 0x2)
+    assert seen == 3
+    rm.CTRL.AUTO_RESTART = 0
+    while not rm.CTRL.AP_IDLE and time.monotonic() < deadline:
+        pass
+    assert rm.CTRL.AP_IDLE == 1 and rm.CTRL.AP_START == 0
+    c.sync_from_device()
+    assert list(c) == [3] * 4
+
+
 def test_argument_errors_name_the_argument(vadd):
     a, b, c = buffers(vadd, 4, 1, 1, 0)
     k = vadd.vadd_1

@@ -80,8 +80,9 @@ class emu_cu {
   ~emu_cu();
   void stop_worker();
 
-  /// Runs the kernel on the calling thread (the caller holds no lock).
-  void execute(std::span<const bound_arg> args);
+  /// Runs the kernel on the calling thread (the caller holds no lock). `restarting`: one pass
+  /// of an auto-restart loop (ap_start stays set and ap_idle clear between passes).
+  void execute(std::span<const bound_arg> args, bool restarting = false);
   void enqueue(std::shared_ptr<emu_run> r);
 
   std::uint32_t read_register(std::uint32_t offset);
@@ -96,7 +97,11 @@ class emu_cu {
 
  private:
   void worker_loop();
-  void start_from_registers();
+  void start_from_registers(bool restarting = false);
+  /// ap_start with auto_restart: rerun the kernel from the registers until the host clears
+  /// auto_restart (or the xclbin is unloaded), on a thread of its own.
+  void start_auto_restart();
+  void auto_restart_loop();
 
   std::mutex exec_;  ///< one kernel execution at a time on a CU
   std::mutex regs_mutex_;
@@ -106,6 +111,10 @@ class emu_cu {
   std::deque<std::shared_ptr<emu_run>> queue_;
   bool stopping_ = false;
   std::thread worker_;
+  std::mutex restart_mutex_;  ///< guards restart_thread_
+  std::thread restart_thread_;
+  std::atomic<bool> restarting_{false};  ///< the auto-restart loop is running
+  std::atomic<bool> stop_restart_{false};
 };
 
 /// A run started with start(): owns a copy of its arguments.

@@ -59,9 +59,13 @@ void emu_cu::stop_worker() {
   }
   queue_cv_.notify_all();
   if (worker_.joinable() && worker_.get_id() != std::this_thread::get_id()) worker_.join();
+  stop_restart_ = true;
+  std::lock_guard lock(restart_mutex_);
+  if (restart_thread_.joinable() && restart_thread_.get_id() != std::this_thread::get_id())
+    restart_thread_.join();
 }
 
-void emu_cu::execute(std::span<const bound_arg> args) {
+void emu_cu::execute(std::span<const bound_arg> args, bool restarting) {
   std::lock_guard exec(exec_);
   const std::size_t n = k.types.size();
   if (prog.check_sync) sync_check::before_kernel(*this, args);
@@ -102,7 +106,8 @@ void emu_cu::execute(std::span<const bound_arg> args) {
         std::memcpy(bytes + a.offset, &args[i].bits, std::min<std::size_t>(room, 8));
       }
     }
-    regs_[0] = (regs_[0] & auto_restart) | ap_start;
+    // ap_done and ap_ready stay set until the host reads them (clear-on-read), across runs.
+    regs_[0] = (regs_[0] & (auto_restart | ap_done | ap_ready)) | ap_start;
   }
 
   std::size_t used = 0;
@@ -134,7 +139,7 @@ void emu_cu::execute(std::span<const bound_arg> args) {
 
   {
     std::lock_guard lock(regs_mutex_);
-    regs_[0] = (regs_[0] & auto_restart) | ap_done | ap_idle | ap_ready;
+    regs_[0] = (regs_[0] & auto_restart) | ap_done | ap_ready | (restarting ? ap_start : ap_idle);
   }
   if (prog.check_sync) sync_check::after_kernel(*this, args);
 }
@@ -208,12 +213,53 @@ void emu_cu::write_register(std::uint32_t offset, std::uint32_t value) {
     std::lock_guard lock(regs_mutex_);
     regs_[0] = (regs_[0] & ~(auto_restart | ap_continue)) | (value & (auto_restart | ap_continue));
   }
-  if (value & ap_start) start_from_registers();
+  if (!(value & ap_start)) return;
+  if (restarting_) return;  // already running: ap_start is high until the loop stops
+  if (value & auto_restart)
+    start_auto_restart();
+  else
+    start_from_registers();
+}
+
+void emu_cu::start_auto_restart() {
+  std::lock_guard lock(restart_mutex_);
+  if (restarting_ || stop_restart_) return;
+  if (restart_thread_.joinable()) restart_thread_.join();  // a loop that has ended
+  {
+    std::lock_guard regs(regs_mutex_);
+    regs_[0] = (regs_[0] & ~ap_idle) | ap_start;
+  }
+  // A kernel that restarts by itself is a run in flight: the xclbin cannot be replaced under it.
+  restarting_ = true;
+  prog.in_flight.fetch_add(1);
+  pending.fetch_add(1);
+  restart_thread_ = std::thread([this] { auto_restart_loop(); });
+}
+
+void emu_cu::auto_restart_loop() {
+  try {
+    while (!stop_restart_) {
+      start_from_registers(true);
+      std::lock_guard lock(regs_mutex_);
+      if (!(regs_[0] & auto_restart)) break;
+    }
+  } catch (const std::exception& e) {
+    // No host call is waiting to receive this: say it, and stop as a card's kernel would hang.
+    warn("emu: compute unit '" + name + "' of kernel '" + k.info->name +
+         "' stopped auto-restarting: " + e.what());
+  }
+  pending.fetch_sub(1);
+  prog.in_flight.fetch_sub(1);
+  // Accept a new ap_start before showing ap_idle, so a host that waits for idle never has its
+  // start ignored (a new loop joins this thread before it touches the registers).
+  restarting_ = false;
+  std::lock_guard lock(regs_mutex_);
+  regs_[0] = (regs_[0] & ~ap_start) | ap_idle;
 }
 
 /// ap_start written by the host: read the arguments from the registers, as the hardware does,
 /// and run the kernel to completion before returning (the host polls ap_done either way).
-void emu_cu::start_from_registers() {
+void emu_cu::start_from_registers(bool restarting) {
   const std::size_t n = k.types.size();
   std::vector<bound_arg> args(n);
   std::vector<std::vector<std::byte>> wide(n);
@@ -246,7 +292,7 @@ void emu_cu::start_from_registers() {
   }
   pending.fetch_add(1);
   try {
-    execute(args);
+    execute(args, restarting);
   } catch (...) {
     pending.fetch_sub(1);
     throw;
