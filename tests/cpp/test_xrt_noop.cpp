@@ -15,6 +15,7 @@
 #include "backends/xrt/xrt_backend.hpp"
 #include "core_state.hpp"
 #include "fpyga/fpyga.hpp"
+#include "test_emu_util.hpp"
 #include "test_support.hpp"
 
 namespace {
@@ -166,6 +167,60 @@ TEST(XrtNoop, StartAndWait) {
   EXPECT_EQ(word(x2->register_map(), k.args()[3].offset), 12u);
   EXPECT_EQ(x1->cu_mask(), 1u);
   EXPECT_EQ(ol.state()->program->runs_in_flight(), 0u);
+}
+
+// An emu kernel that holds until the host raises *flag (synced while it runs), so a run can be
+// kept in flight on purpose; a 30 s cap turns a broken emulator into a failure, not a hang.
+std::string hold_xclbin() {
+  static const std::string path = fpyga::test::pack_xclbin("hold", R"({"mode": "sw_emu", "platform": "test",
+    "kernels": [{"name": "hold", "language": "c++",
+      "args": [{"name": "flag", "type": "int const *", "kind": "global", "offset": 16, "size": 8}],
+      "instances": [{"name": "hold_1", "base_address": 0}]}]})",
+                                                            fpyga::test::compile_so("hold", R"(
+#include <chrono>
+extern "C" void hold(const int* flag) {
+  const auto end = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (!__atomic_load_n(flag, __ATOMIC_ACQUIRE) && std::chrono::steady_clock::now() < end) {}
+}
+)"));
+  return path;
+}
+
+TEST(XrtNoop, StartWithWaitforReturnsAtOnceAndStartsLater) {
+  FPYGA_REQUIRE_FILE(path, aws_xclbin());
+  auto emu = fpyga::device::open("emu");
+  fpyga::overlay eo(emu, hold_xclbin());
+  fpyga::buffer flag(emu, 4);
+  flag.as<int>()[0] = 0;
+  flag.sync_to_device();
+  auto held = eo.kernel("hold").start(flag);
+
+  auto dev = fpyga::device::open("xrt:0");
+  fpyga::overlay ol(dev, path.string());
+  auto k = ol.kernel("vector_add");
+  fpyga::buffer c(k, 0, 4096), a(k, 1, 4096), b(k, 2, 4096);
+  // XRT 2.13 has no run dependencies; fpyga's launcher starts the run once `held` completes,
+  // and start() returns at once.
+  auto later = k.start_args(std::vector<fpyga::arg_value>{c, a, b, 21}, std::vector{held});
+  EXPECT_EQ(later.state(), fpyga::run_state::queued);
+  EXPECT_EQ(later.wait(std::chrono::milliseconds(20)), fpyga::run_state::queued);
+  EXPECT_EQ(ol.state()->program->runs_in_flight(), 1u);
+  // While it waits: the xclbin stays, and a plain call still runs on another run of the kernel.
+  EXPECT_THROW(fpyga::overlay(dev, path.string()), fpyga::error);
+  k.call(c, a, b, 22);
+  EXPECT_EQ(later.state(), fpyga::run_state::queued);
+
+  flag.as<int>()[0] = 1;
+  flag.sync_to_device();
+  held.wait();
+  later.wait();
+  EXPECT_EQ(later.state(), fpyga::run_state::completed);
+  auto* x = dynamic_cast<xrtb::xrt_run*>(later.impl().get());
+  ASSERT_NE(x, nullptr);
+  EXPECT_EQ(word(x->register_map(), k.args()[3].offset), 21u) << "the arguments given at start()";
+  EXPECT_EQ(ol.state()->program->runs_in_flight(), 0u);
+  fpyga::overlay again(dev, path.string());  // now it may be replaced
+  EXPECT_FALSE(ol.loaded());
 }
 
 TEST(XrtNoop, RegisterAccessFailsClearlyAndLeavesTheKernelUsable) {

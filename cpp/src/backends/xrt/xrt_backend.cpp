@@ -148,17 +148,132 @@ void xrt_buffer::release_device() { bo_ = xrt::bo(); }
 // ---------------------------------------------------------------------------------------------
 // Runs
 
-xrt_run::xrt_run(std::shared_ptr<xrt_kernel> kernel, std::shared_ptr<run_slot> slot)
-    : kernel_(std::move(kernel)), slot_(std::move(slot)) {}
+// ---------------------------------------------------------------------------------------------
+// Deferred starts
+
+void deferred_start::finish(phase p, std::string why) {
+  {
+    std::lock_guard lock(mutex_);
+    error = std::move(why);
+    state.store(p, std::memory_order_release);
+  }
+  cv_.notify_all();
+}
+
+deferred_start::phase deferred_start::wait(std::optional<std::chrono::nanoseconds> timeout) {
+  const auto left = [this] { return state.load(std::memory_order_acquire) != phase::waiting; };
+  if (!left()) {
+    std::unique_lock lock(mutex_);
+    if (timeout)
+      cv_.wait_for(lock, *timeout, left);
+    else
+      cv_.wait(lock, left);
+  }
+  return state.load(std::memory_order_acquire);
+}
+
+std::shared_ptr<launcher> launcher::create() {
+  auto l = std::make_shared<launcher>();
+  l->self_ = l;
+  return l;
+}
+
+void launcher::submit(job j) {
+  {
+    std::lock_guard lock(mutex_);
+    if (stop_) throw error("xrt: the xclbin is being unloaded; the run was not started");
+    pending_.fetch_add(1);
+    queue_.push_back(std::move(j));
+    if (!thread_.joinable()) thread_ = std::thread(loop, self_.lock());
+  }
+  cv_.notify_one();
+}
+
+void launcher::loop(std::shared_ptr<launcher> self) {
+  for (;;) {
+    job j;
+    {
+      std::unique_lock lock(self->mutex_);
+      self->cv_.wait(lock, [&] { return self->stop_ || !self->queue_.empty(); });
+      if (self->queue_.empty()) return;
+      j = std::move(self->queue_.front());
+      self->queue_.pop_front();
+    }
+    // In submission order: a run waits only for runs started before it, so none of them is
+    // queued behind it here.
+    std::string why;
+    for (const auto& w : j.waitfor)
+      if (w && w->wait(std::nullopt) == run_state::error && why.empty())
+        why = "a run it was to wait for failed" +
+              (w->error_message.empty() ? std::string() : ": " + w->error_message);
+    if (why.empty()) {
+      try {
+        j.run.start();
+      } catch (const std::exception& e) {
+        why = std::string("xrt::run::start: ") + e.what();
+      }
+    }
+    // No longer pending once started (XRT counts it in flight from here) or failed; only then
+    // may a waiter see it, so nobody finds it both finished and still pending.
+    self->pending_.fetch_sub(1);
+    j.start->finish(why.empty() ? deferred_start::phase::started : deferred_start::phase::failed,
+                    std::move(why));
+    // `j` goes here. If that ends the program, its destructor detaches this thread, which
+    // then leaves at the next look at stop_.
+  }
+}
+
+void launcher::shutdown() {
+  {
+    std::lock_guard lock(mutex_);
+    stop_ = true;
+    for (auto& j : queue_) {
+      j.start->finish(deferred_start::phase::failed,
+                      "its xclbin was unloaded before the runs it waited for completed");
+      pending_.fetch_sub(1);
+    }
+    queue_.clear();
+  }
+  cv_.notify_all();
+  if (!thread_.joinable()) return;
+  if (thread_.get_id() == std::this_thread::get_id())
+    thread_.detach();
+  else
+    thread_.join();
+}
+
+// ---------------------------------------------------------------------------------------------
+
+xrt_run::xrt_run(std::shared_ptr<xrt_kernel> kernel, std::shared_ptr<run_slot> slot,
+                 std::shared_ptr<deferred_start> deferred)
+    : kernel_(std::move(kernel)), slot_(std::move(slot)), deferred_(std::move(deferred)) {}
 
 xrt_run::~xrt_run() { kernel_->give_back(slot_, 0); }
 
 run_state xrt_run::state() const {
+  if (deferred_) {
+    const auto p = deferred_->state.load(std::memory_order_acquire);
+    if (p == deferred_start::phase::waiting) return run_state::queued;
+    if (p == deferred_start::phase::failed) return run_state::error;
+  }
   if (!slot_->run) return run_state::completed;  // dropped with its program, after it finished
   return to_run_state(FPYGA_XRT_CALL("xrt::run::state", slot_->run.state()));
 }
 
 run_state xrt_run::wait(std::optional<std::chrono::nanoseconds> timeout) {
+  if (deferred_) {
+    const auto begin = std::chrono::steady_clock::now();
+    const auto p = deferred_->wait(timeout);
+    if (p == deferred_start::phase::waiting) return run_state::queued;
+    if (p == deferred_start::phase::failed) {
+      error_message = deferred_->error;
+      return run_state::error;
+    }
+    if (timeout) {  // what is left of it for XRT's wait
+      const auto spent = std::chrono::steady_clock::now() - begin;
+      timeout = spent >= *timeout ? std::chrono::nanoseconds(0) : *timeout - spent;
+    }
+  }
   if (!slot_->run) return run_state::completed;
   ert_cmd_state s;
   if (!timeout) {
@@ -238,7 +353,8 @@ std::shared_ptr<run_slot> xrt_kernel::acquire(std::uint64_t cu_mask) {
   }
   for (auto& s : pm.slots) {
     if (s->busy) continue;
-    // A run handed back before it finished must not be restarted yet.
+    // A run handed back before it finished, or before it was even started, must wait.
+    if (s->deferred && s->deferred->state.load() == deferred_start::phase::waiting) continue;
     if (in_flight_state(s->run.state())) continue;
     s->busy = true;
     return s;
@@ -403,15 +519,26 @@ std::shared_ptr<run_impl> xrt_kernel::start(std::span<const bound_arg> args,
                                             std::uint64_t cu_mask,
                                             std::span<const std::shared_ptr<run_impl>> waitfor) {
   check_usable("start");
-  // XRT 2.13's native API has no run dependencies: honour `waitfor` by waiting here.
+  // XRT 2.13's native API has no run dependencies: a run that must wait for others is started by
+  // the program's launcher thread once they have completed, and this returns at once.
+  bool ready = true;
   for (const auto& w : waitfor)
-    if (w) w->wait(std::nullopt);
+    if (w && w->state() != run_state::completed) ready = false;
   auto slot = acquire(cu_mask);
+  std::shared_ptr<deferred_start> later;
   try {
     bind(*slot, args);
-    FPYGA_XRT_CALL("xrt::run::start(" + info.name + ")", slot->run.start());
+    if (ready) {
+      slot->deferred.reset();
+      FPYGA_XRT_CALL("xrt::run::start(" + info.name + ")", slot->run.start());
+    } else {
+      later = std::make_shared<deferred_start>();
+      slot->deferred = later;
+      program_->launch_later({slot->run, {waitfor.begin(), waitfor.end()}, later});
+    }
   } catch (...) {
     for (auto& c : slot->args) c.forget();
+    slot->deferred.reset();
     give_back(slot, cu_mask);
     throw;
   }
@@ -422,7 +549,7 @@ std::shared_ptr<run_impl> xrt_kernel::start(std::span<const bound_arg> args,
     prune(started_);
     started_.push_back(slot);
   }
-  return std::make_shared<xrt_run>(shared_from_this(), std::move(slot));
+  return std::make_shared<xrt_run>(shared_from_this(), std::move(slot), std::move(later));
 }
 
 std::size_t xrt_kernel::in_flight() const {
@@ -560,7 +687,7 @@ std::shared_ptr<kernel_impl> xrt_program::open_kernel(const kernel_info& kernel,
 
 std::size_t xrt_program::runs_in_flight() const {
   std::lock_guard lock(mutex_);
-  std::size_t n = 0;
+  std::size_t n = launcher_ ? launcher_->pending() : 0;
   for (const auto& w : kernels_)
     if (auto k = w.lock()) n += k->in_flight();
   return n;
@@ -585,7 +712,27 @@ void xrt_program::release_exclusive_contexts() {
   exclusive_open.store(0);
 }
 
+void xrt_program::launch_later(launcher::job j) {
+  std::shared_ptr<launcher> l;
+  {
+    std::lock_guard lock(mutex_);
+    if (!launcher_) launcher_ = launcher::create();
+    l = launcher_;
+  }
+  l->submit(std::move(j));
+}
+
+xrt_program::~xrt_program() {
+  if (launcher_) launcher_->shutdown();
+}
+
 void xrt_program::release() {
+  std::shared_ptr<launcher> l;
+  {
+    std::lock_guard lock(mutex_);
+    l = launcher_;
+  }
+  if (l) l->shutdown();  // nothing is queued: the core refuses to unload with runs in flight
   std::lock_guard lock(mutex_);
   if (released) return;
   released = true;

@@ -8,12 +8,15 @@
 #include <xrt/xrt_kernel.h>
 
 #include <atomic>
+#include <condition_variable>
 #include <cstdint>
+#include <deque>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "backends/backend.hpp"
@@ -48,6 +51,48 @@ class xrt_buffer final : public buffer_impl {
   xrt::bo bo_;
 };
 
+/// A start that waits for other runs. XRT 2.13's native API has no run dependencies, so the
+/// program's launcher thread starts the run once they have completed; the caller returns at once.
+struct deferred_start {
+  enum class phase : std::uint8_t { waiting, started, failed };
+  std::atomic<phase> state{phase::waiting};
+  std::string error;  ///< why it failed (written before `state` becomes failed)
+  void finish(phase p, std::string why = {});
+  /// Blocks until the run has left `waiting`, at most `timeout`; returns the phase then.
+  phase wait(std::optional<std::chrono::nanoseconds> timeout);
+
+ private:
+  std::mutex mutex_;
+  std::condition_variable cv_;
+};
+
+/// The thread that starts deferred runs, one per program, created at the first one. It holds
+/// only what its jobs need (never the program), so a program may end while it runs.
+class launcher {
+ public:
+  struct job {
+    xrt::run run;  ///< arguments already set
+    std::vector<std::shared_ptr<run_impl>> waitfor;
+    std::shared_ptr<deferred_start> start;
+  };
+  static std::shared_ptr<launcher> create();
+  void submit(job j);
+  /// Jobs queued or being waited on: they count as runs in flight.
+  std::size_t pending() const { return pending_.load(); }
+  /// Fails the jobs still queued, then joins the thread (detaches it if called on it).
+  void shutdown();
+
+ private:
+  static void loop(std::shared_ptr<launcher> self);
+  std::weak_ptr<launcher> self_;
+  std::mutex mutex_;
+  std::condition_variable cv_;
+  std::deque<job> queue_;
+  bool stop_ = false;
+  std::atomic<std::size_t> pending_{0};
+  std::thread thread_;
+};
+
 /// One reusable xrt::run with the arguments last set on it, so a call sets only what changed.
 struct run_slot {
   xrt::run run;
@@ -62,6 +107,8 @@ struct run_slot {
   std::vector<cached_arg> args;
   std::vector<xrt::bo> sub_buffers;  ///< sub-bos for buffer arguments at an offset
   bool busy = false;
+  /// Set while a deferred start of this run waits: the slot is not reused before it launches.
+  std::shared_ptr<deferred_start> deferred;
 };
 
 class xrt_kernel;
@@ -69,7 +116,8 @@ class xrt_kernel;
 /// A started execution on one run slot; hands the slot back when destroyed.
 class xrt_run final : public run_impl {
  public:
-  xrt_run(std::shared_ptr<xrt_kernel> kernel, std::shared_ptr<run_slot> slot);
+  xrt_run(std::shared_ptr<xrt_kernel> kernel, std::shared_ptr<run_slot> slot,
+          std::shared_ptr<deferred_start> deferred = nullptr);
   ~xrt_run() override;
   run_state state() const override;
   run_state wait(std::optional<std::chrono::nanoseconds> timeout) override;
@@ -83,6 +131,7 @@ class xrt_run final : public run_impl {
  private:
   std::shared_ptr<xrt_kernel> kernel_;
   std::shared_ptr<run_slot> slot_;
+  std::shared_ptr<deferred_start> deferred_;
 };
 
 /// A kernel over a set of compute units, as xrt::kernel objects (one per CU subset asked for).
@@ -161,6 +210,9 @@ class xrt_program final : public program_impl {
                                            std::vector<compute_unit> cus) override;
   std::size_t runs_in_flight() const override;
   void release() override;
+  ~xrt_program() override;
+  /// Starts `j.run` once every run in `j.waitfor` has completed, on the launcher thread.
+  void launch_later(launcher::job j);
 
   xrt_device& xdev() const;
   /// "<xclbin path>" for messages.
@@ -178,6 +230,7 @@ class xrt_program final : public program_impl {
   mutable std::mutex mutex_;
   std::vector<std::weak_ptr<xrt_kernel>> kernels_;
   std::vector<std::weak_ptr<xrt_buffer>> buffers_;
+  std::shared_ptr<launcher> launcher_;
 };
 
 /// One XRT device (a card, or the noop shim's device).
