@@ -182,9 +182,9 @@ void launcher::submit(job j) {
   {
     std::lock_guard lock(mutex_);
     if (stop_) throw error("xrt: the xclbin is being unloaded; the run was not started");
+    if (!thread_.joinable()) thread_ = std::thread(loop, self_.lock());  // may throw: nothing queued
     pending_.fetch_add(1);
     queue_.push_back(std::move(j));
-    if (!thread_.joinable()) thread_ = std::thread(loop, self_.lock());
   }
   cv_.notify_one();
 }
