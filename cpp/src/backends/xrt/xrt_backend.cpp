@@ -146,9 +146,6 @@ void xrt_buffer::release_device() { bo_ = xrt::bo(); }
 
 
 // ---------------------------------------------------------------------------------------------
-// Runs
-
-// ---------------------------------------------------------------------------------------------
 // Deferred starts
 
 void deferred_start::finish(phase p, std::string why) {
@@ -243,6 +240,7 @@ void launcher::shutdown() {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Runs
 
 xrt_run::xrt_run(std::shared_ptr<xrt_kernel> kernel, std::shared_ptr<run_slot> slot,
                  std::shared_ptr<deferred_start> deferred)
