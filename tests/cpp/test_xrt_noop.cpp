@@ -5,9 +5,9 @@
 // noop shim computes nothing, so no test looks at results.
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <cstdlib>
 #include <filesystem>
-#include <atomic>
 #include <string>
 #include <thread>
 #include <vector>
@@ -172,11 +172,12 @@ TEST(XrtNoop, StartAndWait) {
 // An emu kernel that holds until the host raises *flag (synced while it runs), so a run can be
 // kept in flight on purpose; a 30 s cap turns a broken emulator into a failure, not a hang.
 std::string hold_xclbin() {
-  static const std::string path = fpyga::test::pack_xclbin("hold", R"({"mode": "sw_emu", "platform": "test",
+  static const std::string path =
+      fpyga::test::pack_xclbin("hold", R"({"mode": "sw_emu", "platform": "test",
     "kernels": [{"name": "hold", "language": "c++",
       "args": [{"name": "flag", "type": "int const *", "kind": "global", "offset": 16, "size": 8}],
       "instances": [{"name": "hold_1", "base_address": 0}]}]})",
-                                                            fpyga::test::compile_so("hold", R"(
+                               fpyga::test::compile_so("hold", R"(
 #include <chrono>
 extern "C" void hold(const int* flag) {
   const auto end = std::chrono::steady_clock::now() + std::chrono::seconds(30);

@@ -144,7 +144,6 @@ std::uint64_t xrt_buffer::device_address() const {
 
 void xrt_buffer::release_device() { bo_ = xrt::bo(); }
 
-
 // ---------------------------------------------------------------------------------------------
 // Deferred starts
 
@@ -179,7 +178,8 @@ void launcher::submit(job j) {
   {
     std::lock_guard lock(mutex_);
     if (stop_) throw error("xrt: the xclbin is being unloaded; the run was not started");
-    if (!thread_.joinable()) thread_ = std::thread(loop, self_.lock());  // may throw: nothing queued
+    if (!thread_.joinable())
+      thread_ = std::thread(loop, self_.lock());  // may throw: nothing queued
     pending_.fetch_add(1);
     queue_.push_back(std::move(j));
   }
