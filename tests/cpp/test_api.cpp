@@ -180,17 +180,7 @@ TEST(api_overlay, loading_replaces_and_release_unloads) {
 
 TEST(api_overlay, release_is_refused_while_runs_are_in_flight) {
   auto dev = fpyga::device::open("emu");
-  const auto path = fpyga::test::pack_xclbin(
-      "hold", R"({"mode": "sw_emu", "platform": "test", "kernels": [{"name": "hold", "language": "c++",
-      "args": [{"name": "flag", "type": "int const *", "kind": "global", "offset": 16, "size": 8}],
-      "instances": [{"name": "hold_1", "base_address": 0}]}]})",
-      fpyga::test::compile_so("hold", R"(
-#include <chrono>
-extern "C" void hold(const int* flag) {
-  const auto end = std::chrono::steady_clock::now() + std::chrono::seconds(30);
-  while (!__atomic_load_n(flag, __ATOMIC_ACQUIRE) && std::chrono::steady_clock::now() < end) {}
-}
-)"));
+  const auto path = fpyga::test::hold_xclbin();
   fpyga::overlay ov(dev, path);
   fpyga::buffer flag(dev, 4);
   auto r = ov.kernel("hold").start(flag);

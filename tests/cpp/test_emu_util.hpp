@@ -157,4 +157,21 @@ inline std::string two_cu_vadd_xclbin() {
   return path;
 }
 
+/// `hold(flag)`: an emu kernel that runs until the host raises *flag (synced while it runs), so a
+/// test can keep a run in flight on purpose. A 30 s cap turns a broken emulator into a failure.
+inline std::string hold_xclbin() {
+  static const std::string path = pack_xclbin(
+      "hold", R"({"mode": "sw_emu", "platform": "test", "kernels": [{"name": "hold", "language": "c++",
+      "args": [{"name": "flag", "type": "int const *", "kind": "global", "offset": 16, "size": 8}],
+      "instances": [{"name": "hold_1", "base_address": 0}]}]})",
+      compile_so("hold", R"(
+#include <chrono>
+extern "C" void hold(const int* flag) {
+  const auto end = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (!__atomic_load_n(flag, __ATOMIC_ACQUIRE) && std::chrono::steady_clock::now() < end) {}
+}
+)"));
+  return path;
+}
+
 }  // namespace fpyga::test

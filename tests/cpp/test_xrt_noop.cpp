@@ -169,28 +169,10 @@ TEST(XrtNoop, StartAndWait) {
   EXPECT_EQ(ol.state()->program->runs_in_flight(), 0u);
 }
 
-// An emu kernel that holds until the host raises *flag (synced while it runs), so a run can be
-// kept in flight on purpose; a 30 s cap turns a broken emulator into a failure, not a hang.
-std::string hold_xclbin() {
-  static const std::string path =
-      fpyga::test::pack_xclbin("hold", R"({"mode": "sw_emu", "platform": "test",
-    "kernels": [{"name": "hold", "language": "c++",
-      "args": [{"name": "flag", "type": "int const *", "kind": "global", "offset": 16, "size": 8}],
-      "instances": [{"name": "hold_1", "base_address": 0}]}]})",
-                               fpyga::test::compile_so("hold", R"(
-#include <chrono>
-extern "C" void hold(const int* flag) {
-  const auto end = std::chrono::steady_clock::now() + std::chrono::seconds(30);
-  while (!__atomic_load_n(flag, __ATOMIC_ACQUIRE) && std::chrono::steady_clock::now() < end) {}
-}
-)"));
-  return path;
-}
-
 TEST(XrtNoop, StartWithWaitforReturnsAtOnceAndStartsLater) {
   FPYGA_REQUIRE_FILE(path, aws_xclbin());
   auto emu = fpyga::device::open("emu");
-  fpyga::overlay eo(emu, hold_xclbin());
+  fpyga::overlay eo(emu, fpyga::test::hold_xclbin());
   fpyga::buffer flag(emu, 4);
   flag.as<int>()[0] = 0;
   flag.sync_to_device();

@@ -137,14 +137,20 @@ def test_register_map_read_and_write(vadd):
         rm.nothing
 
 
-def test_register_driven_run(vadd):
-    # PYNQ's low-level flow: write the argument registers, set AP_START, poll AP_DONE/AP_IDLE.
-    a, b, c = buffers(vadd, 4, 10, 20, 0)
+def vadd_registers(vadd, a, b, c, n):
+    """vadd_1's register map with the arguments written into it, as PYNQ's low-level flow does."""
     rm = vadd.vadd_1.register_map
     rm.in1 = a.device_address
     rm.in2 = b.device_address
     rm.out_r = c.device_address
-    rm.size = 4
+    rm.size = n
+    return rm
+
+
+def test_register_driven_run(vadd):
+    # PYNQ's low-level flow: write the argument registers, set AP_START, poll AP_DONE/AP_IDLE.
+    a, b, c = buffers(vadd, 4, 10, 20, 0)
+    rm = vadd_registers(vadd, a, b, c, 4)
     rm.CTRL.AP_START = 1
     while not rm.CTRL.AP_IDLE:
         pass
@@ -156,11 +162,7 @@ def test_register_driven_auto_restart(vadd):
     # AUTO_RESTART makes the kernel rerun by itself until the host clears it; AP_DONE is sticky
     # until read, so each time it reads 1, at least one more pass has ended.
     a, b, c = buffers(vadd, 4, 1, 2, 0)
-    rm = vadd.vadd_1.register_map
-    rm.in1 = a.device_address
-    rm.in2 = b.device_address
-    rm.out_r = c.device_address
-    rm.size = 4
+    rm = vadd_registers(vadd, a, b, c, 4)
     rm.CTRL.AUTO_RESTART = 1
     rm.CTRL.AP_START = 1
     seen, deadline = 0, time.monotonic() + 20
