@@ -39,6 +39,7 @@ class cli : public testing::Test {
  protected:
   void SetUp() override {
 #ifndef FPYGA_CLI_PATH
+    if (fpyga::test::under_ci()) FAIL() << "the fpyga CLI is not part of this build under CI";
     GTEST_SKIP() << "the fpyga CLI is not part of this build (FPYGA_BUILD_TOOLS=OFF)";
 #else
     exe = FPYGA_CLI_PATH;
