@@ -161,6 +161,17 @@ class device_impl : public std::enable_shared_from_this<device_impl> {
 /// overlays): index 0, tag "bank0", used, DDR4, at address 0, of `size_bytes`.
 memory_info default_bank(std::uint64_t size_bytes = 16ull << 30);
 
+/// A backend's `enumerate`: the devices `Discover` finds, found once. Devices keep state (the
+/// loaded program), so every enumeration returns the same objects. Never destroyed: a device and
+/// its program refer to each other, and tearing a runtime's handles, or emu's threads and kernel
+/// libraries, down during static destruction races the rest of the process's teardown.
+/// Reachable from here, they are not leaks.
+template <std::vector<std::shared_ptr<device_impl>> (*Discover)()>
+std::vector<std::shared_ptr<device_impl>> devices_once() {
+  static const auto* devices = new std::vector<std::shared_ptr<device_impl>>(Discover());
+  return *devices;
+}
+
 /// A backend as the registry sees it.
 struct backend_entry {
   std::string name;

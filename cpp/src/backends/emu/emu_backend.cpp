@@ -82,16 +82,12 @@ unsigned emu_device_count() {
   return n;
 }
 
-std::vector<std::shared_ptr<device_impl>> enumerate() {
-  // Devices live for the whole process, as cards do: opening "emu:0" twice gives the same device.
-  // Never destroyed, so no program is torn down (threads joined, .so closed) during static
-  // destruction at exit, when other parts of the process may already be gone.
-  static const auto* devices = [] {
-    auto* v = new std::vector<std::shared_ptr<device_impl>>;
-    for (unsigned i = 0, n = emu_device_count(); i < n; ++i) v->push_back(std::make_shared<emu_device>(i));
-    return v;
-  }();
-  return *devices;
+/// Emulated devices live for the whole process, as cards do (see devices_once).
+std::vector<std::shared_ptr<device_impl>> discover() {
+  std::vector<std::shared_ptr<device_impl>> v;
+  for (unsigned i = 0, n = emu_device_count(); i < n; ++i)
+    v.push_back(std::make_shared<emu_device>(i));
+  return v;
 }
 
 /// Maps a scalar's metadata type to the way the SysV ABI passes it; nullopt when it cannot.
@@ -408,7 +404,7 @@ backend_entry emu_backend() {
   backend_entry e;
   e.name = "emu";
   e.hardware = false;
-  e.enumerate = &emu::enumerate;
+  e.enumerate = &devices_once<emu::discover>;
   return e;
 }
 

@@ -681,16 +681,10 @@ std::vector<std::shared_ptr<device_impl>> discover() {
   return out;
 }
 
-std::vector<std::shared_ptr<device_impl>> enumerate() {
-  // Never destroyed: a device and its loaded program refer to each other, and closing a
-  // runtime's handles during static destruction races the runtime's own teardown. Reachable from
-  // here, they are not leaks.
-  static const auto* devices = new std::vector<std::shared_ptr<device_impl>>(discover());
-  return *devices;
-}
-
 }  // namespace
 
-backend_entry opencl_backend() { return backend_entry{"opencl", false, &enumerate}; }
+backend_entry opencl_backend() {
+  return backend_entry{"opencl", false, &devices_once<discover>};
+}
 
 }  // namespace fpyga::backend

@@ -824,17 +824,10 @@ std::vector<std::shared_ptr<device_impl>> discover() {
   return out;
 }
 
-std::vector<std::shared_ptr<device_impl>> enumerate() {
-  // Devices keep state (the loaded program), so every enumeration returns the same objects.
-  // Never destroyed: a device and its loaded program refer to each other, and closing a
-  // runtime's handles during static destruction races the runtime's own teardown. Reachable from
-  // here, they are not leaks.
-  static const auto* devices = new std::vector<std::shared_ptr<device_impl>>(discover());
-  return *devices;
-}
-
 }  // namespace
 
-backend_entry xrt_backend() { return backend_entry{"xrt", true, &enumerate}; }
+backend_entry xrt_backend() {
+  return backend_entry{"xrt", true, &devices_once<discover>};
+}
 
 }  // namespace fpyga::backend
