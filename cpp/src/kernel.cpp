@@ -169,16 +169,24 @@ void bind_integer(const kernel_state& st, std::size_t i, const arg_plan& p, cons
   }
 }
 
-void bind_float(const kernel_state& st, std::size_t i, const arg_plan& p, const arg_value& v,
-                backend::bound_arg& out) {
-  double x = 0;
+/// A number given for argument i, as a double (floating-point and fixed-point arguments).
+double as_double(const kernel_state& st, std::size_t i, const arg_value& v) {
   switch (v.kind()) {
-    case arg_value::tag::f32: x = v.f32(); break;
-    case arg_value::tag::f64: x = v.f64(); break;
-    case arg_value::tag::sint: x = static_cast<double>(v.sint()); break;
-    case arg_value::tag::uint: x = static_cast<double>(v.uint()); break;
+    case arg_value::tag::f32:
+      return v.f32();
+    case arg_value::tag::f64:
+      return v.f64();
+    case arg_value::tag::sint:
+      return static_cast<double>(v.sint());
+    case arg_value::tag::uint:
+      return static_cast<double>(v.uint());
     default: wrong_kind(st, i, v, "a number");
   }
+}
+
+void bind_float(const kernel_state& st, std::size_t i, const arg_plan& p, const arg_value& v,
+                backend::bound_arg& out) {
+  const double x = as_double(st, i, v);
   if (p.kind == arg_plan::how::f32) {
     if (std::isfinite(x) && std::fabs(x) > std::numeric_limits<float>::max())
       out_of_range(st, i, v, "a float");
@@ -206,15 +214,8 @@ double quantize(double scaled, unsigned q) {
 
 void bind_fixed(const kernel_state& st, std::size_t i, const arg_plan& p, const arg_value& v,
                 backend::bound_arg& out) {
-  double x = 0;
-  switch (v.kind()) {
-    case arg_value::tag::f32: x = v.f32(); break;
-    case arg_value::tag::f64: x = v.f64(); break;
-    case arg_value::tag::sint: x = static_cast<double>(v.sint()); break;
-    case arg_value::tag::uint: x = static_cast<double>(v.uint()); break;
-    case arg_value::tag::bytes: bind_integer(st, i, p, v, out); return;
-    default: wrong_kind(st, i, v, "a number");
-  }
+  if (v.kind() == arg_value::tag::bytes) return bind_integer(st, i, p, v, out);  // raw storage
+  const double x = as_double(st, i, v);
   const double q = quantize(std::ldexp(x, p.frac_bits), p.quantization);
   const double lo = p.is_signed ? -std::ldexp(1.0, static_cast<int>(p.bits) - 1) : 0.0;
   const double hi = p.is_signed ? std::ldexp(1.0, static_cast<int>(p.bits) - 1) - 1
