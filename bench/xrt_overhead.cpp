@@ -104,9 +104,11 @@ int main(int argc, char** argv) {
     // The backend alone (arguments already validated and converted, as the core hands them).
     auto* impl = k.state()->impl.get();
     fpyga::backend::bound_arg bound[4];
-    bound[0].buffer = c.impl().get();
-    bound[1].buffer = a.impl().get();
-    bound[2].buffer = b.impl().get();
+    const fpyga::buffer* bufs[] = {&c, &a, &b};
+    for (int i = 0; i < 3; ++i) {  // as the core hands buffer arguments over
+      bound[i].buffer = bufs[i]->impl().get();
+      bound[i].bits = bufs[i]->impl()->serial;
+    }
     auto backend_call = [&](int i) {
       bound[3].bits = static_cast<std::uint64_t>(i & 1023);
       impl->call(bound, 1);

@@ -105,7 +105,7 @@ inline backend::buffer_impl* fast_range(const std::shared_ptr<backend::buffer_im
 }
 }  // namespace
 
-void buffer::sync_to_device(std::size_t bytes, std::size_t offset) {
+[[gnu::hot]] void buffer::sync_to_device(std::size_t bytes, std::size_t offset) {
   if (auto* b = fast_range(impl_, bytes, offset)) [[likely]] {
     if (bytes) b->sync_to_device(bytes, offset);
     return;
@@ -115,7 +115,7 @@ void buffer::sync_to_device(std::size_t bytes, std::size_t offset) {
   if (n) b.sync_to_device(n, offset);
 }
 
-void buffer::sync_from_device(std::size_t bytes, std::size_t offset) {
+[[gnu::hot]] void buffer::sync_from_device(std::size_t bytes, std::size_t offset) {
   if (auto* b = fast_range(impl_, bytes, offset)) [[likely]] {
     if (bytes) b->sync_from_device(bytes, offset);
     return;

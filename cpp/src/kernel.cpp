@@ -325,9 +325,11 @@ void bind_wide(const kernel_state& st, std::size_t i, const arg_plan& p, const a
 
 /// Validates and converts `args`; returns the mask of CUs whose connectivity fits. Buffers and
 /// in-range integers (nearly every argument of an HLS kernel) are handled inline with direct
-/// branches; everything else, and every failure, goes to out-of-line code.
-std::uint64_t bind(const kernel_state& st, std::span<const arg_value> args, backend::bound_arg* out,
-                   std::byte* scratch) {
+/// branches; everything else, and every failure, goes to out-of-line code. [[gnu::hot]] here and on
+/// the other call and sync paths (buffer.cpp, the xrt backend) puts them side by side in .text.hot,
+/// so one round trip runs through a few adjacent cache lines of fpyga's code.
+[[gnu::hot]] std::uint64_t bind(const kernel_state& st, std::span<const arg_value> args,
+                                backend::bound_arg* out, std::byte* scratch) {
   if (st.program->released) [[unlikely]]
     check_loaded(*st.program, "kernel '" + st.name + "'");
   if (args.size() != st.hot.size()) [[unlikely]] {
@@ -355,9 +357,8 @@ std::uint64_t bind(const kernel_state& st, std::span<const arg_value> args, back
         buffer_arg_error(st, i, v, mask);
       mask = fits;
       std::construct_at(
-          out + i,
-          backend::bound_arg{
-              const_cast<backend::buffer_impl*>(bi), v.buffer_offset(), bi->serial, 0, {}});
+          out + i, backend::bound_arg{
+                       const_cast<backend::buffer_impl*>(bi), v.buffer_offset(), bi->serial, {}});
       continue;
     }
     if (p.kind == arg_plan::how::sint || p.kind == arg_plan::how::uint) {
@@ -365,11 +366,11 @@ std::uint64_t bind(const kernel_state& st, std::span<const arg_value> args, back
         const std::int64_t x = v.sint();
         if (x >= p.lo && (x < 0 || static_cast<std::uint64_t>(x) <= p.hi)) [[likely]] {
           std::construct_at(out + i,
-                            backend::bound_arg{nullptr, 0, 0, static_cast<std::uint64_t>(x), {}});
+                            backend::bound_arg{nullptr, 0, static_cast<std::uint64_t>(x), {}});
           continue;
         }
       } else if (v.kind() == arg_value::tag::uint && v.uint() <= p.hi) [[likely]] {
-        std::construct_at(out + i, backend::bound_arg{nullptr, 0, 0, v.uint(), {}});
+        std::construct_at(out + i, backend::bound_arg{nullptr, 0, v.uint(), {}});
         continue;
       }
     }
@@ -455,7 +456,7 @@ namespace {
 }
 }  // namespace
 
-void kernel::call_args(std::span<const arg_value> args) const {
+[[gnu::hot]] void kernel::call_args(std::span<const arg_value> args) const {
   const auto& st = require(st_);
   if (st.hot.size() > stack_args || st.wide_bytes > stack_scratch) [[unlikely]]
     return call_on_heap(st, args);

@@ -59,7 +59,7 @@ class buffer_impl {
   unsigned memory_index = 0;
   std::shared_ptr<program_impl> program;  ///< the program whose bank holds it
   bool freed = false;
-  /// Names this buffer in backends' argument caches (see bound_arg::serial).
+  /// Names this buffer in backends' argument caches (passed as bound_arg::bits).
   const std::uint64_t serial = next_buffer_serial();
 };
 
@@ -67,9 +67,9 @@ class buffer_impl {
 struct bound_arg {
   buffer_impl* buffer = nullptr;  ///< global args
   std::size_t offset = 0;         ///< byte offset into `buffer`
-  /// Global args: `buffer->serial`, copied so an argument cache compares without a pointer chase.
-  std::uint64_t serial = 0;
-  std::uint64_t bits = 0;         ///< scalars up to 64 bits: the declared type's little-endian storage
+  /// Scalars up to 64 bits: the declared type's little-endian storage. Global args:
+  /// `buffer->serial`, copied so an argument cache compares one word without a pointer chase.
+  std::uint64_t bits = 0;
   std::span<const std::byte> wide;  ///< scalars wider than 64 bits (valid for the call only)
 };
 

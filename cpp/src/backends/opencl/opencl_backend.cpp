@@ -340,7 +340,7 @@ void ocl_kernel::bind(cl::Kernel& k, std::uint64_t cu_mask, std::span<const boun
       if (!b || !b->mem())
         throw error("opencl: kernel '" + info.name + "' argument '" + a.name +
                     "': the buffer was freed");
-      if (cached.set && cached.buffer_serial == v.serial && cached.offset == v.offset) continue;
+      if (cached.set && cached.buffer_serial == v.bits && cached.offset == v.offset) continue;
       cl_mem m = b->mem();
       if (v.offset != 0) {
         cl_buffer_region region{v.offset, b->size - v.offset};
@@ -353,7 +353,7 @@ void ocl_kernel::bind(cl::Kernel& k, std::uint64_t cu_mask, std::span<const boun
       }
       FPYGA_CL_CALL(clSetKernelArg, k(), index, sizeof(cl_mem), &m);
       cached.set = true;
-      cached.buffer_serial = v.serial;
+      cached.buffer_serial = v.bits;
       cached.offset = v.offset;
       continue;
     }

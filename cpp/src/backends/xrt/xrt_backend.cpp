@@ -124,13 +124,13 @@ void xrt_buffer::check_usable(const char* what) const {
 
 // The core has checked the buffer is neither freed nor of an unloaded program; the backend's own
 // check runs only when the XRT object is gone (then it says why).
-void xrt_buffer::sync_to_device(std::size_t bytes, std::size_t offset) {
+[[gnu::hot]] void xrt_buffer::sync_to_device(std::size_t bytes, std::size_t offset) {
   if (!bo_) [[unlikely]]
     check_usable("sync_to_device");
   FPYGA_XRT_CALL("xrt::bo::sync(to device)", bo_.sync(XCL_BO_SYNC_BO_TO_DEVICE, bytes, offset));
 }
 
-void xrt_buffer::sync_from_device(std::size_t bytes, std::size_t offset) {
+[[gnu::hot]] void xrt_buffer::sync_from_device(std::size_t bytes, std::size_t offset) {
   if (!bo_) [[unlikely]]
     check_usable("sync_from_device");
   FPYGA_XRT_CALL("xrt::bo::sync(from device)",
@@ -372,17 +372,17 @@ void xrt_kernel::give_back(const std::shared_ptr<run_slot>& slot, std::uint64_t)
   slot->busy = false;
 }
 
-// The call path: compares each argument with what the run already holds (one key and offset per
-// argument, no pointer chase: the core copied the buffer's serial into bound_arg) and sets only
-// what changed, out of line.
-void xrt_kernel::bind(run_slot& slot, std::span<const bound_arg> args) {
+// The call path: compares each argument with what the run already holds (one word and offset per
+// argument, no pointer chase: the core copied the buffer's serial into bound_arg::bits) and sets
+// only what changed. Wide scalars and streams are never cached (their offset stays `unset`), so
+// they never compare equal and need no test of their own here.
+[[gnu::hot]] void xrt_kernel::bind(run_slot& slot, std::span<const bound_arg> args) {
   const std::size_t n = std::min(args.size(), layout_.size());
   const run_slot::cached_arg* cache = slot.args.data();
   const arg_layout* layout = layout_.data();
   for (std::size_t i = 0; i < n; ++i) {
     const bound_arg& v = args[i];
-    const std::uint64_t key = layout[i].kind == arg_kind::global ? v.serial : v.bits;
-    if (cache[i].key == key && cache[i].offset == v.offset && v.wide.empty()) [[likely]]
+    if (cache[i].key == v.bits && cache[i].offset == v.offset) [[likely]]
       continue;
     if (layout[i].kind == arg_kind::scalar && v.wide.empty()) {
       // The usual change (a size, a count): set here. XRT copies exactly the bytes given over
@@ -422,7 +422,7 @@ void xrt_kernel::set_arg(run_slot& slot, std::size_t i, const bound_arg& v) {
         FPYGA_XRT_CALL("xrt::run::set_arg(" + a.name + ")",
                        slot.run.set_arg(index, slot.sub_buffers[i]));
       }
-      cached = {v.serial, v.offset};
+      cached = {v.bits, v.offset};
       return;
     }
     default:
@@ -459,7 +459,7 @@ void xrt_kernel::reserve_fast(std::uint64_t cu_mask) {
   fast_mask_ = cu_mask;
 }
 
-void xrt_kernel::call(std::span<const bound_arg> args, std::uint64_t cu_mask) {
+[[gnu::hot]] void xrt_kernel::call(std::span<const bound_arg> args, std::uint64_t cu_mask) {
   if (program_->released) [[unlikely]]
     check_usable("call");
   if (!claim_fast()) [[unlikely]]
