@@ -174,4 +174,20 @@ extern "C" void hold(const int* flag) {
   return path;
 }
 
+/// An emulated kernel that fails: `fail(flag)` throws (its run ends in error) when *flag != 0.
+inline std::string fail_xclbin() {
+  static const std::string path = pack_xclbin(
+      "fail",
+      R"({"mode": "sw_emu", "platform": "test", "kernels": [{"name": "fail", "language": "c++",
+      "args": [{"name": "flag", "type": "int const *", "kind": "global", "offset": 16, "size": 8}],
+      "instances": [{"name": "fail_1", "base_address": 0}]}]})",
+      compile_so("fail", R"(
+#include <stdexcept>
+extern "C" void fail(const int* flag) {
+  if (*flag) throw std::runtime_error("the kernel gave up");
+}
+)"));
+  return path;
+}
+
 }  // namespace fpyga::test

@@ -8,6 +8,7 @@
 #include <atomic>
 #include <cstdlib>
 #include <filesystem>
+#include <future>
 #include <string>
 #include <thread>
 #include <vector>
@@ -31,6 +32,17 @@ const bool environment_ready = [] {
 }();
 
 namespace xrtb = fpyga::backend::xrtb;
+
+/// What run::wait() throws for `r` ("" when it does not throw).
+std::string wait_error(fpyga::run& r) {
+  try {
+    r.wait();
+  } catch (const fpyga::error& e) {
+    return e.what();
+  }
+  return {};
+}
+
 namespace fs = std::filesystem;
 
 fs::path aws_xclbin() {
@@ -204,6 +216,70 @@ TEST(XrtNoop, StartWithWaitforReturnsAtOnceAndStartsLater) {
   EXPECT_EQ(ol.state()->program->runs_in_flight(), 0u);
   fpyga::overlay again(dev, path.string());  // now it may be replaced
   EXPECT_FALSE(ol.loaded());
+}
+
+TEST(XrtNoop, StartWaitingForAFailedRunFailsWithItsReason) {
+  FPYGA_REQUIRE_FILE(path, aws_xclbin());
+  auto emu = fpyga::device::open("emu");
+  fpyga::overlay eo(emu, fpyga::test::fail_xclbin());
+  fpyga::buffer flag(emu, 4);
+  flag.as<int>()[0] = 1;
+  flag.sync_to_device();
+  auto failed = eo.kernel("fail").start(flag);
+
+  auto dev = fpyga::device::open("xrt:0");
+  fpyga::overlay ol(dev, path.string());
+  auto k = ol.kernel("vector_add");
+  fpyga::buffer c(k, 0, 4096), a(k, 1, 4096), b(k, 2, 4096);
+  auto later = k.start_args(std::vector<fpyga::arg_value>{c, a, b, 6}, std::vector{failed});
+  EXPECT_NE(wait_error(failed).find("the kernel gave up"), std::string::npos);
+  // A run whose dependency failed never starts, and says why (bounded: a regression here used to
+  // leave the run waiting forever).
+  ASSERT_EQ(later.wait(std::chrono::seconds(10)), fpyga::run_state::error);
+  const std::string why = wait_error(later);
+  EXPECT_NE(why.find("a run it was to wait for failed: the kernel gave up"), std::string::npos)
+      << why;
+  EXPECT_EQ(later.state(), fpyga::run_state::error);
+  EXPECT_EQ(ol.state()->program->runs_in_flight(), 0u);
+  k.call(c, a, b, 7);  // the kernel is still usable
+}
+
+TEST(XrtNoop, UnloadingNeverWaitsForARunThatDoesNotEnd) {
+  FPYGA_REQUIRE_FILE(path, aws_xclbin());
+  auto emu = fpyga::device::open("emu");
+  fpyga::overlay eo(emu, fpyga::test::hold_xclbin());
+  fpyga::buffer flag(emu, 4);
+  flag.as<int>()[0] = 0;
+  flag.sync_to_device();
+  auto held = eo.kernel("hold").start(flag);
+
+  auto dev = fpyga::device::open("xrt:0");
+  fpyga::overlay ol(dev, path.string());
+  auto k = ol.kernel("vector_add");
+  fpyga::buffer c(k, 0, 4096), a(k, 1, 4096), b(k, 2, 4096);
+  auto later = k.start_args(std::vector<fpyga::arg_value>{c, a, b, 5}, std::vector{held});
+  // The core refuses to unload with runs in flight; the backend's release may still meet one (a
+  // start racing an unload) and must not wait for `held`, which may never end: it fails the
+  // waiting start instead.
+  auto released = std::async(std::launch::async, [&] { ol.state()->program->release(); });
+  const bool returned = released.wait_for(std::chrono::seconds(10)) == std::future_status::ready;
+  EXPECT_TRUE(returned) << "the release waited for a run that had not ended";
+  EXPECT_EQ(held.state(), fpyga::run_state::running);
+  if (returned) {
+    EXPECT_EQ(later.state(), fpyga::run_state::error);
+    if (later.state() == fpyga::run_state::error) {
+      const std::string why = wait_error(later);
+      EXPECT_NE(why.find("its xclbin was unloaded before the runs it waited for completed"),
+                std::string::npos)
+          << why;
+    }
+  }
+
+  flag.as<int>()[0] = 1;  // let everything end, whatever happened above
+  flag.sync_to_device();
+  held.wait();
+  EXPECT_EQ(held.state(), fpyga::run_state::completed);
+  released.get();
 }
 
 TEST(XrtNoop, RegisterAccessFailsClearlyAndLeavesTheKernelUsable) {

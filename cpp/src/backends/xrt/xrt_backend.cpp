@@ -199,10 +199,24 @@ void launcher::loop(std::shared_ptr<launcher> self) {
     // In submission order: a run waits only for runs started before it, so none of them is
     // queued behind it here.
     std::string why;
-    for (const auto& w : j.waitfor)
-      if (w && w->wait(std::nullopt) == run_state::error && why.empty())
+    for (const auto& w : j.waitfor) {
+      if (!w) continue;
+      // Waited for in slices, so that unloading the program never waits on a run that does not
+      // end (a hung kernel, a held run of another device): shutdown() fails this job instead.
+      run_state s;
+      while ((s = w->wait(std::chrono::milliseconds(20))) == run_state::queued ||
+             s == run_state::running)
+        if (self->stopping()) break;
+      if (s == run_state::queued || s == run_state::running) {
+        why = "its xclbin was unloaded before the runs it waited for completed";
+        break;
+      }
+      if (s == run_state::error && why.empty())
         why = "a run it was to wait for failed" +
               (w->error_message.empty() ? std::string() : ": " + w->error_message);
+    }
+    if (why.empty() && self->stopping())
+      why = "its xclbin was unloaded before the runs it waited for completed";
     if (why.empty()) {
       try {
         j.run.start();
@@ -213,11 +227,17 @@ void launcher::loop(std::shared_ptr<launcher> self) {
     // No longer pending once started (XRT counts it in flight from here) or failed; only then
     // may a waiter see it, so nobody finds it both finished and still pending.
     self->pending_.fetch_sub(1);
-    j.start->finish(why.empty() ? deferred_start::phase::started : deferred_start::phase::failed,
-                    std::move(why));
+    // (The phase is decided before `why` is moved into the call: argument order is unspecified.)
+    const auto phase = why.empty() ? deferred_start::phase::started : deferred_start::phase::failed;
+    j.start->finish(phase, std::move(why));
     // `j` goes here. If that ends the program, its destructor detaches this thread, which
     // then leaves at the next look at stop_.
   }
+}
+
+bool launcher::stopping() {
+  std::lock_guard lock(mutex_);
+  return stop_;
 }
 
 void launcher::shutdown() {

@@ -79,11 +79,13 @@ class launcher {
   void submit(job j);
   /// Jobs queued or being waited on: they count as runs in flight.
   std::size_t pending() const { return pending_.load(); }
-  /// Fails the jobs still queued, then joins the thread (detaches it if called on it).
+  /// Fails the jobs still queued and the one waiting for its runs, then joins the thread
+  /// (detaches it if called on it).
   void shutdown();
 
  private:
   static void loop(std::shared_ptr<launcher> self);
+  bool stopping();
   std::weak_ptr<launcher> self_;
   std::mutex mutex_;
   std::condition_variable cv_;
