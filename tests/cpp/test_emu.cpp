@@ -1,17 +1,18 @@
 // The emulated device: memory semantics, banks, compute units, concurrency, register map and
 // the sync checker, on kernels compiled and packed by the test itself (tests/cpp/test_emu_util.hpp)
 // and on the xclbins the kernel toolchain builds ($FPYGA_XCLBIN_DIR).
-#include <gtest/gtest.h>
-
 #include <alloca.h>
 #include <dlfcn.h>
+#include <gtest/gtest.h>
 
 #include <atomic>
-#include <fstream>
 #include <cstring>
+#include <fstream>
+#include <future>
 #include <numeric>
 #include <thread>
 
+#include "core_state.hpp"
 #include "fpyga/fpyga.hpp"
 #include "test_emu_util.hpp"
 #include "test_support.hpp"
@@ -310,6 +311,69 @@ TEST(emu_cu, waitfor_orders_runs) {
   EXPECT_EQ(held.state(), fpyga::run_state::completed);
   c.sync_from_device();
   EXPECT_EQ(c.as<unsigned>()[5], 12u);
+}
+
+/// What run::wait() throws for `r` ("" when it does not throw).
+std::string wait_error(fpyga::run& r) {
+  try {
+    r.wait();
+  } catch (const fpyga::error& e) {
+    return e.what();
+  }
+  return {};
+}
+
+TEST(emu_cu, a_run_waiting_for_a_failed_run_fails_with_its_reason) {
+  auto dev = fpyga::device::open("emu");
+  fpyga::overlay ov(dev, fpyga::test::fail_xclbin());
+  auto k = ov.kernel("fail");
+  fpyga::buffer yes(dev, 4), no(dev, 4);
+  yes.as<int>()[0] = 1;
+  no.as<int>()[0] = 0;
+  yes.sync_to_device();
+  no.sync_to_device();
+  auto failed = k.start(yes);
+  const fpyga::arg_value args[] = {no};
+  const fpyga::run deps[] = {failed};
+  auto after = k.start_args(args, deps);
+  ASSERT_EQ(after.wait(std::chrono::seconds(10)), fpyga::run_state::error);
+  const std::string why = wait_error(after);
+  EXPECT_NE(why.find("a run it was to wait for failed: the kernel gave up"), std::string::npos)
+      << why;
+  EXPECT_NE(wait_error(failed).find("the kernel gave up"), std::string::npos);
+  k.call(no);  // the CU still runs
+}
+
+TEST(emu_cu, unloading_fails_a_run_still_waiting_for_its_dependencies) {
+  auto dev = fpyga::device::open("emu");
+  fpyga::overlay ov(dev, fpyga::test::hold_xclbin(2));
+  fpyga::buffer flag(dev, 4);
+  flag.as<int>()[0] = 0;
+  flag.sync_to_device();
+  auto held = ov.kernel("hold_1").start(flag);
+  const fpyga::arg_value args[] = {flag};
+  const fpyga::run deps[] = {held};
+  auto waiting = ov.kernel("hold_2").start_args(args, deps);
+  // The core refuses to unload with runs in flight; the backend's release may still meet one (a
+  // start racing an unload). It waits for the run hold_1 is executing (a kernel cannot be
+  // interrupted), but fails the one on hold_2 that only waits for it, without waiting for `held`.
+  auto released = std::async(std::launch::async, [&] { ov.state()->program->release(); });
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (waiting.state() != fpyga::run_state::error && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  EXPECT_EQ(waiting.state(), fpyga::run_state::error);
+  EXPECT_EQ(held.state(), fpyga::run_state::running);
+
+  flag.as<int>()[0] = 1;  // let everything end, whatever happened above
+  flag.sync_to_device();
+  released.get();
+  EXPECT_EQ(held.state(), fpyga::run_state::completed);
+  if (waiting.state() == fpyga::run_state::error) {
+    const std::string why = wait_error(waiting);
+    EXPECT_NE(why.find("its xclbin was unloaded before the runs it waited for completed"),
+              std::string::npos)
+        << why;
+  }
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -159,18 +159,32 @@ inline std::string two_cu_vadd_xclbin() {
 
 /// `hold(flag)`: an emu kernel that runs until the host raises *flag (synced while it runs), so a
 /// test can keep a run in flight on purpose. A 30 s cap turns a broken emulator into a failure.
-inline std::string hold_xclbin() {
-  static const std::string path = pack_xclbin(
-      "hold", R"({"mode": "sw_emu", "platform": "test", "kernels": [{"name": "hold", "language": "c++",
-      "args": [{"name": "flag", "type": "int const *", "kind": "global", "offset": 16, "size": 8}],
-      "instances": [{"name": "hold_1", "base_address": 0}]}]})",
-      compile_so("hold", R"(
+/// `cus` compute units (hold_1, hold_2, ...), one xclbin per count, built once per process.
+inline std::string hold_xclbin(unsigned cus = 1) {
+  static std::mutex mutex;
+  static std::vector<std::string> paths;
+  std::lock_guard lock(mutex);
+  if (paths.size() < cus) paths.resize(cus);
+  std::string& path = paths[cus - 1];
+  if (path.empty()) {
+    std::string instances;
+    for (unsigned c = 1; c <= cus; ++c)
+      instances += (c > 1 ? ", " : "") + std::string(R"({"name": "hold_)") + std::to_string(c) +
+                   R"(", "base_address": )" + std::to_string((c - 1) * 65536) + "}";
+    path = pack_xclbin(
+        cus == 1 ? "hold" : "hold_" + std::to_string(cus),
+        R"({"mode": "sw_emu", "platform": "test", "kernels": [{"name": "hold", "language": "c++",
+        "args": [{"name": "flag", "type": "int const *", "kind": "global", "offset": 16, "size": 8}],
+        "instances": [)" +
+            instances + "]}]}",
+        compile_so("hold", R"(
 #include <chrono>
 extern "C" void hold(const int* flag) {
   const auto end = std::chrono::steady_clock::now() + std::chrono::seconds(30);
   while (!__atomic_load_n(flag, __ATOMIC_ACQUIRE) && std::chrono::steady_clock::now() < end) {}
 }
 )"));
+  }
   return path;
 }
 

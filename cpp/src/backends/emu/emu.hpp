@@ -78,6 +78,9 @@ class emu_cu {
  public:
   emu_cu(emu_program& prog, kernel_entry& k, std::string name, std::uint64_t base);
   ~emu_cu();
+  /// Refuses new runs and fails a queued run still waiting for its dependencies; returns at once.
+  void request_stop();
+  /// request_stop(), then joins the worker (after the run it is executing, if any).
   void stop_worker();
 
   /// Runs the kernel on the calling thread (the caller holds no lock). `restarting`: one pass
@@ -97,6 +100,7 @@ class emu_cu {
 
  private:
   void worker_loop();
+  bool stopping();
   void start_from_registers(bool restarting = false);
   /// ap_start with auto_restart: rerun the kernel from the registers until the host clears
   /// auto_restart (or the xclbin is unloaded), on a thread of its own.

@@ -274,6 +274,8 @@ void emu_program::load(const std::string& path) {
 }
 
 void emu_program::release() {
+  // Every CU first, so none waits on a dependency while another is being joined.
+  for (auto& cu : cus) cu->request_stop();
   for (auto& cu : cus) cu->stop_worker();
   if (library) {
     ::dlclose(library);

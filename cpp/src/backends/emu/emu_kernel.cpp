@@ -52,12 +52,21 @@ emu_cu::emu_cu(emu_program& p, kernel_entry& ke, std::string n, std::uint64_t ba
 
 emu_cu::~emu_cu() { stop_worker(); }
 
-void emu_cu::stop_worker() {
+void emu_cu::request_stop() {
   {
     std::lock_guard lock(queue_mutex_);
     stopping_ = true;
   }
   queue_cv_.notify_all();
+}
+
+bool emu_cu::stopping() {
+  std::lock_guard lock(queue_mutex_);
+  return stopping_;
+}
+
+void emu_cu::stop_worker() {
+  request_stop();
   if (worker_.joinable() && worker_.get_id() != std::this_thread::get_id()) worker_.join();
   stop_restart_ = true;
   std::lock_guard lock(restart_mutex_);
@@ -166,9 +175,21 @@ void emu_cu::worker_loop() {
     }
     run_state result = run_state::completed;
     for (const auto& dep : r->waitfor) {
-      if (dep->wait(std::nullopt) == run_state::error) {
+      // Waited for in slices, so that unloading never waits on a run that does not end (a held
+      // run, a hung kernel of another device): request_stop() fails this run instead.
+      run_state s;
+      while ((s = dep->wait(std::chrono::milliseconds(20))) == run_state::queued ||
+             s == run_state::running)
+        if (stopping()) break;
+      if (s == run_state::queued || s == run_state::running) {
         result = run_state::error;
-        r->error_message = "a run it was to wait for failed";
+        r->error_message = "its xclbin was unloaded before the runs it waited for completed";
+        break;
+      }
+      if (s == run_state::error && result != run_state::error) {
+        result = run_state::error;
+        r->error_message = "a run it was to wait for failed" +
+                           (dep->error_message.empty() ? std::string() : ": " + dep->error_message);
       }
     }
     if (result == run_state::completed) {
