@@ -12,7 +12,9 @@
 #include <string>
 #include <vector>
 
+#include "core_state.hpp"
 #include "fpyga/fpyga.hpp"
+#include "test_emu_util.hpp"
 #include "test_support.hpp"
 
 namespace {
@@ -123,6 +125,46 @@ TEST(OpenclPocl, StartWaitForAndOffsets) {
     ASSERT_EQ(dv[1024 + i], i + 200) << "at " << i;
   }
   EXPECT_EQ(ol.state() ? 1 : 0, 1);
+}
+
+TEST(OpenclPocl, StartWaitingForAFailedRunOfAnotherDeviceEndsInErrorWithoutRunning) {
+  REQUIRE_OPENCL_DEVICE(dev);
+  FPYGA_REQUIRE_FILE(path, cl_source("vadd.cl"));
+  auto emu = fpyga::device::open("emu");
+  fpyga::overlay eo(emu, fpyga::test::fail_xclbin());
+  fpyga::buffer yes(emu, 4);
+  yes.as<int>()[0] = 1;
+  yes.sync_to_device();
+  auto failed = eo.kernel("fail").start(yes);
+
+  fpyga::overlay ol(dev, path.string());
+  auto k = ol.kernel("vadd");
+  constexpr unsigned n = 64;
+  fpyga::buffer a(k, 0, n * 4), b(k, 1, n * 4), c(k, 2, n * 4);
+  for (unsigned i = 0; i < n; ++i) {
+    a.as<std::uint32_t>()[i] = i;
+    b.as<std::uint32_t>()[i] = 1;
+    c.as<std::uint32_t>()[i] = 0xABABABABu;
+  }
+  a.sync_to_device();
+  b.sync_to_device();
+  c.sync_to_device();
+  auto r = k.start_args(std::vector<fpyga::arg_value>{a, b, c, int(n)}, std::vector{failed});
+  ASSERT_EQ(r.wait(std::chrono::milliseconds(10000)), fpyga::run_state::error);
+  std::string why;
+  try {
+    r.wait();
+  } catch (const fpyga::error& e) {
+    why = e.what();
+  }
+  EXPECT_NE(why.find("a run it was to wait for failed: the kernel gave up"), std::string::npos)
+      << why;
+  c.sync_from_device();
+  EXPECT_EQ(c.as<std::uint32_t>()[0], 0xABABABABu) << "the kernel ran after its dependency failed";
+  EXPECT_EQ(ol.state()->program->runs_in_flight(), 0u);
+  k.call(a, b, c, int(n));  // the kernel and the queue are still usable
+  c.sync_from_device();
+  EXPECT_EQ(c.as<std::uint32_t>()[7], 8u);
 }
 
 // The MLP's expected output, computed here the way hls4ml's dense layers compute ap_fixed<16,6>

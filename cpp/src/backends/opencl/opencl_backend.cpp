@@ -408,12 +408,24 @@ std::shared_ptr<run_impl> ocl_kernel::start(std::span<const bound_arg> args,
   check_usable("start");
   std::vector<cl_event> deps;
   const void* ctx = program_->odev().context();
+  std::string why;  // why the run must not start
   for (const auto& w : waitfor) {
     auto* r = dynamic_cast<ocl_run*>(w.get());
     if (r && r->context == ctx)
       deps.push_back(r->event());
-    else if (w)
-      w->wait(std::nullopt);  // a run of another device or backend: wait for it here
+    else if (w && w->wait(std::nullopt) == run_state::error && why.empty())
+      // A run of another device or backend, waited for here: OpenCL events do not cross contexts.
+      why = "a run it was to wait for failed" +
+            (w->error_message.empty() ? std::string() : ": " + w->error_message);
+  }
+  if (!why.empty()) {
+    // It never starts: a run that has already ended in error, as on the other backends.
+    cl_event e = FPYGA_CL_CREATE(clCreateUserEvent, program_->odev().context());
+    cl::Event failed(e, false);
+    FPYGA_CL_CALL(clSetUserEventStatus, e, CL_EXEC_STATUS_ERROR_FOR_EVENTS_IN_WAIT_LIST);
+    auto r = std::make_shared<ocl_run>(std::move(failed), ctx);
+    r->error_message = std::move(why);
+    return r;
   }
   auto r = std::make_shared<ocl_run>(enqueue(args, cu_mask, deps), ctx);
   program_->track(r);
