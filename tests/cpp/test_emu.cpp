@@ -313,16 +313,6 @@ TEST(emu_cu, waitfor_orders_runs) {
   EXPECT_EQ(c.as<unsigned>()[5], 12u);
 }
 
-/// What run::wait() throws for `r` ("" when it does not throw).
-std::string wait_error(fpyga::run& r) {
-  try {
-    r.wait();
-  } catch (const fpyga::error& e) {
-    return e.what();
-  }
-  return {};
-}
-
 TEST(emu_cu, a_run_waiting_for_a_failed_run_fails_with_its_reason) {
   auto dev = fpyga::device::open("emu");
   fpyga::overlay ov(dev, fpyga::test::fail_xclbin());
@@ -337,10 +327,10 @@ TEST(emu_cu, a_run_waiting_for_a_failed_run_fails_with_its_reason) {
   const fpyga::run deps[] = {failed};
   auto after = k.start_args(args, deps);
   ASSERT_EQ(after.wait(std::chrono::seconds(10)), fpyga::run_state::error);
-  const std::string why = wait_error(after);
+  const std::string why = fpyga::test::wait_error(after);
   EXPECT_NE(why.find("a run it was to wait for failed: the kernel gave up"), std::string::npos)
       << why;
-  EXPECT_NE(wait_error(failed).find("the kernel gave up"), std::string::npos);
+  EXPECT_NE(fpyga::test::wait_error(failed).find("the kernel gave up"), std::string::npos);
   k.call(no);  // the CU still runs
 }
 
@@ -369,7 +359,7 @@ TEST(emu_cu, unloading_fails_a_run_still_waiting_for_its_dependencies) {
   released.get();
   EXPECT_EQ(held.state(), fpyga::run_state::completed);
   if (waiting.state() == fpyga::run_state::error) {
-    const std::string why = wait_error(waiting);
+    const std::string why = fpyga::test::wait_error(waiting);
     EXPECT_NE(why.find("its xclbin was unloaded before the runs it waited for completed"),
               std::string::npos)
         << why;

@@ -188,6 +188,43 @@ extern "C" void hold(const int* flag) {
   return path;
 }
 
+/// A run of `hold` on emu kept in flight until release() (or the end of the scope): a
+/// dependency that has not ended, for tests of runs that wait for others.
+class held_run {
+ public:
+  held_run() : dev_(fpyga::device::open("emu")), ol_(dev_, hold_xclbin()), flag_(dev_, 4) {
+    flag_.as<int>()[0] = 0;
+    flag_.sync_to_device();
+    run_ = ol_.kernel("hold").start(flag_);
+  }
+  held_run(const held_run&) = delete;
+  held_run& operator=(const held_run&) = delete;
+  ~held_run() { release(); }
+  const fpyga::run& run() const { return run_; }
+  /// Lets the run end and waits for it.
+  void release() {
+    flag_.as<int>()[0] = 1;
+    flag_.sync_to_device();
+    run_.wait(std::chrono::seconds(30));
+  }
+
+ private:
+  fpyga::device dev_;
+  fpyga::overlay ol_;
+  fpyga::buffer flag_;
+  fpyga::run run_;
+};
+
+/// What run::wait() throws for `r` ("" when it does not throw).
+inline std::string wait_error(fpyga::run& r) {
+  try {
+    r.wait();
+  } catch (const fpyga::error& e) {
+    return e.what();
+  }
+  return {};
+}
+
 /// An emulated kernel that fails: `fail(flag)` throws (its run ends in error) when *flag != 0.
 inline std::string fail_xclbin() {
   static const std::string path = pack_xclbin(

@@ -151,12 +151,7 @@ TEST(OpenclPocl, StartWaitingForAFailedRunOfAnotherDeviceEndsInErrorWithoutRunni
   c.sync_to_device();
   auto r = k.start_args(std::vector<fpyga::arg_value>{a, b, c, int(n)}, std::vector{failed});
   ASSERT_EQ(r.wait(std::chrono::milliseconds(10000)), fpyga::run_state::error);
-  std::string why;
-  try {
-    r.wait();
-  } catch (const fpyga::error& e) {
-    why = e.what();
-  }
+  const std::string why = fpyga::test::wait_error(r);
   EXPECT_NE(why.find("a run it was to wait for failed: the kernel gave up"), std::string::npos)
       << why;
   c.sync_from_device();

@@ -33,16 +33,6 @@ const bool environment_ready = [] {
 
 namespace xrtb = fpyga::backend::xrtb;
 
-/// What run::wait() throws for `r` ("" when it does not throw).
-std::string wait_error(fpyga::run& r) {
-  try {
-    r.wait();
-  } catch (const fpyga::error& e) {
-    return e.what();
-  }
-  return {};
-}
-
 namespace fs = std::filesystem;
 
 fs::path aws_xclbin() {
@@ -183,12 +173,7 @@ TEST(XrtNoop, StartAndWait) {
 
 TEST(XrtNoop, StartWithWaitforReturnsAtOnceAndStartsLater) {
   FPYGA_REQUIRE_FILE(path, aws_xclbin());
-  auto emu = fpyga::device::open("emu");
-  fpyga::overlay eo(emu, fpyga::test::hold_xclbin());
-  fpyga::buffer flag(emu, 4);
-  flag.as<int>()[0] = 0;
-  flag.sync_to_device();
-  auto held = eo.kernel("hold").start(flag);
+  fpyga::test::held_run held;
 
   auto dev = fpyga::device::open("xrt:0");
   fpyga::overlay ol(dev, path.string());
@@ -196,7 +181,7 @@ TEST(XrtNoop, StartWithWaitforReturnsAtOnceAndStartsLater) {
   fpyga::buffer c(k, 0, 4096), a(k, 1, 4096), b(k, 2, 4096);
   // XRT 2.13 has no run dependencies; fpyga's launcher starts the run once `held` completes,
   // and start() returns at once.
-  auto later = k.start_args(std::vector<fpyga::arg_value>{c, a, b, 21}, std::vector{held});
+  auto later = k.start_args(std::vector<fpyga::arg_value>{c, a, b, 21}, std::vector{held.run()});
   EXPECT_EQ(later.state(), fpyga::run_state::queued);
   EXPECT_EQ(later.wait(std::chrono::milliseconds(20)), fpyga::run_state::queued);
   EXPECT_EQ(ol.state()->program->runs_in_flight(), 1u);
@@ -205,9 +190,7 @@ TEST(XrtNoop, StartWithWaitforReturnsAtOnceAndStartsLater) {
   k.call(c, a, b, 22);
   EXPECT_EQ(later.state(), fpyga::run_state::queued);
 
-  flag.as<int>()[0] = 1;
-  flag.sync_to_device();
-  held.wait();
+  held.release();
   later.wait();
   EXPECT_EQ(later.state(), fpyga::run_state::completed);
   auto* x = dynamic_cast<xrtb::xrt_run*>(later.impl().get());
@@ -232,11 +215,11 @@ TEST(XrtNoop, StartWaitingForAFailedRunFailsWithItsReason) {
   auto k = ol.kernel("vector_add");
   fpyga::buffer c(k, 0, 4096), a(k, 1, 4096), b(k, 2, 4096);
   auto later = k.start_args(std::vector<fpyga::arg_value>{c, a, b, 6}, std::vector{failed});
-  EXPECT_NE(wait_error(failed).find("the kernel gave up"), std::string::npos);
+  EXPECT_NE(fpyga::test::wait_error(failed).find("the kernel gave up"), std::string::npos);
   // A run whose dependency failed never starts, and says why (bounded: a regression here used to
   // leave the run waiting forever).
   ASSERT_EQ(later.wait(std::chrono::seconds(10)), fpyga::run_state::error);
-  const std::string why = wait_error(later);
+  const std::string why = fpyga::test::wait_error(later);
   EXPECT_NE(why.find("a run it was to wait for failed: the kernel gave up"), std::string::npos)
       << why;
   EXPECT_EQ(later.state(), fpyga::run_state::error);
@@ -246,39 +229,32 @@ TEST(XrtNoop, StartWaitingForAFailedRunFailsWithItsReason) {
 
 TEST(XrtNoop, UnloadingNeverWaitsForARunThatDoesNotEnd) {
   FPYGA_REQUIRE_FILE(path, aws_xclbin());
-  auto emu = fpyga::device::open("emu");
-  fpyga::overlay eo(emu, fpyga::test::hold_xclbin());
-  fpyga::buffer flag(emu, 4);
-  flag.as<int>()[0] = 0;
-  flag.sync_to_device();
-  auto held = eo.kernel("hold").start(flag);
+  fpyga::test::held_run held;
 
   auto dev = fpyga::device::open("xrt:0");
   fpyga::overlay ol(dev, path.string());
   auto k = ol.kernel("vector_add");
   fpyga::buffer c(k, 0, 4096), a(k, 1, 4096), b(k, 2, 4096);
-  auto later = k.start_args(std::vector<fpyga::arg_value>{c, a, b, 5}, std::vector{held});
+  auto later = k.start_args(std::vector<fpyga::arg_value>{c, a, b, 5}, std::vector{held.run()});
   // The core refuses to unload with runs in flight; the backend's release may still meet one (a
   // start racing an unload) and must not wait for `held`, which may never end: it fails the
   // waiting start instead.
   auto released = std::async(std::launch::async, [&] { ol.state()->program->release(); });
   const bool returned = released.wait_for(std::chrono::seconds(10)) == std::future_status::ready;
   EXPECT_TRUE(returned) << "the release waited for a run that had not ended";
-  EXPECT_EQ(held.state(), fpyga::run_state::running);
+  EXPECT_EQ(held.run().state(), fpyga::run_state::running);
   if (returned) {
     EXPECT_EQ(later.state(), fpyga::run_state::error);
     if (later.state() == fpyga::run_state::error) {
-      const std::string why = wait_error(later);
+      const std::string why = fpyga::test::wait_error(later);
       EXPECT_NE(why.find("its xclbin was unloaded before the runs it waited for completed"),
                 std::string::npos)
           << why;
     }
   }
 
-  flag.as<int>()[0] = 1;  // let everything end, whatever happened above
-  flag.sync_to_device();
-  held.wait();
-  EXPECT_EQ(held.state(), fpyga::run_state::completed);
+  held.release();  // let everything end, whatever happened above
+  EXPECT_EQ(held.run().state(), fpyga::run_state::completed);
   released.get();
 }
 
