@@ -51,6 +51,39 @@ struct hot_arg {
   std::uint64_t hi = 0;                 ///< arg_plan::hi
 };
 
+/// The call path's inline checks, shared by the core's bind() and a backend's one-pass call
+/// (backend::kernel_impl::one_pass_call): no allocation, no message. When one fails the caller
+/// takes the full path, which checks again and says what is wrong.
+///
+/// A buffer argument: a live buffer of `program`, the offset inside it, in a bank that some CU
+/// connects this argument to. Returns the CUs that fit (0: not usable) and sets `bi`.
+inline std::uint64_t buffer_fits(const hot_arg& p, const arg_value& v,
+                                 const backend::program_impl* program,
+                                 const backend::buffer_impl*& bi) {
+  bi = v.kind() == arg_value::tag::buffer ? v.buffer().impl().get() : nullptr;
+  if (bi && !bi->freed && bi->program.get() == program && v.buffer_offset() <= bi->size &&
+      bi->memory_index < p.n_fits)
+    return p.fits[bi->memory_index];
+  return 0;
+}
+
+/// An integer argument (sint/uint plan) given as a C++ integer within the declared type's range:
+/// sets its storage bits and returns true.
+inline bool integer_bits(const hot_arg& p, const arg_value& v, std::uint64_t& bits) {
+  if (p.kind != arg_plan::how::sint && p.kind != arg_plan::how::uint) return false;
+  if (v.kind() == arg_value::tag::sint) {
+    const std::int64_t x = v.sint();
+    if (x < p.lo || (x >= 0 && static_cast<std::uint64_t>(x) > p.hi)) return false;
+    bits = static_cast<std::uint64_t>(x);
+    return true;
+  }
+  if (v.kind() == arg_value::tag::uint && v.uint() <= p.hi) {
+    bits = v.uint();
+    return true;
+  }
+  return false;
+}
+
 /// A kernel handle: the backend kernel over a set of compute units, plus the argument plan.
 struct kernel_state {
   std::shared_ptr<backend::kernel_impl> impl;
@@ -65,6 +98,8 @@ struct kernel_state {
   std::vector<std::vector<std::vector<unsigned>>> cu_arg_memories;
   std::uint64_t all_cus = 0;
   std::size_t wide_bytes = 0;  ///< storage of all wide scalars, for the per-call scratch
+  /// The backend's one-pass call, when it has one and every argument is a buffer or an integer.
+  backend::kernel_impl::one_pass_fn one_pass = nullptr;
 };
 
 /// A loaded xclbin as the public overlay sees it.

@@ -347,12 +347,8 @@ void bind_wide(const kernel_state& st, std::size_t i, const arg_plan& p, const a
     const hot_arg& p = plan[i];
     const arg_value& v = args[i];
     if (p.kind == arg_plan::how::buffer) {
-      const backend::buffer_impl* bi =
-          v.kind() == arg_value::tag::buffer ? v.buffer().impl().get() : nullptr;
-      std::uint64_t fits = 0;
-      if (bi && !bi->freed && bi->program.get() == program && v.buffer_offset() <= bi->size &&
-          bi->memory_index < p.n_fits)
-        fits = p.fits[bi->memory_index] & mask;
+      const backend::buffer_impl* bi = nullptr;
+      const std::uint64_t fits = buffer_fits(p, v, program, bi) & mask;
       if (!fits) [[unlikely]]
         buffer_arg_error(st, i, v, mask);
       mask = fits;
@@ -361,18 +357,10 @@ void bind_wide(const kernel_state& st, std::size_t i, const arg_plan& p, const a
                        const_cast<backend::buffer_impl*>(bi), v.buffer_offset(), bi->serial, {}});
       continue;
     }
-    if (p.kind == arg_plan::how::sint || p.kind == arg_plan::how::uint) {
-      if (v.kind() == arg_value::tag::sint) {
-        const std::int64_t x = v.sint();
-        if (x >= p.lo && (x < 0 || static_cast<std::uint64_t>(x) <= p.hi)) [[likely]] {
-          std::construct_at(out + i,
-                            backend::bound_arg{nullptr, 0, static_cast<std::uint64_t>(x), {}});
-          continue;
-        }
-      } else if (v.kind() == arg_value::tag::uint && v.uint() <= p.hi) [[likely]] {
-        std::construct_at(out + i, backend::bound_arg{nullptr, 0, v.uint(), {}});
-        continue;
-      }
+    std::uint64_t bits;
+    if (integer_bits(p, v, bits)) [[likely]] {
+      std::construct_at(out + i, backend::bound_arg{nullptr, 0, bits, {}});
+      continue;
     }
     bind_scalar(st, i, v, scratch, scratch_used, *std::construct_at(out + i));
   }
@@ -439,6 +427,12 @@ std::shared_ptr<kernel_state> make_kernel_state(const std::shared_ptr<backend::p
     st->hot.push_back(
         {p.kind, static_cast<std::uint32_t>(p.cu_fits.size()), p.cu_fits.data(), p.lo, p.hi});
   st->impl = program->open_kernel(info, std::move(cus));
+  // The one pass takes buffers and integers; a kernel with any other argument always binds.
+  if (std::all_of(st->plan.begin(), st->plan.end(), [](const arg_plan& p) {
+        return p.kind == arg_plan::how::buffer || p.kind == arg_plan::how::sint ||
+               p.kind == arg_plan::how::uint;
+      }))
+    st->one_pass = st->impl->one_pass_call();
   return st;
 }
 
@@ -458,6 +452,7 @@ namespace {
 
 [[gnu::hot]] void kernel::call_args(std::span<const arg_value> args) const {
   const auto& st = require(st_);
+  if (st.one_pass && st.one_pass(*st.impl, st, args)) return;
   if (st.hot.size() > stack_args || st.wide_bytes > stack_scratch) [[unlikely]]
     return call_on_heap(st, args);
   // Raw stack storage: bind() constructs each bound_arg it fills, so the call path does not

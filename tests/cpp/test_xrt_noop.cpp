@@ -283,6 +283,49 @@ TEST(XrtNoop, RegisterAccessFailsClearlyAndLeavesTheKernelUsable) {
   EXPECT_EQ(kept.state(), fpyga::run_state::completed);
 }
 
+TEST(XrtNoop, OnePassCallsCheckLikeTheFullPath) {
+  // After the first call, a kernel of buffers and integers is called in one pass over the
+  // arguments (xrt_kernel::call_one_pass); bad arguments must fail exactly as on the full path
+  // and leave the reused run holding what the next call gives it.
+  FPYGA_REQUIRE_FILE(path, aws_xclbin());
+  auto dev = fpyga::device::open("xrt:0");
+  fpyga::overlay ol(dev, path.string());
+  auto k = ol.kernel("vector_add");
+  ASSERT_NE(k.state()->one_pass, nullptr);
+  fpyga::buffer c(k, 0, 4096), a(k, 1, 4096), b(k, 2, 4096), gone(k, 2, 4096);
+  gone.free();
+  auto other_dev = fpyga::device::open("xrt:1");
+  fpyga::overlay other(other_dev, path.string());
+  auto ko = other.kernel("vector_add");
+  fpyga::buffer elsewhere(ko, 2, 4096);
+  auto n_register = [&] { return word(xkernel(k).last_register_map(), k.args()[3].offset); };
+  auto a_register = [&] { return word(xkernel(k).last_register_map(), k.args()[1].offset); };
+  k.call(c, a, b, 1);
+  k.call(c, a, b, 2);
+  ASSERT_EQ(n_register(), 2u);
+
+  EXPECT_THROW(k.call(c, a, b, std::int64_t(1) << 40), fpyga::value_error);  // int n_elements
+  EXPECT_THROW(k.call(c, a, b, -(std::int64_t(1) << 40)), fpyga::value_error);
+  EXPECT_THROW(k.call(c, a, b, std::uint64_t(1) << 40), fpyga::value_error);
+  EXPECT_THROW(k.call(c, a, b, 2.5), fpyga::type_error);
+  EXPECT_THROW(k.call(c, a, 3, 3), fpyga::type_error);
+  EXPECT_THROW(k.call(c, a, b), fpyga::type_error);
+  EXPECT_THROW(k.call(c, a, gone, 3), fpyga::error);
+  EXPECT_THROW(k.call(c, a, elsewhere, 3), fpyga::value_error);
+  EXPECT_THROW(k.call(c, fpyga::arg_value(a, 4097), b, 3), fpyga::value_error);
+  EXPECT_EQ(xkernel(k).runs_created(), 1u) << "no failed call may start or replace the run";
+  EXPECT_EQ(n_register(), 2u);
+
+  k.call(c, a, b, -5);  // a negative int is in range
+  EXPECT_EQ(n_register(), static_cast<std::uint32_t>(-5));
+  k.call(c, fpyga::arg_value(a, 512), b, std::uint16_t(9));  // a changed buffer offset, unsigned n
+  EXPECT_EQ(a_register(), noop_address + 512);
+  EXPECT_EQ(n_register(), 9u);
+  k.call(c, a, b, 9);
+  EXPECT_EQ(a_register(), noop_address);
+  EXPECT_EQ(xkernel(k).runs_created(), 1u);
+}
+
 TEST(XrtNoop, ProjectXclbinsWithSeveralComputeUnits) {
   FPYGA_REQUIRE_FILE(path, fpyga::test::built_xclbin_dir() / "vadd_2cu.xclbin");
   auto dev = fpyga::device::open("xrt:0");
@@ -305,10 +348,32 @@ TEST(XrtNoop, ProjectXclbinsWithSeveralComputeUnits) {
   EXPECT_NE(x1->cu_mask(), 0u);
   EXPECT_NE(x0->cu_mask(), x1->cu_mask()) << "bank0 and bank1 buffers must run on different CUs";
   EXPECT_EQ(word(x1->register_map(), k.args()[3].offset), 32u);
-  // A buffer in the wrong bank for the CU asked for is refused before XRT sees it.
+  // Calls follow the buffers' banks, whichever CU the previous call ran on, and XRT never sees a
+  // buffer on a run whose CU does not reach its bank (it would warn and copy the buffer).
+  const std::uint32_t cu0 = x0->cu_mask(), cu1 = x1->cu_mask();
+  testing::internal::CaptureStdout();
+  testing::internal::CaptureStderr();
+  for (int i = 0; i < 3; ++i) {
+    k.call(a0, b0, o0, 100 + i);
+    EXPECT_EQ(xkernel(k).last_cu_mask(), cu0);
+    EXPECT_EQ(word(xkernel(k).last_register_map(), k.args()[3].offset), 100u + i);
+    k.call(a1, b1, o1, 200 + i);
+    EXPECT_EQ(xkernel(k).last_cu_mask(), cu1);
+    EXPECT_EQ(word(xkernel(k).last_register_map(), k.args()[3].offset), 200u + i);
+  }
+  const std::string xrt_said =
+      testing::internal::GetCapturedStdout() + testing::internal::GetCapturedStderr();
+  EXPECT_EQ(xrt_said.find("connectivity"), std::string::npos) << xrt_said;
+  EXPECT_THROW(k.call(a0, b1, o0, 1), fpyga::value_error) << "no CU reaches both banks";
+  // A buffer in the wrong bank for the CU asked for is refused before XRT sees it, also once
+  // that CU's handle has been called.
   auto k2 = ol.kernel("vadd:vadd_2");
   EXPECT_THROW(k2.call(a0, b0, o0, 1), fpyga::value_error);
   k2.call(a1, b1, o1, 1);
+  k2.call(a1, b1, o1, 2);
+  EXPECT_THROW(k2.call(a0, b0, o0, 3), fpyga::value_error);
+  k2.call(a1, b1, o1, 4);
+  EXPECT_EQ(word(xkernel(k2).last_register_map(), k.args()[3].offset), 4u);
 }
 
 TEST(XrtNoop, ThreadsCallAndStartConcurrently) {

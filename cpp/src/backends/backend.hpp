@@ -5,6 +5,9 @@
 // Division of work: the core (cpp/src/*.cpp) validates every call at the boundary (argument
 // count and kinds, scalar ranges, banks, freed buffers, devices) and converts scalars to their
 // declared C type before a backend sees them, so backends receive only well-formed requests.
+// The one exception is kernel_impl::one_pass_call, an optional synchronous call that checks the
+// arguments itself, with the core's own inline checks (core_state.hpp), in the same pass that
+// sets them, and hands anything else back to the core.
 #pragma once
 
 #include <atomic>
@@ -22,6 +25,10 @@
 #include "fpyga/error.hpp"
 #include "fpyga/kernel.hpp"
 #include "fpyga/xclbin.hpp"
+
+namespace fpyga {
+struct kernel_state;
+}
 
 namespace fpyga::backend {
 
@@ -109,6 +116,16 @@ class kernel_impl {
                                           std::span<const std::shared_ptr<run_impl>> waitfor) = 0;
   virtual std::uint32_t read_register(unsigned cu, std::uint32_t offset);
   virtual void write_register(unsigned cu, std::uint32_t offset, std::uint32_t value);
+
+  /// A call in one pass over the caller's arguments: checks each with the core's inline checks
+  /// (buffer_fits, integer_bits in core_state.hpp), sets what changed, runs and waits. Returns
+  /// false, having started nothing, for anything else (another kind of argument, a failed check,
+  /// a busy or differently masked run): the core then takes its full path, which checks again
+  /// and reports errors. It saves building bound_args and a second loop over them.
+  using one_pass_fn = bool (*)(kernel_impl&, const fpyga::kernel_state&,
+                               std::span<const arg_value>);
+  /// This backend's one-pass call, or null (the default: the core always binds, then call()).
+  virtual one_pass_fn one_pass_call() const { return nullptr; }
 
   kernel_info info;
   std::vector<compute_unit> cus;

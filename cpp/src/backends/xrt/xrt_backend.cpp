@@ -19,6 +19,8 @@
 #include <system_error>
 #include <thread>
 
+#include "core_state.hpp"
+
 namespace fpyga::backend {
 namespace xrtb {
 namespace {
@@ -317,15 +319,21 @@ std::vector<std::uint32_t> packet_registers(const xrt::run& r) {
   const std::uint32_t* regs = pkt->data + pkt->extra_cu_masks;
   return {regs, regs + (pkt->count - 1 - pkt->extra_cu_masks)};
 }
+
+std::uint32_t packet_cu_mask(const xrt::run& r) {
+  if (!r) return 0;
+  auto* pkt = reinterpret_cast<ert_start_kernel_cmd*>(
+      FPYGA_XRT_CALL("xrt::run::get_ert_packet", r.get_ert_packet()));
+  return pkt ? pkt->cu_mask : 0;
+}
 }  // namespace
 
-std::vector<std::uint32_t> xrt_run::register_map() const { return packet_registers(slot_->run); }
+std::vector<std::uint32_t> xrt_run::register_map() const {
+  return packet_registers(slot_->run);
+}
 
 std::uint32_t xrt_run::cu_mask() const {
-  if (!slot_->run) return 0;
-  auto* pkt = reinterpret_cast<ert_start_kernel_cmd*>(
-      FPYGA_XRT_CALL("xrt::run::get_ert_packet", slot_->run.get_ert_packet()));
-  return pkt ? pkt->cu_mask : 0;
+  return packet_cu_mask(slot_->run);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -479,6 +487,34 @@ void xrt_kernel::reserve_fast(std::uint64_t cu_mask) {
   fast_mask_ = cu_mask;
 }
 
+// With the fast claim held: set_args(slot) sets the arguments on the reserved run (false: they
+// are not for it; nothing starts), then the run is started and waited for. The claim is released
+// either way. A failure leaves the run's cached arguments or state unknown: the slot is dropped.
+template <class F>
+bool xrt_kernel::run_reserved(F&& set_args) {
+  run_slot& slot = *fast_slot_;
+  ert_cmd_state s;
+  try {
+    if (!set_args(slot)) {
+      release_fast();
+      return false;
+    }
+    FPYGA_XRT_CALL("xrt::run::start(" + info.name + ")", slot.run.start());
+    s = FPYGA_XRT_CALL("xrt::run::wait(" + info.name + ")", slot.run.wait());
+  } catch (...) {
+    for (auto& c : slot.args) c.forget();
+    give_back(fast_slot_, fast_mask_);
+    fast_slot_.reset();
+    release_fast();
+    throw;
+  }
+  last_is_fast_.store(true, std::memory_order_relaxed);
+  release_fast();
+  if (s != ERT_CMD_STATE_COMPLETED) [[unlikely]]
+    ended_badly(s);
+  return true;
+}
+
 [[gnu::hot]] void xrt_kernel::call(std::span<const bound_arg> args, std::uint64_t cu_mask) {
   if (program_->released) [[unlikely]]
     check_usable("call");
@@ -486,24 +522,72 @@ void xrt_kernel::reserve_fast(std::uint64_t cu_mask) {
     return call_pooled(args, cu_mask);
   if (!fast_slot_ || fast_mask_ != cu_mask || !fast_slot_->run) [[unlikely]]
     reserve_fast(cu_mask);
-  run_slot& slot = *fast_slot_;
-  ert_cmd_state s;
-  try {
+  run_reserved([&](run_slot& slot) {
     bind(slot, args);
-    FPYGA_XRT_CALL("xrt::run::start(" + info.name + ")", slot.run.start());
-    s = FPYGA_XRT_CALL("xrt::run::wait(" + info.name + ")", slot.run.wait());
-  } catch (...) {
-    // A failed bind leaves the cached arguments unknown, a failed start the run's state.
-    for (auto& c : slot.args) c.forget();
-    give_back(fast_slot_, fast_mask_);
-    fast_slot_.reset();
+    return true;
+  });
+}
+
+kernel_impl::one_pass_fn xrt_kernel::one_pass_call() const {
+  return [](kernel_impl& k, const fpyga::kernel_state& st, std::span<const arg_value> args) {
+    return static_cast<xrt_kernel&>(k).call_one_pass(st, args);
+  };
+}
+
+// call() without the core's bound_args: each argument is checked (the core's inline checks) and
+// compared with what the reserved run holds in one pass. Changed integers are set at once;
+// changed buffers only once the CU mask is known to be the reserved run's (XRT would otherwise
+// see a buffer in a bank the run's CU does not reach). Whatever is not a usable buffer or an
+// in-range integer, or another CU mask, goes back to the core's full path, with nothing started
+// (integers set so far stay valid: the run's cache says what it holds).
+[[gnu::hot]] bool xrt_kernel::call_one_pass(const fpyga::kernel_state& st,
+                                            std::span<const arg_value> args) {
+  if (st.program->released || args.size() != layout_.size() || args.size() > 64) [[unlikely]]
+    return false;
+  if (!claim_fast()) [[unlikely]]
+    return false;
+  if (!fast_slot_ || !fast_slot_->run) [[unlikely]] {
     release_fast();
-    throw;
+    return false;
   }
-  last_is_fast_ = true;
-  release_fast();
-  if (s != ERT_CMD_STATE_COMPLETED) [[unlikely]]
-    ended_badly(s);
+  return run_reserved([&](run_slot& slot) {
+    run_slot::cached_arg* cache = slot.args.data();
+    const fpyga::hot_arg* plan = st.hot.data();
+    const program_impl* program = st.program.get();
+    std::uint64_t mask = st.all_cus;
+    std::uint64_t buffers_changed = 0;  // bit i: argument i is a buffer the run does not hold yet
+    for (std::size_t i = 0; i < args.size(); ++i) {
+      const fpyga::hot_arg& p = plan[i];
+      const arg_value& v = args[i];
+      if (p.kind == fpyga::arg_plan::how::buffer) {
+        const buffer_impl* bi = nullptr;
+        mask &= fpyga::buffer_fits(p, v, program, bi);
+        if (!mask) [[unlikely]]
+          return false;
+        if (cache[i].key != bi->serial || cache[i].offset != v.buffer_offset()) [[unlikely]]
+          buffers_changed |= std::uint64_t(1) << i;
+        continue;
+      }
+      std::uint64_t bits;
+      if (!fpyga::integer_bits(p, v, bits)) [[unlikely]]
+        return false;
+      if (cache[i].key == bits && cache[i].offset == 0) [[likely]]
+        continue;
+      cache[i].forget();
+      FPYGA_XRT_CALL("xrt::run::set_arg(" + info.args[i].name + ")",
+                     slot.run.set_arg(static_cast<int>(i), static_cast<const void*>(&bits),
+                                      std::size_t{layout_[i].bytes}));
+      cache[i] = {bits, 0};
+    }
+    if (mask != fast_mask_) [[unlikely]]
+      return false;
+    for (std::size_t i = 0; buffers_changed; ++i, buffers_changed >>= 1)
+      if (buffers_changed & 1) {
+        auto* bi = args[i].buffer().impl().get();  // checked in the pass above
+        set_arg(slot, i, {bi, args[i].buffer_offset(), bi->serial, {}});
+      }
+    return true;
+  });
 }
 
 void xrt_kernel::ended_badly(ert_cmd_state s) const {
@@ -527,7 +611,7 @@ void xrt_kernel::call_pooled(std::span<const bound_arg> args, std::uint64_t cu_m
   {
     std::lock_guard lock(mutex_);
     last_ = slot;
-    last_is_fast_ = false;
+    last_is_fast_.store(false, std::memory_order_relaxed);
     slot->busy = false;
   }
   if (s != ERT_CMD_STATE_COMPLETED) ended_badly(s);
@@ -563,7 +647,7 @@ std::shared_ptr<run_impl> xrt_kernel::start(std::span<const bound_arg> args,
   {
     std::lock_guard lock(mutex_);
     last_ = slot;
-    last_is_fast_ = false;
+    last_is_fast_.store(false, std::memory_order_relaxed);
     prune(started_);
     started_.push_back(slot);
   }
@@ -578,16 +662,29 @@ std::size_t xrt_kernel::in_flight() const {
   return n;
 }
 
-std::vector<std::uint32_t> xrt_kernel::last_register_map() const {
-  while (!const_cast<xrt_kernel*>(this)->claim_fast()) std::this_thread::yield();
-  std::vector<std::uint32_t> regs;
-  {
+template <class F>
+auto xrt_kernel::on_last_run(F read) const {
+  auto* self = const_cast<xrt_kernel*>(this);
+  while (!self->claim_fast()) std::this_thread::yield();
+  decltype(read(xrt::run())) out{};
+  try {
     std::lock_guard lock(mutex_);
-    const auto& slot = last_is_fast_ ? fast_slot_ : last_;
-    if (slot) regs = packet_registers(slot->run);
+    const auto& slot = last_is_fast_.load(std::memory_order_relaxed) ? fast_slot_ : last_;
+    if (slot) out = read(slot->run);
+  } catch (...) {
+    self->release_fast();
+    throw;
   }
-  const_cast<xrt_kernel*>(this)->release_fast();
-  return regs;
+  self->release_fast();
+  return out;
+}
+
+std::vector<std::uint32_t> xrt_kernel::last_register_map() const {
+  return on_last_run(packet_registers);
+}
+
+std::uint32_t xrt_kernel::last_cu_mask() const {
+  return on_last_run(packet_cu_mask);
 }
 
 xrt::kernel& xrt_kernel::exclusive_kernel(unsigned cu, const char* what) {

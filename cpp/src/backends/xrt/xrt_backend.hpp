@@ -141,6 +141,7 @@ class xrt_kernel final : public kernel_impl, public std::enable_shared_from_this
  public:
   xrt_kernel(std::shared_ptr<xrt_program> prog, const kernel_info& k, std::vector<compute_unit> cus);
   void call(std::span<const bound_arg> args, std::uint64_t cu_mask) override;
+  one_pass_fn one_pass_call() const override;
   std::shared_ptr<run_impl> start(std::span<const bound_arg> args, std::uint64_t cu_mask,
                                   std::span<const std::shared_ptr<run_impl>> waitfor) override;
   std::uint32_t read_register(unsigned cu, std::uint32_t offset) override;
@@ -156,6 +157,8 @@ class xrt_kernel final : public kernel_impl, public std::enable_shared_from_this
   std::size_t drop_exclusive();
   /// Register map words of the last run this kernel started or called.
   std::vector<std::uint32_t> last_register_map() const;
+  /// The CU mask of the command XRT built for that run.
+  std::uint32_t last_cu_mask() const;
   /// Number of xrt::run objects created so far (reuse means this stays small).
   std::size_t runs_created() const { return runs_created_; }
 
@@ -171,6 +174,13 @@ class xrt_kernel final : public kernel_impl, public std::enable_shared_from_this
   /// Sets on the run what differs from what it holds.
   void bind(run_slot& slot, std::span<const bound_arg> args);
   [[gnu::noinline]] void reserve_fast(std::uint64_t cu_mask);
+  /// `read(run)` of the last run this kernel started or called (default value when none).
+  template <class F>
+  auto on_last_run(F read) const;
+  template <class F>
+  bool run_reserved(F&& set_args);
+  /// one_pass_call(): on the reserved run, under the fast claim.
+  bool call_one_pass(const fpyga::kernel_state& st, std::span<const arg_value> args);
   [[gnu::noinline]] void call_pooled(std::span<const bound_arg> args, std::uint64_t cu_mask);
   [[noreturn, gnu::noinline, gnu::cold]] void ended_badly(ert_cmd_state s) const;
   void set_arg(run_slot& slot, std::size_t i, const bound_arg& v);
@@ -200,7 +210,9 @@ class xrt_kernel final : public kernel_impl, public std::enable_shared_from_this
   std::atomic<bool> fast_busy_{false};
   std::shared_ptr<run_slot> fast_slot_;
   std::uint64_t fast_mask_ = 0;
-  bool last_is_fast_ = false;  ///< the last run was on the reserved slot (guarded as last_)
+  /// The last run was on the reserved slot. Written by call() under the fast claim and by the
+  /// others under mutex_, so atomic; read under both.
+  std::atomic<bool> last_is_fast_{false};
 };
 
 /// An xclbin loaded on an XRT device.
