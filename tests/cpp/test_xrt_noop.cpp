@@ -215,6 +215,11 @@ TEST(XrtNoop, StartWaitingForAFailedRunFailsWithItsReason) {
   auto k = ol.kernel("vector_add");
   fpyga::buffer c(k, 0, 4096), a(k, 1, 4096), b(k, 2, 4096);
   auto later = k.start_args(std::vector<fpyga::arg_value>{c, a, b, 6}, std::vector{failed});
+  // Several threads may wait on one run (here: two at the backend, then the core's wait()).
+  std::vector<std::thread> waiters;
+  for (int t = 0; t < 2; ++t)
+    waiters.emplace_back([&] { later.impl()->wait(std::chrono::seconds(10)); });
+  for (auto& w : waiters) w.join();
   EXPECT_NE(fpyga::test::wait_error(failed).find("the kernel gave up"), std::string::npos);
   // A run whose dependency failed never starts, and says why (bounded: a regression here used to
   // leave the run waiting forever).

@@ -286,7 +286,8 @@ run_state xrt_run::wait(std::optional<std::chrono::nanoseconds> timeout) {
     const auto p = deferred_->wait(timeout);
     if (p == deferred_start::phase::waiting) return run_state::queued;
     if (p == deferred_start::phase::failed) {
-      error_message = deferred_->error;
+      // Once, whoever waits first: several threads may wait on the same run.
+      std::call_once(error_copied_, [this] { error_message = deferred_->error; });
       return run_state::error;
     }
     if (timeout) {  // what is left of it for XRT's wait

@@ -134,6 +134,7 @@ class xrt_run final : public run_impl {
   std::shared_ptr<xrt_kernel> kernel_;
   std::shared_ptr<run_slot> slot_;
   std::shared_ptr<deferred_start> deferred_;
+  std::once_flag error_copied_;  ///< error_message is set from deferred_ once
 };
 
 /// A kernel over a set of compute units, as xrt::kernel objects (one per CU subset asked for).
