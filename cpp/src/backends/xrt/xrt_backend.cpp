@@ -530,9 +530,7 @@ bool xrt_kernel::run_reserved(F&& set_args) {
 }
 
 kernel_impl::one_pass_fn xrt_kernel::one_pass_call() const {
-  return [](kernel_impl& k, const fpyga::kernel_state& st, std::span<const arg_value> args) {
-    return static_cast<xrt_kernel&>(k).call_one_pass(st, args);
-  };
+  return &xrt_kernel::call_one_pass;
 }
 
 // call() without the core's bound_args: each argument is checked (the core's inline checks) and
@@ -541,17 +539,18 @@ kernel_impl::one_pass_fn xrt_kernel::one_pass_call() const {
 // see a buffer in a bank the run's CU does not reach). Whatever is not a usable buffer or an
 // in-range integer, or another CU mask, goes back to the core's full path, with nothing started
 // (integers set so far stay valid: the run's cache says what it holds).
-[[gnu::hot]] bool xrt_kernel::call_one_pass(const fpyga::kernel_state& st,
+[[gnu::hot]] bool xrt_kernel::call_one_pass(kernel_impl& k, const fpyga::kernel_state& st,
                                             std::span<const arg_value> args) {
-  if (st.program->released || args.size() != layout_.size() || args.size() > 64) [[unlikely]]
+  auto& self = static_cast<xrt_kernel&>(k);
+  if (st.program->released || args.size() != self.layout_.size() || args.size() > 64) [[unlikely]]
     return false;
-  if (!claim_fast()) [[unlikely]]
+  if (!self.claim_fast()) [[unlikely]]
     return false;
-  if (!fast_slot_ || !fast_slot_->run) [[unlikely]] {
-    release_fast();
+  if (!self.fast_slot_ || !self.fast_slot_->run) [[unlikely]] {
+    self.release_fast();
     return false;
   }
-  return run_reserved([&](run_slot& slot) {
+  return self.run_reserved([&](run_slot& slot) {
     run_slot::cached_arg* cache = slot.args.data();
     const fpyga::hot_arg* plan = st.hot.data();
     const program_impl* program = st.program.get();
@@ -575,17 +574,17 @@ kernel_impl::one_pass_fn xrt_kernel::one_pass_call() const {
       if (cache[i].key == bits && cache[i].offset == 0) [[likely]]
         continue;
       cache[i].forget();
-      FPYGA_XRT_CALL("xrt::run::set_arg(" + info.args[i].name + ")",
+      FPYGA_XRT_CALL("xrt::run::set_arg(" + self.info.args[i].name + ")",
                      slot.run.set_arg(static_cast<int>(i), static_cast<const void*>(&bits),
-                                      std::size_t{layout_[i].bytes}));
+                                      std::size_t{self.layout_[i].bytes}));
       cache[i] = {bits, 0};
     }
-    if (mask != fast_mask_) [[unlikely]]
+    if (mask != self.fast_mask_) [[unlikely]]
       return false;
     for (std::size_t i = 0; buffers_changed; ++i, buffers_changed >>= 1)
       if (buffers_changed & 1) {
         auto* bi = args[i].buffer().impl().get();  // checked in the pass above
-        set_arg(slot, i, {bi, args[i].buffer_offset(), bi->serial, {}});
+        self.set_arg(slot, i, {bi, args[i].buffer_offset(), bi->serial, {}});
       }
     return true;
   });

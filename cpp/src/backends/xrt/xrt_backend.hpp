@@ -180,8 +180,10 @@ class xrt_kernel final : public kernel_impl, public std::enable_shared_from_this
   auto on_last_run(F read) const;
   template <class F>
   bool run_reserved(F&& set_args);
-  /// one_pass_call(): on the reserved run, under the fast claim.
-  bool call_one_pass(const fpyga::kernel_state& st, std::span<const arg_value> args);
+  /// one_pass_call()'s function itself (`k` is an xrt_kernel): on the reserved run, under the
+  /// fast claim.
+  static bool call_one_pass(kernel_impl& k, const fpyga::kernel_state& st,
+                            std::span<const arg_value> args);
   [[gnu::noinline]] void call_pooled(std::span<const bound_arg> args, std::uint64_t cu_mask);
   [[noreturn, gnu::noinline, gnu::cold]] void ended_badly(ert_cmd_state s) const;
   void set_arg(run_slot& slot, std::size_t i, const bound_arg& v);
