@@ -39,6 +39,22 @@ fs::path aws_xclbin() {
   return fpyga::test::shared_xclbin_dir() / "aws_vector_addition_2018_3.awsxclbin";
 }
 
+/// The AWS xclbin loaded on xrt:0, its vector_add(c, a, b, n) and a 4 KiB buffer for each pointer
+/// (tests take them apart: `auto& [dev, ol, k, c, a, b] = setup;`).
+struct aws_vector_add {
+  fpyga::device dev;
+  fpyga::overlay ol;
+  fpyga::kernel k;
+  fpyga::buffer c, a, b;
+  explicit aws_vector_add(const fs::path& path)
+      : dev(fpyga::device::open("xrt:0")),
+        ol(dev, path.string()),
+        k(ol.kernel("vector_add")),
+        c(k, 0, 4096),
+        a(k, 1, 4096),
+        b(k, 2, 4096) {}
+};
+
 xrtb::xrt_buffer& xbuf(const fpyga::buffer& b) {
   auto* x = dynamic_cast<xrtb::xrt_buffer*>(b.impl().get());
   EXPECT_NE(x, nullptr) << "buffer is not an XRT buffer";
@@ -119,11 +135,9 @@ TEST(XrtNoop, BuffersLandInTheirBank) {
 
 TEST(XrtNoop, CallSetsOnlyChangedArgumentsOnAReusedRun) {
   FPYGA_REQUIRE_FILE(path, aws_xclbin());
-  auto dev = fpyga::device::open("xrt:0");
-  fpyga::overlay ol(dev, path.string());
-  auto k = ol.kernel("vector_add");
+  aws_vector_add setup(path);
+  auto& [dev, ol, k, c, a, b] = setup;
   ASSERT_EQ(k.args().size(), 4u);
-  fpyga::buffer c(k, 0, 4096), a(k, 1, 4096), b(k, 2, 4096);
   a.sync_to_device();
   b.sync_to_device();
   k.call(c, a, b, 1024);
@@ -175,10 +189,8 @@ TEST(XrtNoop, StartWithWaitforReturnsAtOnceAndStartsLater) {
   FPYGA_REQUIRE_FILE(path, aws_xclbin());
   fpyga::test::held_run held;
 
-  auto dev = fpyga::device::open("xrt:0");
-  fpyga::overlay ol(dev, path.string());
-  auto k = ol.kernel("vector_add");
-  fpyga::buffer c(k, 0, 4096), a(k, 1, 4096), b(k, 2, 4096);
+  aws_vector_add setup(path);
+  auto& [dev, ol, k, c, a, b] = setup;
   // XRT 2.13 has no run dependencies; fpyga's launcher starts the run once `held` completes,
   // and start() returns at once.
   auto later = k.start_args(std::vector<fpyga::arg_value>{c, a, b, 21}, std::vector{held.run()});
@@ -210,10 +222,8 @@ TEST(XrtNoop, StartWaitingForAFailedRunFailsWithItsReason) {
   flag.sync_to_device();
   auto failed = eo.kernel("fail").start(flag);
 
-  auto dev = fpyga::device::open("xrt:0");
-  fpyga::overlay ol(dev, path.string());
-  auto k = ol.kernel("vector_add");
-  fpyga::buffer c(k, 0, 4096), a(k, 1, 4096), b(k, 2, 4096);
+  aws_vector_add setup(path);
+  auto& [dev, ol, k, c, a, b] = setup;
   auto later = k.start_args(std::vector<fpyga::arg_value>{c, a, b, 6}, std::vector{failed});
   // Several threads may wait on one run (here: two at the backend, then the core's wait()).
   std::vector<std::thread> waiters;
@@ -236,10 +246,8 @@ TEST(XrtNoop, UnloadingNeverWaitsForARunThatDoesNotEnd) {
   FPYGA_REQUIRE_FILE(path, aws_xclbin());
   fpyga::test::held_run held;
 
-  auto dev = fpyga::device::open("xrt:0");
-  fpyga::overlay ol(dev, path.string());
-  auto k = ol.kernel("vector_add");
-  fpyga::buffer c(k, 0, 4096), a(k, 1, 4096), b(k, 2, 4096);
+  aws_vector_add setup(path);
+  auto& [dev, ol, k, c, a, b] = setup;
   auto later = k.start_args(std::vector<fpyga::arg_value>{c, a, b, 5}, std::vector{held.run()});
   // The core refuses to unload with runs in flight; the backend's release may still meet one (a
   // start racing an unload) and must not wait for `held`, which may never end: it fails the
