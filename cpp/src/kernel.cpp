@@ -293,25 +293,24 @@ void bind_wide(const kernel_state& st, std::size_t i, const arg_plan& p, const a
                                    std::byte* scratch, std::size_t& scratch_used,
                                    backend::bound_arg& o) {
   const auto& p = st.plan[i];
+  const bool settable = p.kind != arg_plan::how::buffer && p.kind != arg_plan::how::stream &&
+                        p.kind != arg_plan::how::unsupported;
+  if (settable && v.kind() == arg_value::tag::buffer) wrong_kind(st, i, v, "a scalar");
   switch (p.kind) {
     case arg_plan::how::buffer:
       break;  // handled by bind()
     case arg_plan::how::sint:
     case arg_plan::how::uint:
-      if (v.kind() == arg_value::tag::buffer) wrong_kind(st, i, v, "a scalar");
       bind_integer(st, i, p, v, o);
       break;
     case arg_plan::how::f32:
     case arg_plan::how::f64:
-      if (v.kind() == arg_value::tag::buffer) wrong_kind(st, i, v, "a scalar");
       bind_float(st, i, p, v, o);
       break;
     case arg_plan::how::fixed:
-      if (v.kind() == arg_value::tag::buffer) wrong_kind(st, i, v, "a scalar");
       bind_fixed(st, i, p, v, o);
       break;
     case arg_plan::how::wide:
-      if (v.kind() == arg_value::tag::buffer) wrong_kind(st, i, v, "a scalar");
       bind_wide(st, i, p, v, scratch + scratch_used, o);
       scratch_used += p.storage;
       break;
