@@ -15,6 +15,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <span>
@@ -102,6 +103,13 @@ class run_impl {
   /// Blocks until done or `timeout` passes; returns the state then.
   virtual run_state wait(std::optional<std::chrono::nanoseconds> timeout) = 0;
 };
+
+/// Waits for every run of `waitfor` (runs another runtime cannot wait on for the backend), in
+/// 20 ms slices so that `stopping` (when given) can cut it short. Returns why the run that waits
+/// must not start: "" when all completed, else the first failure, or the unload when `stopping`
+/// turned true first.
+std::string wait_for_runs(std::span<const std::shared_ptr<run_impl>> waitfor,
+                          const std::function<bool()>& stopping = {});
 
 /// A kernel over a set of compute units. `cu_mask` bit i selects `cus[i]`: the core passes the
 /// CUs whose connectivity fits the buffers given (at least one bit set).

@@ -41,6 +41,23 @@ void unsupported(std::string_view backend, std::string_view function) {
                             " is not supported by this backend");
 }
 
+std::string wait_for_runs(std::span<const std::shared_ptr<run_impl>> waitfor,
+                          const std::function<bool()>& stopping) {
+  std::string why;
+  for (const auto& w : waitfor) {
+    if (!w) continue;
+    run_state s;
+    while ((s = w->wait(std::chrono::milliseconds(20))) == run_state::queued ||
+           s == run_state::running)
+      if (stopping && stopping())
+        return "its xclbin was unloaded before the runs it waited for completed";
+    if (s == run_state::error && why.empty())
+      why = "a run it was to wait for failed" +
+            (w->error_message.empty() ? std::string() : ": " + w->error_message);
+  }
+  return why;
+}
+
 std::uint64_t next_buffer_serial() noexcept {
   static std::atomic<std::uint64_t> next{1};
   return next.fetch_add(1, std::memory_order_relaxed);

@@ -174,23 +174,11 @@ void emu_cu::worker_loop() {
       queue_.pop_front();
     }
     run_state result = run_state::completed;
-    for (const auto& dep : r->waitfor) {
-      // Waited for in slices, so that unloading never waits on a run that does not end (a held
-      // run, a hung kernel of another device): request_stop() fails this run instead.
-      run_state s;
-      while ((s = dep->wait(std::chrono::milliseconds(20))) == run_state::queued ||
-             s == run_state::running)
-        if (stopping()) break;
-      if (s == run_state::queued || s == run_state::running) {
-        result = run_state::error;
-        r->error_message = "its xclbin was unloaded before the runs it waited for completed";
-        break;
-      }
-      if (s == run_state::error && result != run_state::error) {
-        result = run_state::error;
-        r->error_message = "a run it was to wait for failed" +
-                           (dep->error_message.empty() ? std::string() : ": " + dep->error_message);
-      }
+    // Unloading never waits on a run that does not end (a held run, a hung kernel of another
+    // device): request_stop() cuts the wait short and fails this run.
+    if (std::string why = wait_for_runs(r->waitfor, [this] { return stopping(); }); !why.empty()) {
+      result = run_state::error;
+      r->error_message = std::move(why);
     }
     if (result == run_state::completed) {
       r->finish(run_state::running);

@@ -408,17 +408,16 @@ std::shared_ptr<run_impl> ocl_kernel::start(std::span<const bound_arg> args,
   check_usable("start");
   std::vector<cl_event> deps;
   const void* ctx = program_->odev().context();
-  std::string why;  // why the run must not start
+  std::vector<std::shared_ptr<run_impl>> foreign;  // runs of other devices or backends
   for (const auto& w : waitfor) {
     auto* r = dynamic_cast<ocl_run*>(w.get());
     if (r && r->context == ctx)
       deps.push_back(r->event());
-    else if (w && w->wait(std::nullopt) == run_state::error && why.empty())
-      // A run of another device or backend, waited for here: OpenCL events do not cross contexts.
-      why = "a run it was to wait for failed" +
-            (w->error_message.empty() ? std::string() : ": " + w->error_message);
+    else if (w)
+      foreign.push_back(w);
   }
-  if (!why.empty()) {
+  // OpenCL events do not cross contexts: those are waited for here.
+  if (std::string why = wait_for_runs(foreign); !why.empty()) {
     // It never starts: a run that has already ended in error, as on the other backends.
     cl_event e = FPYGA_CL_CREATE(clCreateUserEvent, program_->odev().context());
     cl::Event failed(e, false);

@@ -200,23 +200,9 @@ void launcher::loop(std::shared_ptr<launcher> self) {
     }
     // In submission order: a run waits only for runs started before it, so none of them is
     // queued behind it here.
-    std::string why;
-    for (const auto& w : j.waitfor) {
-      if (!w) continue;
-      // Waited for in slices, so that unloading the program never waits on a run that does not
-      // end (a hung kernel, a held run of another device): shutdown() fails this job instead.
-      run_state s;
-      while ((s = w->wait(std::chrono::milliseconds(20))) == run_state::queued ||
-             s == run_state::running)
-        if (self->stopping()) break;
-      if (s == run_state::queued || s == run_state::running) {
-        why = "its xclbin was unloaded before the runs it waited for completed";
-        break;
-      }
-      if (s == run_state::error && why.empty())
-        why = "a run it was to wait for failed" +
-              (w->error_message.empty() ? std::string() : ": " + w->error_message);
-    }
+    // Unloading the program never waits on a run that does not end (a hung kernel, a held run of
+    // another device): shutdown() cuts the wait short and fails this job.
+    std::string why = wait_for_runs(j.waitfor, [&] { return self->stopping(); });
     if (why.empty() && self->stopping())
       why = "its xclbin was unloaded before the runs it waited for completed";
     if (why.empty()) {
