@@ -11,7 +11,7 @@
 #  1. the sources are compiled with the host C++ compiler (-O3, PIC) into a shared object that
 #     exports the kernels as `extern "C"` functions; `#pragma HLS` lines are ignored by the compiler,
 #     exactly as in Vitis's own sw_emu. The object needs only libc and libstdc++.
-#  2. kernels/tools/kernel_meta.py parses the sources with libclang (same include paths) and derives
+#  2. python/fpyga/toolchain/kernel_meta.py parses the sources with libclang (same include paths) and derives
 #     each kernel's arguments (names, C types as Vitis writes them, kinds, AXI-lite register
 #     offsets as Vitis HLS assigns them) from the signature and its `#pragma HLS INTERFACE` lines,
 #     applies the v++-style connectivity and writes the JSON description `fpyga xclbin pack` takes.
@@ -31,7 +31,7 @@
 include_guard(GLOBAL)
 include(GNUInstallDirs)
 
-set(FPYGA_KERNEL_TOOLS_DIR "${CMAKE_CURRENT_LIST_DIR}/../tools" CACHE INTERNAL "")
+set(FPYGA_KERNEL_TOOLS_DIR "${CMAKE_CURRENT_LIST_DIR}/../../python/fpyga/toolchain" CACHE INTERNAL "")
 get_filename_component(FPYGA_KERNEL_TOOLS_DIR "${FPYGA_KERNEL_TOOLS_DIR}" ABSOLUTE)
 
 if(NOT Python_EXECUTABLE)

@@ -1,4 +1,4 @@
-"""The kernel toolchain's metadata extractor (kernels/tools/kernel_meta.py).
+"""The kernel toolchain's metadata extractor (python/fpyga/toolchain/kernel_meta.py).
 
 Kernel sources are written to a temporary directory and parsed with libclang against the same
 Xilinx HLS headers the kernels compile with (hls4ml's package data); the derived arguments,
@@ -19,8 +19,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "kernels" / "tools"))
-import kernel_meta as km  # noqa: E402
+from fpyga.toolchain import kernel_meta as km  # noqa: E402
 
 CI = os.environ.get("CI", "").lower() == "true"
 
