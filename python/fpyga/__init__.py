@@ -18,6 +18,7 @@ from .buffer import PynqBuffer, allocate
 from .device import Device, Memory
 from .kernel import Kernel, RegisterMap, WaitHandle
 from .overlay import DefaultIP, Overlay
+from .pynq_alias import install_pynq_alias
 from .xclbin import XclBin
 
 __version__ = "0.1.0"
@@ -33,4 +34,5 @@ __all__ = [
     "WaitHandle",
     "XclBin",
     "allocate",
+    "install_pynq_alias",
 ]

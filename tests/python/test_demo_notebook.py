@@ -1,6 +1,5 @@
 """notebooks/demo.ipynb runs top to bottom on emu (executed with nbclient)."""
 
-import os
 from pathlib import Path
 
 import nbformat
@@ -9,17 +8,13 @@ from nbclient import NotebookClient
 
 from fpyga.demo import host
 
-from conftest import missing_input
 
 NOTEBOOK = Path(__file__).resolve().parents[2] / "notebooks" / "demo.ipynb"
 
 
 def test_demo_notebook_runs():
-    try:
-        host.find_xclbin("iris", os.environ.get("FPYGA_XCLBIN_DIR"))
-        host.find_xclbin("muon", os.environ.get("FPYGA_XCLBIN_DIR"))
-    except FileNotFoundError as e:
-        missing_input(str(e))
+    host.find_xclbin("iris")  # built (or taken from the cache) before the notebook times out on it
+    host.find_xclbin("muon")
     nb = nbformat.read(NOTEBOOK, as_version=4)
     client = NotebookClient(nb, timeout=300, kernel_name="python3",
                             resources={"metadata": {"path": str(NOTEBOOK.parents[1])}})

@@ -21,7 +21,8 @@ from pathlib import Path
 import numpy as np
 
 from . import data
-from .host import find_cpp_host, find_xclbin, run_cpp_host, run_python_host
+from .convert import convert
+from .host import build_xclbin, find_cpp_host, find_xclbin, run_cpp_host, run_python_host
 from .model import load, models_dir
 
 MODELS = ("iris", "muon")
@@ -46,12 +47,8 @@ def _progress(enabled: bool, desc: str):
     return lambda it: tqdm(it, desc=desc, unit="sample", mininterval=0.5, leave=False, file=sys.stderr)
 
 
-def hls4ml_predict(name: str, x: np.ndarray, work_dir: Path) -> np.ndarray:
-    """hls4ml's own bit-accurate C simulation of model ``name`` (``compile()`` then ``predict``)."""
-    from .convert import convert
-
-    out = work_dir / f"hls4ml_{name}"
-    hls_model = convert(models_dir() / name, out)
+def hls4ml_predict(hls_model, x: np.ndarray) -> np.ndarray:
+    """hls4ml's own bit-accurate C simulation (``compile()`` then ``predict``)."""
     hls_model.compile()
     y = hls_model.predict(np.ascontiguousarray(x, dtype=np.float32))
     return np.asarray(y, np.float64).reshape(len(x), -1)
@@ -71,14 +68,20 @@ def study(name: str, args, work_dir: Path) -> tuple[dict, dict]:
     y_val = d.y_val[: len(x_val)]
     x = m.standardize(x_val)
     n_out = m.n_outputs
-    xclbin = find_xclbin(name, args.xclbin_dir)
     log = (lambda *a: print(*a, file=sys.stderr, flush=True)) if not args.quiet else (lambda *a: None)
+    # The network goes the way anyone's does: hls4ml converts it, fpyga.hls4ml.build builds it.
+    hls_model = convert(models_dir() / name, work_dir / f"hls4ml_{name}")
+    if args.xclbin_dir:
+        xclbin = find_xclbin(name, args.xclbin_dir)
+    else:
+        log(f"[{name}] fpyga.hls4ml.build (cached after the first run) ...")
+        xclbin = build_xclbin(name, work_dir, hls_model)
 
     log(f"[{name}] {len(x)} validation samples, {xclbin}")
     y_float = m.forward(x)
-    log(f"[{name}] hls4ml conversion and C simulation (compile) ...")
+    log(f"[{name}] hls4ml C simulation (compile) ...")
     t = time.perf_counter()
-    y_hls = hls4ml_predict(name, x, work_dir) if not args.skip_hls4ml else None
+    y_hls = hls4ml_predict(hls_model, x) if not args.skip_hls4ml else None
     t_hls = time.perf_counter() - t
 
     # Small validation sets are passed several times so that the percentiles mean something.
@@ -174,38 +177,67 @@ def print_table(report: dict) -> None:
                       f"{r['frac_below_minus_0_9']:>9.4f}")
 
 
-def plot(name: str, arrays: dict, out_dir: Path) -> list[str]:
-    """Figures like the paper's 6-10: phase and total time histograms per host, pT resolution."""
+def _time_bins(samples: list[np.ndarray], n_bins: int = 60):
+    """Shared bin edges for several hosts' per-sample times (us), the range drawn, and whether the
+    axis is logarithmic: the range is [min, min(p99, 1.5 x p95, 4 x median)] (largest over the
+    hosts), so scheduler preemptions do not squeeze the distribution into one bin, and log when it
+    spans a decade."""
+    lo = min(float(np.min(us)) for us in samples)
+    hi = min(max(float(np.percentile(us, 99)) for us in samples),
+             1.5 * max(float(np.percentile(us, 95)) for us in samples),
+             4 * max(float(np.median(us)) for us in samples))
+    hi = max(hi, lo * 1.01 + 1e-9)
+    log = lo > 0 and hi / lo >= 10
+    edges = np.geomspace(lo, hi, n_bins + 1) if log else np.linspace(lo, hi, n_bins + 1)
+    return edges, log
+
+
+def _histogram_times(ax, runs, get_us, title: str) -> None:
+    colours = {"python": "tab:blue", "cpp": "tab:orange"}
+    labels = {"python": "Python host", "cpp": "C++ host"}
+    data = [get_us(run) for run in runs]
+    edges, log = _time_bins(data)
+    cut_notes = []
+    for run, us in zip(runs, data):
+        cut = int(np.count_nonzero(us > edges[-1]))
+        ax.hist(us[us <= edges[-1]], bins=edges, alpha=0.55, color=colours.get(run.host),
+                label=f"{labels.get(run.host, run.host)}: median {np.median(us):.2f} \u00b5s")
+        if cut:
+            cut_notes.append(f"{run.host} {cut}/{len(us)}")
+    if log:
+        ax.set_xscale("log")
+    ax.set_title(title, fontsize=10)
+    ax.set_xlabel("time per sample (\u00b5s" + (", log scale)" if log else ")"))
+    ax.set_ylabel("samples")
+    ax.legend(fontsize=7, loc="upper right")
+    note = f"not drawn (> {edges[-1]:.2f} \u00b5s): " + ", ".join(cut_notes) if cut_notes else "all samples drawn"
+    ax.text(0.01, -0.28, note, transform=ax.transAxes, fontsize=7, color="dimgray", va="top")
+
+
+def plot(name: str, arrays: dict, out_dir: Path, device: str = "", data_note: str = "") -> list[str]:
+    """Figures like the paper's 6-10: phase and total time histograms of both hosts (shared bins,
+    units, what was cut), and for the muon study the pT resolution."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     files = []
-    py, cpp = arrays["python"], arrays["cpp"]
-    fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
+    runs = [arrays["python"], arrays["cpp"]]
+    where = f" on the {device}" if device else ""
+    fig, axes = plt.subplots(1, 3, figsize=(14, 4.2))
     for ax, phase in zip(axes, ("inject", "inference", "extract")):
-        for run, colour in ((py, "tab:blue"), (cpp, "tab:orange")):
-            us = getattr(run, f"{phase}_ns") / 1e3
-            hi = min(np.percentile(us, 99), 4 * np.median(us))  # scheduler preemptions stay off-scale
-            ax.hist(us[us <= hi], bins=60, alpha=0.6, color=colour, label=f"{run.host} (median {np.median(us):.2f})")
-        ax.set_title(f"{name}: {phase}")
-        ax.set_xlabel("time per sample (us; tail beyond 4x median not drawn)")
-        ax.legend(fontsize=8)
+        _histogram_times(ax, runs, lambda r, ph=phase: getattr(r, f"{ph}_ns") / 1e3, f"{name}: {phase}")
+    fig.suptitle(f"{name}: time per sample by phase{where}" + (f" ({data_note})" if data_note else ""), fontsize=11)
     fig.tight_layout()
     path = out_dir / f"{name}_phases.png"
     fig.savefig(path, dpi=110)
     plt.close(fig)
     files.append(str(path))
 
-    fig, ax = plt.subplots(figsize=(6, 3.8))
-    for run, colour in ((py, "tab:blue"), (cpp, "tab:orange")):
-        us = run.total_ns / 1e3
-        ax.hist(us[us <= min(np.percentile(us, 99), 4 * np.median(us))], bins=60, alpha=0.6, color=colour,
-                label=f"{run.host} host (median {np.median(us):.2f} us)")
-    ax.set_title(f"{name}: total time per sample (inject + inference + extract)")
-    ax.set_xlabel("time per sample (us)")
-    ax.legend(fontsize=8)
+    fig, ax = plt.subplots(figsize=(6.5, 4.4))
+    _histogram_times(ax, runs, lambda r: r.total_ns / 1e3,
+                     f"{name}: inject + inference + extract per sample{where}" + (f"\n{data_note}" if data_note else ""))
     fig.tight_layout()
     path = out_dir / f"{name}_total.png"
     fig.savefig(path, dpi=110)
@@ -213,22 +245,38 @@ def plot(name: str, arrays: dict, out_dir: Path) -> list[str]:
     files.append(str(path))
 
     if "deltas" in arrays:
-        fig, ax = plt.subplots(figsize=(6.5, 4))
+        fig, ax = plt.subplots(figsize=(6.8, 4.4))
         bins = np.linspace(-1.0, 2.0, 121)
-        for k, colour in (("trigger", "tab:gray"), ("float", "tab:green"), ("fixed", "tab:red")):
+        for k, colour, label in (("trigger", "tab:gray", "L1-style lookup table"), ("float", "tab:green", "float CPU"),
+                                 ("fixed", "tab:red", "fixed-point kernel")):
             dlt = arrays["deltas"][k]
+            out = int(np.count_nonzero((dlt < bins[0]) | (dlt > bins[-1])))
             ax.hist(np.clip(dlt, bins[0], bins[-1]), bins=bins, histtype="step", lw=1.5, color=colour,
-                    label=f"{k} (std {np.std(dlt):.3f})")
-        ax.set_xlabel("(pT_est - pT_true) / pT_true (outside [-1, 2] piled at the edges)")
-        ax.set_ylabel("muons")
-        ax.set_title("muon pT resolution: float CPU, fixed-point kernel, L1-style LUT")
-        ax.legend(fontsize=8)
+                    label=f"{label}: std {np.std(dlt):.3f}" + (f", {out} outside [-1, 2] in the edge bins" if out else ""))
+        ax.set_xlabel("relative pT error (pT_est \u2212 pT_true) / pT_true")
+        ax.set_ylabel("muons per bin (bin width 0.025)")
+        ax.set_title(f"muon pT resolution{where}", fontsize=10)
+        ax.legend(fontsize=7)
+        if data_note:
+            ax.text(0.99, 0.6, data_note, transform=ax.transAxes, fontsize=7, ha="right", color="dimgray")
         fig.tight_layout()
         path = out_dir / f"{name}_resolution.png"
         fig.savefig(path, dpi=110)
         plt.close(fig)
         files.append(str(path))
     return files
+
+
+def _device_label(entry: dict, spec: str) -> str:
+    name = entry.get("device", "")
+    return "emulated device (emu)" if "emulated" in name or spec.startswith("emu") else name
+
+
+def _data_note(name: str, args) -> str:
+    if name != "muon":
+        return ""
+    return "data: real muons from " + Path(args.muon_data).name if args.muon_data else \
+        "data: seeded synthetic surrogate of the CMS barrel muons (docs/demo.md)"
 
 
 def main(argv=None) -> int:
@@ -240,9 +288,11 @@ def main(argv=None) -> int:
     p.add_argument("--repeat", type=int, default=None,
                    help="passes over the samples for timing (default: enough for 1000 timed samples)")
     p.add_argument("--out", default="reports", help="report directory (default: reports)")
-    p.add_argument("--xclbin-dir", default=None, help="where nn_<model>.xclbin are (default: installed/build)")
+    p.add_argument("--xclbin-dir", default=None,
+                   help="where prebuilt nn_<model>.xclbin are, e.g. hardware builds (default: build them)")
     p.add_argument("--cpp-host", default=None, help="the fpyga_demo_host executable (default: installed/build)")
-    p.add_argument("--work-dir", default=None, help="scratch directory for hls4ml (default: <out>/.hls4ml)")
+    p.add_argument("--work-dir", default=None,
+                   help="hls4ml projects and the built xclbins (default: <out>/.hls4ml)")
     p.add_argument("--muon-data", default=None, help="real muon data (.npz/.csv) instead of the surrogate")
     p.add_argument("--skip-hls4ml", action="store_true", help="skip the cross-check against hls4ml's C simulation")
     p.add_argument("--no-plots", action="store_true")
@@ -268,7 +318,7 @@ def main(argv=None) -> int:
         entry, arrays = study(name, args, work)
         report["models"][name] = entry
         if not args.no_plots:
-            report["plots"] += plot(name, arrays, out)
+            report["plots"] += plot(name, arrays, out, _device_label(entry, args.device), _data_note(name, args))
     report["elapsed_s"] = time.perf_counter() - t0
     (out / "demo.json").write_text(json.dumps(report, indent=1) + "\n")
     print_table(report)

@@ -46,17 +46,31 @@ def _roots() -> list[Path]:
 
 
 def find_xclbin(model: str, directory: str | os.PathLike | None = None) -> Path:
-    """``nn_<model>.xclbin``: in ``directory``, ``$FPYGA_XCLBIN_DIR``, the installed
-    ``<prefix>/share/fpyga/xclbin``, or the repository's ``build/kernels``; FileNotFoundError naming
-    the places looked at otherwise."""
+    """``nn_<model>.xclbin``: from ``directory`` or ``$FPYGA_XCLBIN_DIR`` when one holds it (a
+    hardware build, say), else built from the committed model through the public path,
+    ``fpyga.hls4ml.build`` (cached: only the first call compiles)."""
     name = f"nn_{model}.xclbin"
-    candidates = [Path(d) for d in (directory, os.environ.get("FPYGA_XCLBIN_DIR")) if d]
-    candidates += [Path(sys.prefix) / "share" / "fpyga" / "xclbin"]
-    candidates += [r / "build" / "kernels" for r in _roots()]
-    for d in candidates:
-        if (d / name).is_file():
-            return d / name
-    raise FileNotFoundError(f"{name} not found in {', '.join(map(str, candidates))} (run `make build`)")
+    for d in (directory, os.environ.get("FPYGA_XCLBIN_DIR")):
+        if d and (Path(d) / name).is_file():
+            return Path(d) / name
+    if directory:
+        raise FileNotFoundError(f"{name} not found in {directory}")
+    return build_xclbin(model)
+
+
+def build_xclbin(model: str, out_dir: str | os.PathLike | None = None, hls_model=None) -> Path:
+    """Builds ``nn_<model>.xclbin`` from the committed model with ``fpyga.hls4ml.build`` into
+    ``out_dir`` (default: the fpyga cache's ``demo/``). ``hls_model`` reuses a conversion."""
+    import fpyga.hls4ml
+    from fpyga.hls4ml.cache import default_root
+
+    from .convert import convert
+    from .model import models_dir
+
+    out = Path(out_dir) if out_dir else default_root() / "demo"
+    if hls_model is None:
+        hls_model = convert(models_dir() / model, out / f"hls4ml_{model}")
+    return fpyga.hls4ml.build(hls_model, out / f"nn_{model}.xclbin")
 
 
 def find_cpp_host() -> Path:
