@@ -85,14 +85,9 @@ struct quantized {
   bool negative = false;
 };
 
-quantized quantize(double x, const fixed_format& f) {
+// The quantized integer of (-1)^neg * mant * 2^k, where mant < 2^53 and k already includes F.
+quantized quantize_parts(bool neg, u64 mant, long k, const fixed_format& f) {
   quantized r;
-  if (x == 0.0) return r;
-  int e = 0;
-  const double m = std::frexp(x, &e);  // x = m * 2^e, 0.5 <= |m| < 1
-  const bool neg = m < 0;
-  const u64 mant = static_cast<u64>(std::ldexp(std::fabs(m), 53));  // exact: < 2^53
-  const long k = static_cast<long>(e) - 53 + f.fraction();          // x * 2^F = mant * 2^k
   if (k >= 0) {
     if (k >= 64) {
       r.huge = true;
@@ -162,6 +157,32 @@ quantized quantize(double x, const fixed_format& f) {
   r.value = floor_v + (up ? 1 : 0);
   r.negative = r.value < 0;
   return r;
+}
+
+quantized quantize(double x, const fixed_format& f) {
+  if (x == 0.0) return {};
+  int e = 0;
+  const double m = std::frexp(x, &e);  // x = m * 2^e, 0.5 <= |m| < 1
+  const u64 mant = static_cast<u64>(std::ldexp(std::fabs(m), 53));  // exact: < 2^53
+  return quantize_parts(m < 0, mant, static_cast<long>(e) - 53 + f.fraction(), f);
+}
+
+// NaN and infinities as Xilinx's ap_fixed(double) reads them: like any double, the biased
+// exponent minus 1023 (here 1024) and the mantissa with its implicit leading one, so the value is
+// (-1)^sign * (2^52 + payload) * 2^(1024 - 52).
+quantized quantize_nonfinite(double x, const fixed_format& f) {
+  u64 bits = 0;
+  std::memcpy(&bits, &x, sizeof bits);
+  const bool neg = (bits >> 63) & 1;
+  const u64 mant = (u64{1} << 52) | (bits & ((u64{1} << 52) - 1));
+  return quantize_parts(neg, mant, 1024L - 52 + f.fraction(), f);
+}
+
+[[noreturn]] void reject_nonfinite(double x, const fixed_format& f, const std::string& what) {
+  throw value_error("to_fixed: " + what + " is " + std::to_string(x) + ", which " +
+                    f.to_string() +
+                    " cannot represent (nonfinite_policy::ap_fixed converts it as Xilinx's "
+                    "ap_fixed constructor does)");
 }
 
 std::int64_t reduce(const quantized& v, const fixed_format& f) {
@@ -287,7 +308,7 @@ u64 load(const void* in, std::size_t i, std::size_t bytes) {
 
 template <class F>
 void to_fixed_array(const F* in, std::size_t n, void* out, std::size_t out_bytes,
-                    const fixed_format& f) {
+                    const fixed_format& f, nonfinite_policy policy) {
   f.validate();
   check_bytes(out_bytes, f, "to_fixed");
   // The common case (ap_fixed<16,6>-like: AP_TRN, AP_WRAP, no saturation bits) in one floor and
@@ -298,9 +319,12 @@ void to_fixed_array(const F* in, std::size_t n, void* out, std::size_t out_bytes
   const double limit = 0x1p62;
   for (std::size_t i = 0; i < n; ++i) {
     const double x = static_cast<double>(in[i]);
-    if (!std::isfinite(x))
-      throw value_error("to_fixed: element " + std::to_string(i) + " is " + std::to_string(x) +
-                        ", which " + f.to_string() + " cannot represent");
+    if (!std::isfinite(x)) {
+      if (policy != nonfinite_policy::ap_fixed)
+        reject_nonfinite(x, f, "element " + std::to_string(i));
+      store(out, i, out_bytes, reduce(quantize_nonfinite(x, f), f));
+      continue;
+    }
     const double scaled = x * scale;
     if (fast && std::fabs(scaled) < limit && (scaled != 0.0 || x == 0.0)) {
       const auto v = static_cast<std::int64_t>(std::floor(scaled));
@@ -457,11 +481,12 @@ double fixed_format::max() const {
   return std::ldexp(std::ldexp(1.0, is_signed ? width - 1 : width) - 1, -fraction());
 }
 
-std::int64_t to_fixed(double x, const fixed_format& f) {
+std::int64_t to_fixed(double x, const fixed_format& f, nonfinite_policy policy) {
   f.validate();
-  if (!std::isfinite(x))
-    throw value_error("to_fixed: " + std::to_string(x) + " cannot be represented as " +
-                      f.to_string());
+  if (!std::isfinite(x)) {
+    if (policy != nonfinite_policy::ap_fixed) reject_nonfinite(x, f, "the value");
+    return reduce(quantize_nonfinite(x, f), f);
+  }
   return reduce(quantize(x, f), f);
 }
 
@@ -473,12 +498,12 @@ double from_fixed(std::int64_t raw, const fixed_format& f) {
 }
 
 void to_fixed(const float* in, std::size_t n, void* out, std::size_t out_bytes,
-              const fixed_format& f) {
-  to_fixed_array(in, n, out, out_bytes, f);
+              const fixed_format& f, nonfinite_policy policy) {
+  to_fixed_array(in, n, out, out_bytes, f, policy);
 }
 void to_fixed(const double* in, std::size_t n, void* out, std::size_t out_bytes,
-              const fixed_format& f) {
-  to_fixed_array(in, n, out, out_bytes, f);
+              const fixed_format& f, nonfinite_policy policy) {
+  to_fixed_array(in, n, out, out_bytes, f, policy);
 }
 void from_fixed(const void* in, std::size_t in_bytes, std::size_t n, float* out,
                 const fixed_format& f) {

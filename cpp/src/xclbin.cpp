@@ -19,6 +19,7 @@
 #include <system_error>
 
 #include "fpyga/error.hpp"
+#include "fpyga/network.hpp"
 #include "xclbin_format.hpp"
 
 namespace fpyga {
@@ -752,6 +753,10 @@ std::string xclbin::to_json(int indent) const {
     }
     j["kernels"].push_back(std::move(kj));
   }
+  if (const auto net = network_info::of(*this))
+    j["network"] = ordered_json::parse(net->to_json());
+  else
+    j["network"] = nullptr;
   // Names come from the file and need not be UTF-8; JSON output must be, so bad bytes become
   // U+FFFD instead of an exception.
   return j.dump(indent, ' ', false, nlohmann::ordered_json::error_handler_t::replace);

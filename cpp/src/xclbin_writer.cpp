@@ -14,6 +14,7 @@
 #include <sstream>
 
 #include "fpyga/error.hpp"
+#include "fpyga/network.hpp"
 #include "fpyga/xclbin.hpp"
 #include "xclbin_format.hpp"
 
@@ -470,8 +471,8 @@ xclbin xclbin::from_description(std::string_view json_text, std::vector<std::byt
   } catch (const json::exception& e) {  // parse_error, and out_of_range for huge numbers
     throw value_error(std::string("xclbin description is not valid JSON: ") + e.what());
   }
-  R::only_keys(j, "description",
-               {"mode", "platform", "uuid", "timestamp", "clocks", "memories", "kernels"});
+  R::only_keys(j, "description", {"mode", "platform", "uuid", "timestamp", "clocks", "memories",
+                                  "kernels", "network"});
 
   xclbin x;
   x.bitstream = std::move(bits);
@@ -653,6 +654,21 @@ xclbin xclbin::from_description(std::string_view json_text, std::vector<std::byt
       k.instances.push_back(std::move(in));
     }
     x.kernels.push_back(std::move(k));
+  }
+
+  // The network a host feeds through these kernels: checked against them, stored canonical.
+  if (j.contains("network")) {
+    try {
+      const auto net = network_info::from_json(j["network"].dump());
+      net.check_kernels(x);
+      const auto text = net.to_json(2);
+      const auto* p = reinterpret_cast<const std::byte*>(text.data());
+      x.other_sections.push_back({section_kind::user_metadata,
+                                  std::string(network_info::section_name),
+                                  std::vector<std::byte>(p, p + text.size())});
+    } catch (const value_error& e) {
+      throw value_error(std::string("xclbin description: ") + e.what());
+    }
   }
 
   // Field sizes are checked once, by writing; the bytes also give the default uuid.

@@ -16,6 +16,7 @@
 #include "backends/backend.hpp"
 #include "fpyga/device.hpp"
 #include "fpyga/error.hpp"
+#include "fpyga/network.hpp"
 #include "fpyga/xclbin.hpp"
 
 namespace {
@@ -118,6 +119,29 @@ void print_info(const fpyga::xclbin& x, std::ostream& out) {
     for (const auto* ip : cus)
       out << "      " << ip->instance_name() << "  base " << hex(ip->base_address) << "  "
           << to_string(ip->control) << (ip->interrupt_enabled ? "  interrupt" : "") << "\n";
+  }
+  if (const auto net = fpyga::network_info::of(x)) {
+    out << "\nNetwork:\n";
+    out << "  name:      " << net->name << "\n";
+    out << "  producer:  " << (net->producer.empty() ? "-" : net->producer)
+        << (net->producer_version.empty() ? "" : " " + net->producer_version) << "\n";
+    out << "  io_type:   " << net->io_type << "\n";
+    out << "  interface: " << to_string(net->interface) << " (kernels: "
+        << (net->interface == fpyga::network_interface::hls4ml_axi
+                ? "axi " + net->axi_kernel
+                : "batch " + net->batch_kernel +
+                      (net->single_kernel.empty() ? "" : ", single " + net->single_kernel))
+        << ")\n";
+    const auto tensors = [&](const char* label, const std::vector<fpyga::tensor_info>& ts) {
+      for (const auto& t : ts) {
+        std::string shape;
+        for (auto d : t.shape) shape += (shape.empty() ? "" : ", ") + std::to_string(d);
+        out << "  " << label << std::left << std::setw(16) << t.name << std::right << " [" << shape
+            << "]  " << t.type.to_string() << "\n";
+      }
+    };
+    tensors("input   ", net->inputs);
+    tensors("output  ", net->outputs);
   }
   if (!x.other_sections.empty()) {
     out << "\nOther sections:\n";

@@ -149,6 +149,8 @@ set(FPYGA_PACK_TARGET "fpyga_cli" CACHE STRING "CMake target of the fpyga CLI us
 #                  [DEPENDS <file-or-target>...]    e.g. a target generating a header
 #                  [PLATFORM <vbnv>]                default: the AWS F1 shell
 #                  [NNET_UTILS]                     add hls4ml's nnet_utils include directory
+#                  [NETWORK <file>]                 the network the kernels run (JSON, schema
+#                                                   fpyga.network/1), packed as its USER_METADATA
 #                  [NO_INSTALL])
 # Creates target <name>_xclbin (part of ALL and of fpyga_kernels) producing
 # ${CMAKE_BINARY_DIR}/kernels/<name>.xclbin, and the module target <name>_kernel (the sw_emu .so,
@@ -157,7 +159,7 @@ set(FPYGA_PACK_TARGET "fpyga_cli" CACHE STRING "CMake target of the fpyga CLI us
 # Unspecified CUs are named <kernel>_1..N; global arguments without an sp= line go to the first
 # memory. Memories referenced by connectivity are marked used.
 function(fpyga_add_xclbin)
-  cmake_parse_arguments(PARSE_ARGV 0 arg "NNET_UTILS;NO_INSTALL" "NAME;PLATFORM;CONFIG"
+  cmake_parse_arguments(PARSE_ARGV 0 arg "NNET_UTILS;NO_INSTALL" "NAME;PLATFORM;CONFIG;NETWORK"
                         "SOURCES;KERNELS;CONNECTIVITY;MEMORIES;INCLUDES;DEFINES;DEPENDS")
   if(arg_UNPARSED_ARGUMENTS)
     message(FATAL_ERROR "fpyga_add_xclbin: unexpected arguments: ${arg_UNPARSED_ARGUMENTS}")
@@ -262,6 +264,11 @@ function(fpyga_add_xclbin)
   endforeach()
   if(arg_PLATFORM)
     list(APPEND meta_cmd --platform "${arg_PLATFORM}")
+  endif()
+  if(arg_NETWORK)
+    get_filename_component(network "${arg_NETWORK}" ABSOLUTE BASE_DIR "${CMAKE_CURRENT_SOURCE_DIR}")
+    list(APPEND meta_cmd --network "${network}")
+    list(APPEND config_depends "${network}")
   endif()
   add_custom_command(
     OUTPUT "${desc}"

@@ -252,6 +252,91 @@ TEST(fixed_random, ap_fixed_20_30_wrap_sm) {
   check_random<20, 30, true, AP_RND, AP_WRAP_SM, 0>(100000, 11);
 }
 
+// NaN and infinities under nonfinite_policy::ap_fixed, against Xilinx's ap_fixed(double) and
+// ap_fixed(float) constructors (what hls4ml's C simulation runs on its float inputs): signed
+// infinities, the quiet NaN, x86's default NaN from 0/0 (sign bit set), NaNs with payloads, for
+// one format of every overflow mode, the scalar and both array paths.
+std::vector<double> nonfinite_doubles() {
+  std::vector<double> v = {std::numeric_limits<double>::infinity(),
+                           -std::numeric_limits<double>::infinity(),
+                           std::numeric_limits<double>::quiet_NaN(),
+                           -std::numeric_limits<double>::quiet_NaN()};
+  volatile double zero = 0.0;
+  v.push_back(zero / zero);
+  for (std::uint64_t bits : {0x7FF0000000000001ull, 0x7FF8000000000123ull, 0xFFFFFFFFFFFFFFFFull,
+                             0x7FFFFFFFFFFFFFFFull, 0xFFF4000000000000ull}) {
+    double d;
+    std::memcpy(&d, &bits, sizeof d);
+    v.push_back(d);
+  }
+  return v;
+}
+
+std::vector<float> nonfinite_floats() {
+  std::vector<float> v = {std::numeric_limits<float>::infinity(),
+                          -std::numeric_limits<float>::infinity(),
+                          std::numeric_limits<float>::quiet_NaN(),
+                          -std::numeric_limits<float>::quiet_NaN()};
+  volatile float zero = 0.0f;
+  v.push_back(zero / zero);
+  for (std::uint32_t bits : {0x7FC00123u, 0xFFFFFFFFu, 0x7F800001u}) {
+    float f;
+    std::memcpy(&f, &bits, sizeof f);
+    v.push_back(f);
+  }
+  return v;
+}
+
+template <int W, int I, bool S, ap_q_mode Q, ap_o_mode O, int N>
+void check_nonfinite() {
+  const fixed_format f = format_of<W, I, S, Q, O, N>();
+  const std::size_t bytes = f.storage_bytes();
+  for (double x : nonfinite_doubles()) {
+    const xfixed<W, I, S, Q, O, N> ref(x);
+    const std::uint64_t want = raw_of<W>(ref);
+    EXPECT_EQ(low(fpyga::to_fixed(x, f, fpyga::nonfinite_policy::ap_fixed), W), want)
+        << f.to_string() << " of double " << x << " (sign " << std::signbit(x) << ")";
+    std::int64_t out = 0;
+    fpyga::to_fixed(&x, 1, &out, bytes, f, fpyga::nonfinite_policy::ap_fixed);
+    EXPECT_EQ(low(out, W), want) << f.to_string() << " array of double " << x;
+    EXPECT_THROW(fpyga::to_fixed(x, f), fpyga::value_error) << "rejected by default";
+  }
+  for (float x : nonfinite_floats()) {
+    const xfixed<W, I, S, Q, O, N> ref(x);
+    const std::uint64_t want = raw_of<W>(ref);
+    std::int64_t out = 0;
+    fpyga::to_fixed(&x, 1, &out, bytes, f, fpyga::nonfinite_policy::ap_fixed);
+    EXPECT_EQ(low(out, W), want) << f.to_string() << " array of float " << x << " (sign "
+                                 << std::signbit(x) << ")";
+    EXPECT_THROW(fpyga::to_fixed(&x, 1, &out, bytes, f), fpyga::value_error);
+  }
+}
+
+TEST(fixed_nonfinite, every_overflow_mode_as_xilinx) {
+  check_nonfinite<16, 6, true, AP_TRN, AP_WRAP, 0>();
+  check_nonfinite<16, 6, true, AP_RND, AP_SAT, 0>();
+  check_nonfinite<16, 6, true, AP_RND_CONV, AP_SAT_SYM, 0>();
+  check_nonfinite<16, 6, true, AP_TRN, AP_SAT_ZERO, 0>();
+  check_nonfinite<16, 6, true, AP_TRN, AP_WRAP, 2>();
+  check_nonfinite<16, 6, true, AP_TRN, AP_WRAP_SM, 0>();
+  check_nonfinite<16, 6, true, AP_RND, AP_WRAP_SM, 3>();
+  check_nonfinite<16, 6, false, AP_TRN, AP_WRAP, 0>();
+  check_nonfinite<16, 6, false, AP_RND, AP_SAT, 0>();
+  check_nonfinite<18, 8, true, AP_RND, AP_SAT, 0>();
+  check_nonfinite<8, 3, true, AP_TRN_ZERO, AP_WRAP, 1>();
+  check_nonfinite<32, 12, true, AP_TRN, AP_WRAP, 0>();
+  check_nonfinite<64, 32, true, AP_RND, AP_SAT, 0>();
+  check_nonfinite<64, 32, true, AP_TRN, AP_WRAP, 0>();
+}
+
+TEST(fixed_nonfinite, integer_bits_beyond_the_double_range_as_xilinx) {
+  // With I > W + 908 the value 2^1024 * mantissa is no longer above every format: the low bits
+  // come from the NaN payload, as in Xilinx's arithmetic.
+  check_nonfinite<16, 1000, true, AP_TRN, AP_WRAP, 0>();
+  check_nonfinite<16, 1024, true, AP_RND, AP_WRAP, 0>();
+  check_nonfinite<20, 1010, false, AP_TRN, AP_WRAP, 0>();
+}
+
 TEST(fixed_array, int16_container_matches_xilinx_storage) {
   const fixed_format f = fpyga::ap_fixed_16_6();
   const std::vector<float> x = {0.0f, 1.5f, -0.3f, 31.999f, -32.0f, 40.0f, -1e-6f, 0.0009765625f};

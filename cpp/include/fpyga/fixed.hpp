@@ -78,11 +78,26 @@ inline fixed_format ap_fixed_16_6() {
   return fixed_format{};
 }
 
+/// What to_fixed does with NaN and infinities.
+enum class nonfinite_policy : std::uint8_t {
+  /// Throw value_error naming the value: a NaN in a host's input is usually a bug upstream.
+  reject,
+  /// Convert exactly as Xilinx's `ap_fixed(double)` / `ap_fixed(float)` constructors do, and so
+  /// as hls4ml's C simulation does. They do not special-case them: the exponent field (all ones)
+  /// is read as 2^1024 and the mantissa (implicit one plus the NaN payload) as for any number,
+  /// so +inf behaves like a huge positive value (0 under AP_WRAP, the maximum under AP_SAT)
+  /// and a NaN like a huge value of its sign bit (x86's default NaN from 0/0 is negative).
+  ap_fixed,
+};
+
 /// Converts one double to the raw bits of `f`, exactly as Xilinx's `ap_fixed(double)` does,
 /// returned in the low W bits of the result, sign-extended to 64 bits for signed formats and
-/// zero-extended for unsigned ones. Every finite double (and so every float) is accepted.
-/// @throws value_error for NaN or infinity, naming the value and the format.
-std::int64_t to_fixed(double x, const fixed_format& f);
+/// zero-extended for unsigned ones. Every finite double (and so every float) is accepted; NaN
+/// and infinities as `policy` says.
+/// @throws value_error for NaN or infinity under nonfinite_policy::reject, naming the value and
+///         the format.
+std::int64_t to_fixed(double x, const fixed_format& f,
+                      nonfinite_policy policy = nonfinite_policy::reject);
 
 /// The value of the raw bits `raw` of `f` (only the low W bits are read), as Xilinx's
 /// `ap_fixed::to_double()` gives it (exact for W <= 53, else rounded to nearest even).
@@ -91,11 +106,13 @@ double from_fixed(std::int64_t raw, const fixed_format& f);
 /// Converts `n` floats (or doubles) to raw bits of `f` stored in `out` as `out_bytes`-wide
 /// little-endian integers (1, 2, 4 or 8, at least `f.storage_bytes()`): sign-extended for signed
 /// formats, zero-extended for unsigned ones, so an int16 view of ap_fixed<16,6> data reads the
-/// integers. @throws value_error for a bad width or a non-finite input (naming its index).
+/// integers. NaN and infinities convert as `policy` says.
+/// @throws value_error for a bad width, or a non-finite input under nonfinite_policy::reject
+///         (naming its index).
 void to_fixed(const float* in, std::size_t n, void* out, std::size_t out_bytes,
-              const fixed_format& f);
+              const fixed_format& f, nonfinite_policy policy = nonfinite_policy::reject);
 void to_fixed(const double* in, std::size_t n, void* out, std::size_t out_bytes,
-              const fixed_format& f);
+              const fixed_format& f, nonfinite_policy policy = nonfinite_policy::reject);
 /// Converts `n` raw values (each `in_bytes` wide; only the low W bits are read) to floats or
 /// doubles.
 void from_fixed(const void* in, std::size_t in_bytes, std::size_t n, float* out,

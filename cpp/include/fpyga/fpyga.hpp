@@ -6,6 +6,8 @@
 #include "fpyga/error.hpp"
 #include "fpyga/kernel.hpp"
 #include "fpyga/memory.hpp"
+#include "fpyga/network.hpp"
+#include "fpyga/nn_model.hpp"
 #include "fpyga/overlay.hpp"
 #include "fpyga/warning.hpp"
 #include "fpyga/xclbin.hpp"

@@ -688,6 +688,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--builtin-include", help="compiler builtin include directory, if no clang resource dir")
     p.add_argument("-o", "--output", required=True, help="JSON description to write")
     p.add_argument("--depfile", help="write a Makefile-style dependency file")
+    p.add_argument("--network", help="JSON file of the network the kernels run (schema "
+                   "fpyga.network/1), copied into the description's \"network\" key")
     ns = p.parse_args(argv)
     depends: set[str] = set()
     try:
@@ -699,6 +701,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         desc = describe(ns.sources, ns.kernel, connectivity, ns.memory or DEFAULT_MEMORIES,
                         ns.includes, ns.defines, ns.std, ns.platform, ns.resource_dir,
                         ns.builtin_include, depends)
+        if ns.network:
+            # Checked against the kernels by `fpyga xclbin pack`, which knows the schema.
+            try:
+                with open(ns.network, encoding="utf-8") as f:
+                    desc["network"] = json.load(f)
+            except (OSError, ValueError) as exc:
+                raise KernelMetaError(f"network description '{ns.network}': {exc}") from None
+            depends.add(os.path.realpath(ns.network))
     except KernelMetaError as exc:
         print(f"kernel_meta: error: {exc}", file=sys.stderr)
         return 1
