@@ -108,3 +108,14 @@ def real_xclbin():
 def emu():
     """The emulated device (always present)."""
     return fpyga.Device.open("emu")
+
+
+# Builds of hls4ml networks (fpyga.hls4ml.build) go to a cache of this test session, never the
+# user's: every run exercises the real build, and leaves nothing behind.
+if "FPYGA_CACHE_DIR" not in os.environ:
+    import atexit
+    import shutil
+    import tempfile
+
+    os.environ["FPYGA_CACHE_DIR"] = tempfile.mkdtemp(prefix="fpyga-test-cache-")
+    atexit.register(shutil.rmtree, os.environ["FPYGA_CACHE_DIR"], True)
