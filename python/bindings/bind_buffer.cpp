@@ -40,9 +40,50 @@ void sync(const buffer_span& s, bool to_device) {
   }
 }
 
+// "PynqBuffer of shape (1024,) and dtype uint32": names the array in messages (error path only).
+std::string describe(PyObject* obj) {
+  std::string out = Py_TYPE(obj)->tp_name;
+  if (!py::detail::npy_api::get().PyArray_Check_(obj)) return out;
+  const auto a = py::reinterpret_borrow<py::object>(obj);
+  return out + " of shape " + py::str(a.attr("shape")).cast<std::string>() + " and dtype " +
+         py::str(a.attr("dtype")).cast<std::string>();
+}
+
+// A sync copies one byte range. A view whose elements have gaps between them (`a[::2]`,
+// `m[:, 0]`) would also copy the bytes in the gaps, overwriting whatever the other side holds
+// there (device results, or host writes not yet synced): refused. Views that cover their range
+// exactly (reversed, transposed) sync correctly. `sync_from_device` writes host memory, so a
+// read-only array is refused too.
+void check_sync(PyObject* self, const buffer_span& s, const char* what, bool writes_host) {
+  if (!py::detail::npy_api::get().PyArray_Check_(self)) return;
+  const auto* a = py::detail::array_proxy(self);
+  if (writes_host && !(a->flags & py::detail::npy_api::NPY_ARRAY_WRITEABLE_))
+    throw py::value_error(std::string(what) + ": " + describe(self) +
+                          " is read-only (its WRITEABLE flag is off), and a sync from the device "
+                          "writes into it. Make it writeable with setflags(write=True), or sync "
+                          "the buffer it is a view of");
+  if (a->flags &
+      (py::detail::npy_api::NPY_ARRAY_C_CONTIGUOUS_ | py::detail::npy_api::NPY_ARRAY_F_CONTIGUOUS_))
+    return;
+  std::size_t count = 1;
+  for (int i = 0; i < a->nd; ++i) count *= static_cast<std::size_t>(a->dimensions[i]);
+  const auto itemsize =
+      static_cast<std::size_t>(py::reinterpret_borrow<py::dtype>(a->descr).itemsize());
+  if (count * itemsize != s.bytes)
+    throw py::type_error(
+        std::string(what) + ": " + describe(self) +
+        " is a strided view whose elements have gaps between them (strides " +
+        py::str(py::reinterpret_borrow<py::object>(self).attr("strides")).cast<std::string>() +
+        "); a sync copies whole byte ranges, so it would also overwrite the "
+        "bytes in between. Sync a contiguous slice, or the buffer it was sliced "
+        "from");
+}
+
 PyObject* array_sync_to(PyObject* self, PyObject*) {
   try {
-    sync(require_buffer(self, "sync_to_device"), true);
+    const buffer_span s = require_buffer(self, "sync_to_device");
+    check_sync(self, s, "sync_to_device", false);
+    sync(s, true);
     Py_RETURN_NONE;
   } catch (...) {
     set_python_error_any(std::current_exception());
@@ -52,7 +93,9 @@ PyObject* array_sync_to(PyObject* self, PyObject*) {
 
 PyObject* array_sync_from(PyObject* self, PyObject*) {
   try {
-    sync(require_buffer(self, "sync_from_device"), false);
+    const buffer_span s = require_buffer(self, "sync_from_device");
+    check_sync(self, s, "sync_from_device", true);
+    sync(s, false);
     Py_RETURN_NONE;
   } catch (...) {
     set_python_error_any(std::current_exception());

@@ -4,8 +4,11 @@
 // released while the kernel runs and while a wait blocks.
 #include <pybind11/stl.h>
 
+#include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <climits>
+#include <cmath>
 #include <cstring>
 #include <optional>
 #include <string>
@@ -44,9 +47,34 @@ namespace {
 
 std::string type_name(PyObject* o) { return Py_TYPE(o)->tp_name; }
 
+// A kernel sees a buffer argument as contiguous memory from its first element, and its
+// elements as plain data: a strided or transposed view would make it read other elements, and
+// an object dtype holds pointers the kernel would overwrite.
+void check_array_arg(const py_kernel& k, std::size_t i, PyObject* o) {
+  if (!py::detail::npy_api::get().PyArray_Check_(o)) return;
+  const auto* a = py::detail::array_proxy(o);
+  const auto dtype = py::reinterpret_borrow<py::dtype>(a->descr);
+  const bool contiguous = (a->flags & py::detail::npy_api::NPY_ARRAY_C_CONTIGUOUS_) != 0;
+  if (contiguous && !(dtype.flags() & 0x01)) return;  // 0x01: NPY_ITEM_HASOBJECT
+  const auto arr = py::reinterpret_borrow<py::object>(o);
+  const std::string what = "(shape " + py::str(arr.attr("shape")).cast<std::string>() + ", dtype " +
+                           py::str(arr.attr("dtype")).cast<std::string>();
+  if (!contiguous)
+    fail(PyExc_TypeError, k, i,
+         "is a non-contiguous view " + what + ", strides " +
+             py::str(arr.attr("strides")).cast<std::string>() +
+             "): the kernel reads a buffer as contiguous memory from its first element, so it "
+             "would see other elements than the view's. Pass a contiguous slice, or copy the "
+             "view into a buffer (buf[:] = view)");
+  fail(PyExc_TypeError, k, i,
+       "has a dtype holding object references " + what +
+           "): only plain-data dtypes can back a device buffer");
+}
+
 void convert_one(const py_kernel& k, std::size_t i, PyObject* o, converted_args& out) {
   buffer_span s;
   if (find_buffer(o, s)) {
+    if (Py_TYPE(o) != buffer_type) check_array_arg(k, i, o);
     out.values.emplace_back(*s.buffer, s.offset);
     return;
   }
@@ -187,30 +215,80 @@ void convert_args(const py_kernel& k, const py::args& args, const py::kwargs& kw
 
 namespace {
 
+// A blocking wait from Python wakes this often to run signal handlers (Ctrl-C raises
+// KeyboardInterrupt at the next wake-up). A run that ends sooner returns at once: the backend's
+// wait returns when the run ends, not at the end of the slice.
+constexpr std::chrono::milliseconds signal_slice{50};
+
+/// Waits for `r` until it ends or `deadline` passes, with the GIL released, in slices between
+/// which pending signals are handled (their exception propagates; the run goes on). Returns
+/// the run's state at the end.
+run_state wait_sliced(fpyga::run& r,
+                      std::optional<std::chrono::steady_clock::time_point> deadline) {
+  for (;;) {
+    auto slice = std::chrono::duration_cast<std::chrono::milliseconds>(signal_slice);
+    if (deadline) {
+      const auto left = std::chrono::ceil<std::chrono::milliseconds>(
+          *deadline - std::chrono::steady_clock::now());
+      slice = std::clamp(left, std::chrono::milliseconds(0), slice);
+    }
+    run_state s;
+    {
+      py::gil_scoped_release release;
+      s = r.wait(slice);
+    }
+    if (s == run_state::completed || s == run_state::error) return s;
+    if (PyErr_CheckSignals() != 0) throw py::error_already_set();
+    if (deadline && std::chrono::steady_clock::now() >= *deadline) return s;
+  }
+}
+
+// Python calls in progress and Python run handles not yet waited on, on any thread: while
+// there are some, a call() may queue behind them, so the main thread's call() waits the way
+// wait() does instead of blocking in the backend (see kernel_call).
+std::atomic<long> python_busy{0};
+
+/// Counts as busy from construction until reset or destruction (shared by copies of a run).
+std::shared_ptr<void> busy_token() {
+  python_busy.fetch_add(1, std::memory_order_relaxed);
+  return {nullptr, [](void*) { python_busy.fetch_sub(1, std::memory_order_relaxed); }};
+}
+
+unsigned long main_thread_ident = 0;  // signals are handled on the main thread only
+
 /// `_core.run`: a started run, keeping its arguments alive until it has been waited on.
 /// Waiting again after a successful wait returns at once, as PYNQ's wait handles do.
 struct py_run {
   fpyga::run r;
   py::object keep;
+  std::shared_ptr<void> busy;
   bool waited = false;
 
   void wait() {
     if (waited) return;
+    wait_sliced(r, std::nullopt);
     {
       py::gil_scoped_release release;
-      r.wait();
+      r.wait();  // the run has ended: returns at once, or throws its error
     }
     waited = true;
     keep = py::none();
+    busy.reset();
   }
   std::string wait_for(double seconds) {
+    if (std::isnan(seconds) || seconds < 0)
+      throw py::value_error(
+          "wait_for(seconds): seconds must be a non-negative number or inf "
+          "(wait until done), got " +
+          py::repr(py::float_(seconds)).cast<std::string>());
     if (waited) return to_string(run_state::completed);
-    run_state s;
-    {
-      py::gil_scoped_release release;
-      s = r.wait(std::chrono::milliseconds(static_cast<long long>(seconds * 1000.0)));
-    }
-    return to_string(s);
+    std::optional<std::chrono::steady_clock::time_point> deadline;
+    // Beyond a century is "until done" (inf included): no time point overflows.
+    if (seconds < 100.0 * 365 * 24 * 3600)
+      deadline = std::chrono::steady_clock::now() +
+                 std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+                     std::chrono::duration<double>(seconds));
+    return to_string(wait_sliced(r, deadline));
   }
   bool done() const { return waited || r.done(); }
 };
@@ -260,9 +338,56 @@ py_kernel* kernel_of(PyObject* self) {
 
 // `call` and `start` are CPython vectorcall methods: the arguments arrive as a C array, with no
 // tuple or dict built per call, and are converted straight into arg_values.
+// Runs started by call()s that a signal interrupted, with their arguments: kept (never freed,
+// so never torn down after the interpreter) until they end, since the caller has no handle.
+py::list* interrupted_runs = nullptr;
+
+// The main thread's call() while other Python runs or calls may hold the compute units: a start
+// and a wait in slices, so Ctrl-C interrupts it (the run goes on and is kept until it ends).
+[[gnu::noinline]] void call_interruptibly(const py_kernel& k, PyObject* const* args,
+                                          Py_ssize_t nargs, PyObject* kwnames) {
+  py_run r;
+  r.r = with_scratch([&](converted_args& c) {
+    convert_args(k, args, static_cast<std::size_t>(nargs), kwnames, c);
+    py::gil_scoped_release release;
+    return k.k.start_args(c.values);
+  });
+  r.busy = busy_token();
+  try {
+    wait_sliced(r.r, std::nullopt);
+  } catch (py::error_already_set&) {
+    const Py_ssize_t n = nargs + (kwnames ? PyTuple_GET_SIZE(kwnames) : 0);
+    py::tuple keep(n);
+    for (Py_ssize_t i = 0; i < n; ++i)
+      keep[static_cast<std::size_t>(i)] = py::reinterpret_borrow<py::object>(args[i]);
+    r.keep = std::move(keep);
+    py::list still;
+    for (auto h : *interrupted_runs)
+      if (!h.cast<const py_run&>().r.done()) still.append(h);
+    still.append(py::cast(std::move(r)));
+    *interrupted_runs = std::move(still);
+    throw;
+  }
+  py::gil_scoped_release release;
+  r.r.wait();  // ended: returns at once, or throws the run's error
+}
+
 PyObject* kernel_call(PyObject* self, PyObject* const* args, Py_ssize_t nargs, PyObject* kwnames) {
   try {
     const py_kernel& k = *kernel_of(self);
+    // The main thread's calls are not counted: it never waits behind its own call.
+    const bool main = PyThread_get_thread_ident() == main_thread_ident;
+    if (main && python_busy.load(std::memory_order_relaxed) != 0) [[unlikely]] {
+      call_interruptibly(k, args, nargs, kwnames);
+      Py_RETURN_NONE;
+    }
+    if (!main) python_busy.fetch_add(1, std::memory_order_relaxed);
+    struct done {
+      bool counted;
+      ~done() {
+        if (counted) python_busy.fetch_sub(1, std::memory_order_relaxed);
+      }
+    } guard{!main};
     with_scratch([&](converted_args& c) {
       convert_args(k, args, static_cast<std::size_t>(nargs), kwnames, c);
       py::gil_scoped_release release;
@@ -296,6 +421,7 @@ PyObject* kernel_start(PyObject* self, PyObject* const* args, Py_ssize_t nargs, 
     for (Py_ssize_t i = 0; i < nargs + nkw; ++i)
       keep[static_cast<std::size_t>(i)] = py::reinterpret_borrow<py::object>(args[i]);
     r.keep = std::move(keep);
+    r.busy = busy_token();
     return py::cast(std::move(r)).release().ptr();
   } catch (...) {
     set_python_error_any(std::current_exception());
@@ -318,6 +444,9 @@ PyMethodDef kernel_start_def = {
 }  // namespace
 
 void bind_kernel(py::module_& m) {
+  main_thread_ident =
+      py::module_::import("threading").attr("main_thread")().attr("ident").cast<unsigned long>();
+  interrupted_runs = new py::list();  // deliberately never freed: see its declaration
   py::class_<kernel_arg>(m, "kernel_arg", "One argument of a kernel as the host sees it.")
       .def_readonly("index", &kernel_arg::index)
       .def_readonly("name", &kernel_arg::name)

@@ -1,5 +1,7 @@
 """Device buffers as NumPy arrays, shaped like PYNQ's ``pynq.allocate`` and ``PynqBuffer``."""
 
+import operator
+
 import numpy as np
 
 from . import _core
@@ -108,19 +110,77 @@ def allocate(shape, dtype="u4", target=None, cacheable=False, **kwargs):
 
     Raises
     ------
+    TypeError
+        For a shape that is not integers (``1.5``), or a dtype that is not plain data
+        (``object``, or a structured dtype with an object field).
     RuntimeError
         When no target is given and the device has no single used bank (the message says how
         to choose one).
     MemoryError
-        When the bank is full.
+        When the bank is full, or the shape needs more bytes than the bank holds (the message
+        says how many).
     """
-    dtype = np.dtype(dtype)
-    shape = tuple(shape) if np.iterable(shape) else (int(shape),)
+    dtype = _plain_dtype(dtype)
+    shape = _shape(shape)
     count = 1
     for n in shape:
-        if int(n) < 0:
-            raise ValueError(f"allocate(): negative dimension in shape {shape}")
-        count *= int(n)
+        count *= n
+    nbytes = count * dtype.itemsize
     mem = _target_memory(target)
-    buf = _core.buffer(mem.device, count * dtype.itemsize, mem)
+    if nbytes > mem.size:
+        # Also keeps sizes beyond 64 bits from reaching the core as an argument it cannot take.
+        raise MemoryError(
+            f"allocate(): shape {shape} of {dtype} needs {nbytes} bytes ({_human(nbytes)}), more "
+            f"than memory '{mem.tag}' holds ({mem.size} bytes, {_human(mem.size)})"
+        )
+    buf = _core.buffer(mem.device, nbytes, mem)
     return np.ndarray.__new__(PynqBuffer, shape, dtype, buffer=buf)
+
+
+def _plain_dtype(dtype):
+    """``dtype`` as a numpy.dtype, refusing types whose elements are not plain data.
+
+    A kernel writes raw bytes into a device buffer and NumPy reads them back as elements: for
+    object references (``dtype=object``, or a structured type with an object field) or NumPy's
+    variable-width strings those bytes would be dereferenced as pointers.
+    """
+    dtype = np.dtype(dtype)
+    if dtype.hasobject or dtype.kind not in _PLAIN_KINDS:
+        raise TypeError(
+            f"allocate(): dtype {dtype!r} cannot back a device buffer: its elements are "
+            f"references to Python or NumPy objects, not plain data. Use a numeric, bool, "
+            f"fixed-width string or structured dtype of those"
+        )
+    return dtype
+
+
+# bool, integers, floats, complex, fixed-width bytes and str, structured/void, datetimes.
+_PLAIN_KINDS = frozenset("biufcSUVmM")
+
+
+def _shape(shape):
+    """``shape`` as a tuple of non-negative ints; a float (``1.5``) is a TypeError, as in NumPy."""
+    dims = tuple(shape) if np.iterable(shape) else (shape,)
+    out = []
+    for n in dims:
+        try:
+            n = operator.index(n)
+        except TypeError:
+            raise TypeError(
+                f"allocate(): shape must be an int or a tuple of ints, got {shape!r} "
+                f"({type(n).__name__} {n!r} is not an integer)"
+            ) from None
+        if n < 0:
+            raise ValueError(f"allocate(): negative dimension in shape {shape!r}")
+        out.append(n)
+    return tuple(out)
+
+
+def _human(nbytes):
+    """``nbytes`` in the largest binary unit that keeps it at least 1 (``16 EiB``)."""
+    if nbytes < 1024:
+        return f"{nbytes} bytes"
+    for unit in ("KiB", "MiB", "GiB", "TiB", "PiB", "EiB"):
+        nbytes /= 1024
+        if nbytes < 1024 or unit == "EiB":
+            return f"{nbytes:.4g} {unit}"
