@@ -139,9 +139,12 @@ fpyga::device buffer::device() const {
 
 void buffer::free() {
   auto& b = require(impl_, "free");
-  if (b.freed) return;
-  b.release_device();
-  b.freed = true;
+  if (b.freed.exchange(true)) return;
+  // New calls refuse it from here on; runs and calls that have it release it when they end.
+  if (b.program)
+    b.program->retire(impl_);
+  else
+    b.release_device();
 }
 
 bool buffer::freed() const { return require(impl_, "freed").freed; }

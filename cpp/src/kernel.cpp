@@ -451,6 +451,11 @@ namespace {
 
 [[gnu::hot]] void kernel::call_args(std::span<const arg_value> args) const {
   const auto& st = require(st_);
+  // In flight for the whole call, as a started run is: unloading waits for it or refuses, and a
+  // buffer freed meanwhile keeps its device memory until the call ends.
+  const backend::program_call in(*st.program);
+  if (!in) [[unlikely]]
+    check_loaded(*st.program, "kernel '" + st.name + "'");
   if (st.one_pass && st.one_pass(*st.impl, st, args)) return;
   if (st.hot.size() > stack_args || st.wide_bytes > stack_scratch) [[unlikely]]
     return call_on_heap(st, args);
@@ -465,6 +470,8 @@ namespace {
 
 fpyga::run kernel::start_args(std::span<const arg_value> args, std::span<const fpyga::run> waitfor) const {
   const auto& st = require(st_);
+  const backend::program_call in(*st.program);
+  if (!in) check_loaded(*st.program, "kernel '" + st.name + "'");
   std::vector<backend::bound_arg> out(std::max<std::size_t>(args.size(), st.args.size()));
   std::vector<std::byte> scratch(st.wide_bytes);
   const std::uint64_t mask = bind(st, args, out.data(), scratch.data());
@@ -474,7 +481,22 @@ fpyga::run kernel::start_args(std::span<const arg_value> args, std::span<const f
     if (!r) throw value_error("kernel '" + st.name + "': waitfor holds an empty run handle");
     deps.push_back(r.impl());
   }
-  return fpyga::run(st.impl->start({out.data(), args.size()}, mask, deps));
+  // The run keeps its buffers (and their device memory) until it ends, whatever the host frees.
+  std::vector<std::shared_ptr<backend::buffer_impl>> held;
+  for (std::size_t i = 0; i < args.size(); ++i)
+    if (out[i].buffer) {
+      held.push_back(args[i].buffer().impl());
+      out[i].buffer->uses.fetch_add(1);
+    }
+  std::shared_ptr<backend::run_impl> r;
+  try {
+    r = st.impl->start({out.data(), args.size()}, mask, deps);
+  } catch (...) {
+    for (auto& b : held) b->uses.fetch_sub(1);
+    throw;
+  }
+  r->hold(std::move(held));
+  return fpyga::run(std::move(r));
 }
 
 std::uint32_t kernel::read_register(std::uint32_t offset) const {
@@ -504,16 +526,28 @@ void run::wait() {
   if (r.waited.exchange(true))
     throw error("fpyga::run::wait: this run was already waited on (wait() once per run; use state() to poll)");
   const run_state s = r.wait(std::nullopt);
+  r.release_holds();
   if (s == run_state::error)
     throw error("fpyga::run::wait: the run failed" + (r.error_message.empty() ? std::string() : ": " + r.error_message));
 }
 
+namespace {
+/// A run seen ended gives its buffers back (backends that see the end themselves already did).
+run_state seen(backend::run_impl& r, run_state s) {
+  if (s == run_state::completed || s == run_state::error) r.release_holds();
+  return s;
+}
+}  // namespace
+
 run_state run::wait(std::chrono::milliseconds timeout) {
   auto& r = require_run(impl_);
-  return r.wait(std::chrono::duration_cast<std::chrono::nanoseconds>(timeout));
+  return seen(r, r.wait(std::chrono::duration_cast<std::chrono::nanoseconds>(timeout)));
 }
 
-run_state run::state() const { return require_run(impl_).state(); }
+run_state run::state() const {
+  auto& r = require_run(impl_);
+  return seen(r, r.state());
+}
 
 bool run::done() const {
   const run_state s = state();

@@ -62,6 +62,20 @@ std::string list_kernels(const overlay_state& st) {
   return s.empty() ? "none" : s;
 }
 
+/// Unloads `p`, whose gate is closed (no call inside): calls that wait at the gate then raise
+/// "unloaded", and buffers freed under its last runs are released.
+void unload(backend::program_impl& p) {
+  p.shut_gate();
+  try {
+    p.release();
+  } catch (...) {
+    p.released = true;  // half released is not usable: calls waiting at the gate must not spin
+    throw;
+  }
+  p.released = true;
+  p.drain_retired();
+}
+
 std::string alnum(std::string_view s) {
   std::string out;
   for (char c : s)
@@ -86,26 +100,46 @@ overlay::overlay(const fpyga::device& dev, const std::string& path) {
   std::lock_guard lock(load_mutex());
   auto old = d.current && !d.current->released ? d.current : nullptr;
   if (old) {
-    if (const std::size_t n = old->runs_in_flight())
+    if (!old->close_gate())
+      throw error("cannot load '" + path + "' on device " + dev.spec() + ": " +
+                  std::to_string(old->calls_in_flight()) + " call(s) of '" + old->bin.source +
+                  "' are in progress");
+    if (const std::size_t n = old->runs_in_flight()) {
+      old->open_gate();
       throw error("cannot load '" + path + "' on device " + dev.spec() + ": " + std::to_string(n) +
                   " run(s) of '" + old->bin.source + "' are still in flight");
+    }
     if (!d.loads_beside_current()) {
-      old->release();
-      old->released = true;
+      // A card holds one image: the old one goes first, and a failed load leaves the device
+      // with nothing loaded (never an overlay that says "not loaded" while the device is its).
+      if (d.current == old) d.current = nullptr;
+      unload(*old);
     }
   }
-  auto prog = d.load(bin, path);  // where it can, a failure here leaves `old` loaded and usable
-  if (old && !old->released) {
-    old->release();
-    old->released = true;
-  }
-  if (!prog->device) prog->device = dev.impl();
-  d.current = prog;
+  std::shared_ptr<backend::program_impl> prog;
   auto st = std::make_shared<overlay_state>();
-  st->program = prog;
-  st->dev = dev;
-  st->path = path;
-  collect_cus(*st);
+  try {
+    prog = d.load(bin, path);  // where it can, a failure here leaves `old` loaded and usable
+    if (!prog->device) prog->device = dev.impl();
+    st->program = prog;
+    st->dev = dev;
+    st->path = path;
+    collect_cus(*st);
+  } catch (...) {
+    if (prog && prog != old) {
+      unload(*prog);
+      if (d.current == prog) d.current = nullptr;
+    }
+    if (old && !old->released) {
+      old->open_gate();
+      d.current = old;
+    } else if (d.current && d.current->released) {
+      d.current = nullptr;
+    }
+    throw;
+  }
+  if (old && !old->released) unload(*old);
+  d.current = prog;
   st_ = std::move(st);
 }
 
@@ -189,11 +223,16 @@ void overlay::release() {
   const auto& st = require(st_);
   std::lock_guard lock(load_mutex());
   if (st.program->released) return;
-  if (const std::size_t n = st.program->runs_in_flight())
+  if (!st.program->close_gate())
+    throw error("cannot release overlay '" + st.path + "': " +
+                std::to_string(st.program->calls_in_flight()) +
+                " call(s) are in progress on other threads; wait for them first");
+  if (const std::size_t n = st.program->runs_in_flight()) {
+    st.program->open_gate();
     throw error("cannot release overlay '" + st.path + "': " + std::to_string(n) +
                 " run(s) are still in flight; wait for them first");
-  st.program->release();
-  st.program->released = true;
+  }
+  unload(*st.program);
   if (st.dev.impl()->current == st.program) st.dev.impl()->current = nullptr;
 }
 

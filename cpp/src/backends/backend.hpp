@@ -17,6 +17,7 @@
 #include <cstdlib>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <span>
 #include <string>
@@ -39,19 +40,31 @@ class program_impl;
 /// Throws not_supported_error("<backend>: <function> is not supported").
 [[noreturn]] void unsupported(std::string_view backend, std::string_view function);
 
-/// Host memory the core allocates (4096-byte aligned) and owns.
+/// Host memory the core allocates (4096-byte aligned) and owns: from the heap when small, else
+/// an anonymous mapping of `mapped` bytes, whose zero pages cost nothing until touched.
 struct aligned_deleter {
-  void operator()(std::byte* p) const noexcept { std::free(p); }
+  std::size_t mapped = 0;
+  void operator()(std::byte* p) const noexcept;
 };
 using host_memory = std::unique_ptr<std::byte, aligned_deleter>;
-/// Allocates `bytes` (rounded up to 4096) aligned to 4096, zero-filled. @throws memory_error.
+/// Allocates `bytes` (rounded up to 4096) aligned to 4096, zero-filled. @throws memory_error,
+/// also when the host could not back that many bytes (RAM and swap, see host_can_back).
 host_memory allocate_host(std::size_t bytes);
+/// Whether `bytes` more would fit in the memory the host has available (MemAvailable + free
+/// swap, read from /proc/meminfo; true when it cannot be read). Sets `available` when given.
+bool host_can_back(std::uint64_t bytes, std::uint64_t* available = nullptr);
 
 /// A number no other buffer of this process has (addresses may be reused after a free).
 std::uint64_t next_buffer_serial() noexcept;
 
 /// Device side of a buffer. The core owns the host memory (in `host`) and hands its pointer to
 /// the backend, which maps or copies it (XRT user-pointer bo, CL_MEM_USE_HOST_PTR, emu copy).
+///
+/// Lifetime under runs: a started run holds a reference to each buffer it was given (so `del`
+/// never frees memory a run uses) and counts in `uses` until it ends; a synchronous call is
+/// covered by its program's gate (program_impl::enter). buffer::free() marks the buffer freed at
+/// once (new calls refuse it) and hands it to program_impl::retire, which releases the device
+/// memory when no run and no call can touch it any more, as XRT keeps a bo alive under a run.
 class buffer_impl {
  public:
   virtual ~buffer_impl() = default;
@@ -66,7 +79,9 @@ class buffer_impl {
   std::size_t size = 0;
   unsigned memory_index = 0;
   std::shared_ptr<program_impl> program;  ///< the program whose bank holds it
-  bool freed = false;
+  std::atomic<bool> freed{false};
+  /// Started runs that were given this buffer and have not ended.
+  std::atomic<std::uint32_t> uses{0};
   /// Names this buffer in backends' argument caches (passed as bound_arg::bits).
   const std::uint64_t serial = next_buffer_serial();
 };
@@ -94,7 +109,7 @@ struct compute_unit {
 /// A started execution.
 class run_impl {
  public:
-  virtual ~run_impl() = default;
+  virtual ~run_impl() { release_holds(); }
   /// Set by the core's run::wait(): a run is waited on once.
   std::atomic<bool> waited{false};
   /// Why the run ended in run_state::error (set by the backend before it reports the state).
@@ -102,6 +117,19 @@ class run_impl {
   virtual run_state state() const = 0;
   /// Blocks until done or `timeout` passes; returns the state then.
   virtual run_state wait(std::optional<std::chrono::nanoseconds> timeout) = 0;
+
+  /// The core, once start() returned: the buffers this run was given, each already counted in
+  /// its `uses`. Kept (and counted) until release_holds(); at once if the run already ended.
+  void hold(std::vector<std::shared_ptr<buffer_impl>> buffers);
+  /// The run has ended (or is destroyed): its buffers' uses drop, and device memory freed under
+  /// it is released. Backends that see the end call it (emu's worker, before waking waiters);
+  /// the core calls it when a wait or a state query sees the end. Idempotent.
+  void release_holds() noexcept;
+
+ private:
+  std::mutex holds_mutex_;
+  std::vector<std::shared_ptr<buffer_impl>> held_;
+  bool ended_ = false;
 };
 
 /// Waits for every run of `waitfor` (runs another runtime cannot wait on for the backend), in
@@ -160,7 +188,64 @@ class program_impl : public std::enable_shared_from_this<program_impl> {
   xclbin bin;
   /// MEM_TOPOLOGY, or a single default bank where the xclbin has none (old sw_emu builds).
   std::vector<memory_info> memories;
-  bool released = false;
+  std::atomic<bool> released{false};
+
+  // The gate: host calls inside this program (call(), and start() while it hands its run to the
+  // backend) count themselves in; unloading closes it first. A call that finds it closing waits
+  // for the outcome: refused (runs in flight), it goes on; unloaded, it raises "unloaded". One
+  // atomic add and one subtract per call.
+  static constexpr std::uint64_t closing_bit = std::uint64_t(1) << 63;
+  /// Enters; false when the program is (being) unloaded and was unloaded.
+  bool enter() noexcept {
+    if (!(gate_.fetch_add(1) & closing_bit)) [[likely]]
+      return true;
+    return enter_slow();
+  }
+  void leave() noexcept {
+    if (gate_.fetch_sub(1) == 1 && retired_pending_.load()) [[unlikely]]
+      drain_retired();
+  }
+  /// Calls inside the program now.
+  std::size_t calls_in_flight() const noexcept {
+    return static_cast<std::size_t>(gate_.load() & ~closing_bit);
+  }
+  /// Closes the gate for unloading; false (gate left open) while calls are inside.
+  bool close_gate() noexcept;
+  /// Closes it for good, calls inside or not (the program is being unloaded).
+  void shut_gate() noexcept { gate_.fetch_or(closing_bit); }
+  /// Reopens it (the unload was refused).
+  void open_gate() noexcept { gate_.fetch_and(~closing_bit); }
+  /// In a forked child: calls of the parent's other threads do not exist there.
+  void reset_calls_after_fork() noexcept { gate_.fetch_and(closing_bit); }
+  /// buffer::free() of one of its buffers (already marked freed): released now, or once the
+  /// runs and calls that may use it have ended.
+  void retire(std::shared_ptr<buffer_impl> b);
+  /// Releases retired buffers no run or call uses any more.
+  void drain_retired() noexcept;
+
+ private:
+  bool enter_slow() noexcept;
+  std::atomic<std::uint64_t> gate_{0};
+  std::atomic<bool> retired_pending_{false};
+  std::mutex retired_mutex_;
+  std::vector<std::shared_ptr<buffer_impl>> retired_;
+};
+
+/// A host call inside `program` (see program_impl::enter), for the length of a scope.
+class program_call {
+ public:
+  explicit program_call(program_impl& p) noexcept : p_(p), entered_(p.enter()) {}
+  ~program_call() {
+    if (entered_) p_.leave();
+  }
+  program_call(const program_call&) = delete;
+  program_call& operator=(const program_call&) = delete;
+  /// False when the program was unloaded (the caller raises its "unloaded" error).
+  explicit operator bool() const noexcept { return entered_; }
+
+ private:
+  program_impl& p_;
+  bool entered_;
 };
 
 /// One device of a backend.

@@ -1,9 +1,14 @@
 // The backends compiled into this build, in default-device order: hardware first, emu last.
 // Each backend's CMakeLists defines FPYGA_HAVE_<NAME>_BACKEND when it adds its sources.
+#include <sys/mman.h>
+
 #include <atomic>
+#include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <new>
 #include <string>
+#include <thread>
 
 #include "backends/backend.hpp"
 
@@ -63,14 +68,143 @@ std::uint64_t next_buffer_serial() noexcept {
   return next.fetch_add(1, std::memory_order_relaxed);
 }
 
+void aligned_deleter::operator()(std::byte* p) const noexcept {
+  if (mapped)
+    ::munmap(p, mapped);
+  else
+    std::free(p);
+}
+
+bool host_can_back(std::uint64_t bytes, std::uint64_t* available) {
+  std::FILE* f = std::fopen("/proc/meminfo", "r");
+  if (!f) return true;
+  std::uint64_t mem_available = 0, swap_free = 0;
+  bool found = false;
+  char line[256];
+  while (std::fgets(line, sizeof line, f)) {
+    unsigned long long kb = 0;
+    if (std::sscanf(line, "MemAvailable: %llu kB", &kb) == 1) {
+      mem_available = kb * 1024;
+      found = true;
+    } else if (std::sscanf(line, "SwapFree: %llu kB", &kb) == 1) {
+      swap_free = kb * 1024;
+    }
+  }
+  std::fclose(f);
+  if (!found) return true;
+  if (available) *available = mem_available + swap_free;
+  return bytes <= mem_available + swap_free;
+}
+
+namespace {
+/// From here on, host memory is mapped rather than taken from the heap: its zero pages are
+/// free until touched (no memset of gigabytes that may never be read), and it goes back to the
+/// system at once when freed. Below it, the heap is faster.
+constexpr std::size_t map_threshold = std::size_t(1) << 20;
+/// Sizes from which host_can_back() is asked first (reading /proc/meminfo costs microseconds).
+constexpr std::size_t check_threshold = std::size_t(64) << 20;
+}  // namespace
+
 host_memory allocate_host(std::size_t bytes) {
   constexpr std::size_t page = 4096;
   const std::size_t rounded = bytes == 0 ? page : (bytes + page - 1) / page * page;
   if (rounded < bytes) throw memory_error("host allocation of " + std::to_string(bytes) + " bytes overflows");
+  if (rounded >= check_threshold) {
+    std::uint64_t available = 0;
+    if (!host_can_back(rounded, &available))
+      throw memory_error("cannot allocate " + std::to_string(bytes) + " bytes of host memory: the host has " +
+                         std::to_string(available) + " bytes available (RAM and swap)");
+  }
+  if (rounded >= map_threshold) {
+    void* p = ::mmap(nullptr, rounded, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED)
+      throw memory_error("cannot map " + std::to_string(bytes) + " bytes of host memory: " + std::strerror(errno));
+    return host_memory(static_cast<std::byte*>(p), aligned_deleter{rounded});
+  }
   void* p = std::aligned_alloc(page, rounded);
   if (!p) throw memory_error("cannot allocate " + std::to_string(bytes) + " bytes of aligned host memory");
   std::memset(p, 0, rounded);
   return host_memory(static_cast<std::byte*>(p));
+}
+
+// ----------------------------------------------------------------------------------------------
+// Buffers under runs and calls (see buffer_impl)
+
+void run_impl::hold(std::vector<std::shared_ptr<buffer_impl>> buffers) {
+  {
+    std::lock_guard lock(holds_mutex_);
+    if (!ended_) {
+      held_ = std::move(buffers);
+      return;
+    }
+  }
+  for (auto& b : buffers)
+    if (b->uses.fetch_sub(1) == 1 && b->program) b->program->drain_retired();
+}
+
+void run_impl::release_holds() noexcept {
+  std::vector<std::shared_ptr<buffer_impl>> held;
+  {
+    std::lock_guard lock(holds_mutex_);
+    if (ended_) return;
+    ended_ = true;
+    held.swap(held_);
+  }
+  for (auto& b : held)
+    if (b->uses.fetch_sub(1) == 1 && b->program) b->program->drain_retired();
+}
+
+bool program_impl::close_gate() noexcept {
+  if (gate_.fetch_or(closing_bit) & ~closing_bit) {
+    open_gate();
+    return false;
+  }
+  return true;
+}
+
+bool program_impl::enter_slow() noexcept {
+  for (;;) {
+    leave();
+    // Closing: wait for the unload to happen (then refuse) or to be refused (then go on).
+    if (released.load()) return false;
+    std::this_thread::yield();
+    if (!(gate_.fetch_add(1) & closing_bit)) return true;
+  }
+}
+
+void program_impl::retire(std::shared_ptr<buffer_impl> b) {
+  {
+    std::lock_guard lock(retired_mutex_);
+    retired_.push_back(std::move(b));
+    retired_pending_.store(true);
+  }
+  drain_retired();
+}
+
+void program_impl::drain_retired() noexcept {
+  if (!retired_pending_.load()) return;
+  // A call inside may be using any of them: the last one to leave drains (leave()).
+  if (calls_in_flight() != 0) return;
+  std::vector<std::shared_ptr<buffer_impl>> now;
+  {
+    std::lock_guard lock(retired_mutex_);
+    auto keep = retired_.begin();
+    for (auto& b : retired_) {
+      if (b->uses.load() == 0)
+        now.push_back(std::move(b));
+      else
+        *keep++ = std::move(b);
+    }
+    retired_.erase(keep, retired_.end());
+    retired_pending_.store(!retired_.empty());
+  }
+  for (auto& b : now) {
+    try {
+      b->release_device();
+    } catch (...) {
+      // Releasing device memory throws only for handles already gone (an unloaded program).
+    }
+  }
 }
 
 memory_info default_bank(std::uint64_t size_bytes) {

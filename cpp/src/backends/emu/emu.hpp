@@ -32,19 +32,42 @@ namespace fpyga::backend::emu {
 
 class emu_program;
 
-/// Address ranges of one bank: first-fit over a free list, 4 KiB granules.
+/// One bank of device memory: address ranges (first-fit over a free list, 4 KiB granules) and
+/// the memory itself, as a card has it. The bank is one anonymous mapping of its own, reserved
+/// at its first allocation without committing host memory (MAP_NORESERVE: a page costs memory
+/// when first touched), with a guard page at each end. Buffers are placed inside it, so a kernel
+/// that overruns its buffer writes into the bank (another buffer, or free space), as on a card,
+/// never into host memory; one that runs off the bank faults in a guard page, which fails its run
+/// (see guarded_invoke).
 class bank_allocator {
  public:
-  bank_allocator(std::uint64_t base, std::uint64_t size);
+  bank_allocator(std::uint64_t base, std::uint64_t size, std::string tag);
+  ~bank_allocator();
+  bank_allocator(const bank_allocator&) = delete;
+  bank_allocator& operator=(const bank_allocator&) = delete;
   /// Returns the device address, or nullopt when no free range is large enough.
   std::optional<std::uint64_t> allocate(std::uint64_t bytes);
   void release(std::uint64_t address, std::uint64_t bytes);
   std::uint64_t free_bytes() const;
   std::uint64_t largest_free() const;
+  /// The host address of device address `address` of this bank (mapping the bank at the first
+  /// call). @throws memory_error when the address space cannot hold the bank.
+  std::byte* view(std::uint64_t address);
+  /// Whether `p` lies in this bank's mapping, guard pages included. Async-signal-safe.
+  bool maps(const void* p) const noexcept;
+  /// The device address of host address `p` (which maps() accepts).
+  std::uint64_t address_of(const void* p) const noexcept;
+
+  const std::uint64_t base;
+  const std::uint64_t size;
+  const std::string tag;
 
  private:
   mutable std::mutex mutex_;
   std::map<std::uint64_t, std::uint64_t> free_;  ///< address -> length
+  std::mutex map_mutex_;
+  std::atomic<std::byte*> map_{nullptr};  ///< the mapping: a guard page, the bank, a guard page
+  std::atomic<std::size_t> map_bytes_{0};
 };
 
 /// How one argument reaches the kernel function under the SysV x86-64 ABI.
@@ -71,6 +94,20 @@ struct kernel_entry {
 /// Calls the kernel with `values` (libffi argument pointers).
 void invoke(kernel_entry& k, void** values);
 
+/// Where a kernel touched a guard page of emu's device memory.
+struct kernel_fault {
+  const void* address = nullptr;
+  bool write = false;
+};
+/// invoke() on this thread, abandoning the kernel if it touches a guard page of `prog`'s banks
+/// (the ends of a bank; with FPYGA_EMU_CHECK_BOUNDS=1 also the pages around each buffer): then
+/// returns false with `fault` set. A SIGSEGV handler, installed at the first emu load and
+/// passing every other fault on to the handler before it, jumps back out of the kernel. What the
+/// kernel left half done (its own statics, memory it allocated) stays so; emu's own state is
+/// consistent, as no emu lock or allocation happens inside the kernel.
+bool guarded_invoke(const emu_program& prog, kernel_entry& k, void** values, kernel_fault& fault);
+void install_fault_handler();
+
 class emu_run;
 
 /// One compute unit: its register file, an execution lock, and a worker thread for start().
@@ -91,6 +128,13 @@ class emu_cu {
   std::uint32_t read_register(std::uint32_t offset);
   void write_register(std::uint32_t offset, std::uint32_t value);
 
+  /// fork() support (pthread_atfork): the parent's side holds the CU's short locks across the
+  /// fork; in the child, where only the forking thread exists, the worker, the auto-restart
+  /// loop and the kernels they ran are gone: their runs fail, and the next start makes a worker.
+  void before_fork();
+  void after_fork_parent();
+  void after_fork_child();
+
   emu_program& prog;
   kernel_entry& k;
   std::string name;
@@ -106,6 +150,8 @@ class emu_cu {
   /// auto_restart (or the xclbin is unloaded), on a thread of its own.
   void start_auto_restart();
   void auto_restart_loop();
+  /// The message of a run abandoned at a guard page.
+  std::string describe_fault(std::span<const bound_arg> args, const kernel_fault& fault) const;
 
   std::mutex exec_;  ///< one kernel execution at a time on a CU
   std::mutex regs_mutex_;
@@ -113,10 +159,14 @@ class emu_cu {
   std::mutex queue_mutex_;
   std::condition_variable queue_cv_;
   std::deque<std::shared_ptr<emu_run>> queue_;
+  std::shared_ptr<emu_run> current_;  ///< the run the worker executes (under queue_mutex_)
   bool stopping_ = false;
   std::thread worker_;
-  std::mutex restart_mutex_;  ///< guards restart_thread_
-  std::thread restart_thread_;
+  /// The auto-restart loop runs on a detached thread of its own, which says when it has ended
+  /// (under restart_mutex_), so stopping waits for it and no finished thread is left unjoined.
+  std::mutex restart_mutex_;
+  std::condition_variable restart_cv_;
+  bool restart_loop_live_ = false;  ///< guarded by restart_mutex_
   std::atomic<bool> restarting_{false};  ///< the auto-restart loop is running
   std::atomic<bool> stop_restart_{false};
 };
@@ -127,6 +177,8 @@ class emu_run : public run_impl {
   run_state state() const override { return state_.load(std::memory_order_acquire); }
   run_state wait(std::optional<std::chrono::nanoseconds> timeout) override;
   void finish(run_state s);
+  /// In a forked child: its lock may have been held by a thread that does not exist there.
+  void reset_locks_after_fork();
 
   std::vector<bound_arg> args;
   std::vector<std::byte> wide_storage;
@@ -141,16 +193,22 @@ class emu_run : public run_impl {
 
 class emu_buffer : public buffer_impl {
  public:
-  emu_buffer(std::shared_ptr<emu_program> prog, std::uint64_t address, std::size_t bytes, unsigned bank);
+  /// Places the buffer in the bank range [range_address, +range_bytes) that `prog` allocated.
+  emu_buffer(std::shared_ptr<emu_program> prog, std::uint64_t range_address, std::uint64_t range_bytes,
+             std::size_t bytes, unsigned bank);
   ~emu_buffer() override;
   void sync_to_device(std::size_t bytes, std::size_t offset) override;
   void sync_from_device(std::size_t bytes, std::size_t offset) override;
   std::uint64_t device_address() const override { return address; }
   void release_device() override;
 
-  std::uint64_t address = 0;
-  std::byte* device = nullptr;  ///< device memory: only kernels and syncs touch it
-  std::size_t device_bytes = 0;  ///< allocated (rounded to 4 KiB)
+  std::uint64_t address = 0;     ///< device address of its first byte
+  std::byte* device = nullptr;   ///< its bytes in the bank's mapping: only kernels and syncs touch them
+  std::uint64_t range_address = 0;  ///< the bank range it holds (guard pages included)
+  std::uint64_t range_bytes = 0;
+  /// FPYGA_EMU_CHECK_BOUNDS: the inaccessible pages just before and just after its bytes.
+  std::byte* guard_before = nullptr;
+  std::byte* guard_after = nullptr;
 
   // Sync checker state (FPYGA_EMU_CHECK_SYNC=1 only).
   std::vector<std::byte> shadow;  ///< host bytes as of the last moment host and device agreed
@@ -199,6 +257,11 @@ class emu_program : public program_impl {
   std::vector<std::unique_ptr<emu_cu>> cus;
   std::atomic<std::size_t> in_flight{0};
   bool check_sync = false;
+  /// FPYGA_EMU_CHECK_BOUNDS=1: guard pages around every buffer; a kernel touching one fails its
+  /// run with the argument and offset (guarded_invoke).
+  bool check_bounds = false;
+  /// Whether `p` lies in one of its banks' mappings. Async-signal-safe.
+  bool maps(const void* p) const noexcept;
 
   std::shared_mutex buffers_mutex;
   std::map<std::uint64_t, emu_buffer*> buffers;  ///< by device address

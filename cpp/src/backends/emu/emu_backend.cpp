@@ -35,6 +35,17 @@ std::string human(std::uint64_t bytes) {
   return std::to_string(bytes) + " bytes";
 }
 
+bool env_flag(const char* name) {
+  const char* v = std::getenv(name);
+  return v && *v && std::string_view(v) != "0";
+}
+
+/// Device memory given back to the bank: its pages return to the host and read as zero again,
+/// so the next buffer there starts zero-filled without a memset.
+void decommit(std::byte* p, std::uint64_t bytes) {
+  if (bytes) ::madvise(p, bytes, MADV_DONTNEED);
+}
+
 // ----------------------------------------------------------------------------------------------
 // Devices
 
@@ -58,9 +69,10 @@ class emu_device : public device_impl {
       prog->memories.push_back(default_bank());
     }
     for (const auto& m : prog->memories)
-      prog->banks.push_back(std::make_unique<bank_allocator>(m.base_address, m.used ? m.size_bytes : 0));
-    const char* check = std::getenv("FPYGA_EMU_CHECK_SYNC");
-    prog->check_sync = check && *check && std::string(check) != "0";
+      prog->banks.push_back(std::make_unique<bank_allocator>(m.base_address, m.used ? m.size_bytes : 0, m.tag));
+    prog->check_sync = env_flag("FPYGA_EMU_CHECK_SYNC");
+    prog->check_bounds = env_flag("FPYGA_EMU_CHECK_BOUNDS");
+    install_fault_handler();
     prog->load(path);
     return prog;
   }
@@ -130,8 +142,48 @@ bool scalar_passing(const c_type& t, ffi_type*& type, pass& how, std::size_t& st
 // ----------------------------------------------------------------------------------------------
 // Bank allocator
 
-bank_allocator::bank_allocator(std::uint64_t base, std::uint64_t size) {
+bank_allocator::bank_allocator(std::uint64_t b, std::uint64_t n, std::string t)
+    : base(b), size(n), tag(std::move(t)) {
   if (size) free_.emplace(base, size);
+}
+
+bank_allocator::~bank_allocator() {
+  if (std::byte* m = map_.load()) ::munmap(m, map_bytes_.load());
+}
+
+std::byte* bank_allocator::view(std::uint64_t address) {
+  std::byte* m = map_.load(std::memory_order_acquire);
+  if (!m) {
+    std::lock_guard lock(map_mutex_);
+    m = map_.load();
+    if (!m) {
+      const std::uint64_t total = round_up(size) + 2 * granule;
+      void* p = total < size ? MAP_FAILED
+                             : ::mmap(nullptr, total, PROT_NONE,
+                                      MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+      if (p == MAP_FAILED ||
+          ::mprotect(static_cast<std::byte*>(p) + granule, round_up(size), PROT_READ | PROT_WRITE) != 0) {
+        const int e = errno;
+        if (p != MAP_FAILED) ::munmap(p, total);
+        throw memory_error("emu: cannot reserve the " + human(size) + " of bank '" + tag +
+                           "' in this process's address space: " + std::strerror(e));
+      }
+      m = static_cast<std::byte*>(p);
+      map_bytes_.store(total);
+      map_.store(m, std::memory_order_release);
+    }
+  }
+  return m + granule + (address - base);
+}
+
+bool bank_allocator::maps(const void* p) const noexcept {
+  const std::byte* m = map_.load(std::memory_order_acquire);
+  const auto* q = static_cast<const std::byte*>(p);
+  return m && q >= m && q < m + map_bytes_.load(std::memory_order_relaxed);
+}
+
+std::uint64_t bank_allocator::address_of(const void* p) const noexcept {
+  return base + static_cast<std::uint64_t>(static_cast<const std::byte*>(p) - (map_.load() + granule));
 }
 
 std::optional<std::uint64_t> bank_allocator::allocate(std::uint64_t bytes) {
@@ -303,17 +355,32 @@ std::shared_ptr<buffer_impl> emu_program::allocate(host_memory host, std::size_t
   const auto& m = memories[memory_index];
   if (!m.used)
     throw value_error("emu: memory '" + m.tag + "' of '" + source + "' is not used by the design");
-  auto addr = banks[memory_index]->allocate(bytes);
+  auto& bank = *banks[memory_index];
+  // Guard pages take bank space, as they would take address space on a card with an MMU.
+  const std::uint64_t range = check_bounds ? round_up(bytes) + 2 * granule : round_up(bytes);
+  if (range < bytes) throw memory_error("emu: a buffer of " + std::to_string(bytes) + " bytes overflows any bank");
+  if (range >= (std::uint64_t(64) << 20)) {
+    // The device copy costs host memory once touched, beside the host copy the core holds: a
+    // buffer the host cannot back is refused now rather than by the OOM killer later.
+    std::uint64_t available = 0;
+    if (!host_can_back(range + round_up(bytes), &available))
+      throw memory_error("emu: a buffer of " + std::to_string(bytes) + " bytes in bank '" + m.tag +
+                         "' needs " + std::to_string(range + round_up(bytes)) +
+                         " bytes of host memory (its host copy and its emulated device memory); the host has " +
+                         std::to_string(available) + " bytes available (RAM and swap)");
+  }
+  auto addr = bank.allocate(range);
   if (!addr)
     throw memory_error("bank '" + m.tag + "' (" + human(m.size_bytes) + " at " + hex(m.base_address) +
                        ") cannot hold a buffer of " + std::to_string(bytes) + " bytes: " +
-                       std::to_string(banks[memory_index]->largest_free()) + " bytes free in one piece");
+                       std::to_string(bank.largest_free()) + " bytes free in one piece" +
+                       (check_bounds ? " (FPYGA_EMU_CHECK_BOUNDS adds a guard page on each side)" : ""));
   std::shared_ptr<emu_buffer> b;
   try {
-    b = std::make_shared<emu_buffer>(std::static_pointer_cast<emu_program>(shared_from_this()), *addr, bytes,
+    b = std::make_shared<emu_buffer>(std::static_pointer_cast<emu_program>(shared_from_this()), *addr, range, bytes,
                                      memory_index);
   } catch (...) {
-    banks[memory_index]->release(*addr, bytes);
+    bank.release(*addr, range);
     throw;
   }
   b->host = std::move(host);
@@ -339,6 +406,12 @@ std::shared_ptr<kernel_impl> emu_program::open_kernel(const kernel_info& kernel,
   return k;
 }
 
+bool emu_program::maps(const void* p) const noexcept {
+  for (const auto& b : banks)
+    if (b->maps(p)) return true;
+  return false;
+}
+
 emu_buffer* emu_program::find_buffer(std::uint64_t address, std::size_t* offset) {
   std::shared_lock lock(buffers_mutex);
   auto it = buffers.upper_bound(address);
@@ -352,14 +425,34 @@ emu_buffer* emu_program::find_buffer(std::uint64_t address, std::size_t* offset)
 // ----------------------------------------------------------------------------------------------
 // Buffers
 
-emu_buffer::emu_buffer(std::shared_ptr<emu_program> prog, std::uint64_t addr, std::size_t bytes, unsigned bank)
-    : address(addr) {
+emu_buffer::emu_buffer(std::shared_ptr<emu_program> prog, std::uint64_t range_addr, std::uint64_t range_len,
+                       std::size_t bytes, unsigned bank)
+    : range_address(range_addr), range_bytes(range_len) {
   size = bytes;
   memory_index = bank;
-  device_bytes = round_up(bytes);
-  device = static_cast<std::byte*>(std::aligned_alloc(granule, device_bytes));
-  if (!device) throw memory_error("emu: cannot allocate " + std::to_string(bytes) + " bytes of device memory");
-  std::memset(device, 0, device_bytes);
+  auto& b = *prog->banks[bank];
+  std::byte* start = b.view(range_address);  // throws memory_error before anything is taken
+  if (prog->check_bounds) {
+    // [guard][padding][bytes][guard]: the bytes end 64 bytes (a cache line, the widest AXI
+    // beat) from the guard after them, so an overrun faults at once and the kernel keeps the
+    // alignment it may rely on.
+    const std::uint64_t inner = range_bytes - 2 * granule;
+    const std::uint64_t lead = inner - (bytes + 63) / 64 * 64;
+    guard_before = start;
+    guard_after = start + granule + inner;
+    if (::mprotect(guard_before, granule, PROT_NONE) != 0 || ::mprotect(guard_after, granule, PROT_NONE) != 0) {
+      const int e = errno;
+      ::mprotect(start, range_bytes, PROT_READ | PROT_WRITE);
+      errno = e;
+      throw memory_error("emu: cannot protect the guard pages of a buffer of " + std::to_string(bytes) +
+                         " bytes: " + std::strerror(errno));
+    }
+    device = start + granule + lead;
+    address = range_address + granule + lead;
+  } else {
+    device = start;
+    address = range_address;
+  }
   program = prog;
   std::unique_lock lock(prog->buffers_mutex);
   prog->buffers.emplace(address, this);
@@ -386,6 +479,7 @@ void emu_buffer::sync_from_device(std::size_t bytes, std::size_t offset) {
 }
 
 void emu_buffer::release_device() {
+  if (!device) return;  // a free deferred under a run may come after the program released it
   auto& p = prog();
   if (p.check_sync) {
     sync_check::disarm(*this);
@@ -395,8 +489,15 @@ void emu_buffer::release_device() {
     std::unique_lock lock(p.buffers_mutex);
     p.buffers.erase(address);
   }
-  p.banks[memory_index]->release(address, size);
-  std::free(device);
+  auto& bank = *p.banks[memory_index];
+  std::byte* start = bank.view(range_address);
+  if (guard_before) {
+    ::mprotect(guard_before, granule, PROT_READ | PROT_WRITE);
+    ::mprotect(guard_after, granule, PROT_READ | PROT_WRITE);
+    guard_before = guard_after = nullptr;
+  }
+  decommit(start, range_bytes);
+  bank.release(range_address, range_bytes);
   device = nullptr;
 }
 

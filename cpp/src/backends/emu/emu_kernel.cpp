@@ -4,11 +4,13 @@
 // thread costs 15-40 us on these machines, a direct call well under 1 us. start() queues the run
 // on the least busy CU's worker thread and returns at once; CUs run concurrently.
 #include <immintrin.h>
-
+#include <pthread.h>
 
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
+#include <new>
+#include <set>
 
 #include "backends/emu/emu.hpp"
 #include "fpyga/warning.hpp"
@@ -35,6 +37,44 @@ std::string hex(std::uint64_t v) {
   return s;
 }
 
+// Every live CU, for fork(): the child re-creates what the parent's threads did for them.
+std::mutex& cu_registry_mutex() {
+  static auto* m = new std::mutex;
+  return *m;
+}
+std::set<emu_cu*>& cu_registry() {
+  static auto* s = new std::set<emu_cu*>;
+  return *s;
+}
+
+void before_fork() {
+  cu_registry_mutex().lock();
+  for (emu_cu* cu : cu_registry()) cu->before_fork();
+}
+void after_fork_parent() {
+  for (emu_cu* cu : cu_registry()) cu->after_fork_parent();
+  cu_registry_mutex().unlock();
+}
+void after_fork_child() {
+  for (emu_cu* cu : cu_registry()) cu->after_fork_child();
+  cu_registry_mutex().unlock();
+}
+
+void register_cu(emu_cu* cu) {
+  static std::once_flag once;
+  std::call_once(once, [] { ::pthread_atfork(&before_fork, &after_fork_parent, &after_fork_child); });
+  std::lock_guard lock(cu_registry_mutex());
+  cu_registry().insert(cu);
+}
+
+void unregister_cu(emu_cu* cu) {
+  std::lock_guard lock(cu_registry_mutex());
+  cu_registry().erase(cu);
+}
+
+/// The auto-restart loop of this thread, if it runs one (it never waits for itself).
+thread_local const emu_cu* restart_loop_of = nullptr;
+
 }  // namespace
 
 void invoke(kernel_entry& k, void** values) {
@@ -48,9 +88,13 @@ void invoke(kernel_entry& k, void** values) {
 emu_cu::emu_cu(emu_program& p, kernel_entry& ke, std::string n, std::uint64_t base)
     : prog(p), k(ke), name(std::move(n)), base_address(base), regs_(ke.register_bytes / 4, 0) {
   regs_[0] = ap_idle;
+  register_cu(this);
 }
 
-emu_cu::~emu_cu() { stop_worker(); }
+emu_cu::~emu_cu() {
+  stop_worker();
+  unregister_cu(this);
+}
 
 void emu_cu::request_stop() {
   {
@@ -69,9 +113,53 @@ void emu_cu::stop_worker() {
   request_stop();
   if (worker_.joinable() && worker_.get_id() != std::this_thread::get_id()) worker_.join();
   stop_restart_ = true;
-  std::lock_guard lock(restart_mutex_);
-  if (restart_thread_.joinable() && restart_thread_.get_id() != std::this_thread::get_id())
-    restart_thread_.join();
+  if (restart_loop_of == this) return;
+  std::unique_lock lock(restart_mutex_);
+  restart_cv_.wait(lock, [this] { return !restart_loop_live_; });
+}
+
+void emu_cu::before_fork() {
+  queue_mutex_.lock();
+  regs_mutex_.lock();
+}
+
+void emu_cu::after_fork_parent() {
+  regs_mutex_.unlock();
+  queue_mutex_.unlock();
+}
+
+void emu_cu::after_fork_child() {
+  regs_mutex_.unlock();
+  queue_mutex_.unlock();
+  // Held by threads that do not exist here, or with their waiters' state: fresh ones. The old
+  // std::thread handles name threads of the parent; they are dropped without join or detach.
+  new (&exec_) std::mutex;
+  new (&queue_cv_) std::condition_variable;
+  new (&restart_mutex_) std::mutex;
+  new (&restart_cv_) std::condition_variable;
+  new (&worker_) std::thread;
+  std::deque<std::shared_ptr<emu_run>> lost;
+  lost.swap(queue_);
+  if (current_) lost.push_front(std::move(current_));
+  for (auto& r : lost) {
+    r->reset_locks_after_fork();
+    r->error_message = "emu: the process forked while this run was queued or running on compute unit '" +
+                       name + "'; it runs in the parent process only";
+    r->release_holds();
+    prog.in_flight.fetch_sub(1);
+    r->finish(run_state::error);
+  }
+  if (restarting_) {
+    prog.in_flight.fetch_sub(1);
+    restarting_ = false;
+    warn("emu: compute unit '" + name + "' of kernel '" + k.info->name +
+         "' stopped auto-restarting in this forked process (its loop runs in the parent only)");
+  }
+  restart_loop_live_ = false;
+  // No thread but this one runs a kernel here.
+  pending.store(0);
+  prog.reset_calls_after_fork();
+  regs_[0] = (regs_[0] & ~ap_start) | ap_idle;
 }
 
 void emu_cu::execute(std::span<const bound_arg> args, bool restarting) {
@@ -144,13 +232,50 @@ void emu_cu::execute(std::span<const bound_arg> args, bool restarting) {
       }
     }
   }
-  invoke(k, values);
+  kernel_fault fault;
+  const bool ran = guarded_invoke(prog, k, values, fault);
 
   {
     std::lock_guard lock(regs_mutex_);
-    regs_[0] = (regs_[0] & auto_restart) | ap_done | ap_ready | (restarting ? ap_start : ap_idle);
+    // A kernel abandoned at a guard page ends as a finished one does: the CU takes new runs.
+    regs_[0] = (regs_[0] & auto_restart) | ap_done | ap_ready | (restarting && ran ? ap_start : ap_idle);
   }
+  if (!ran) [[unlikely]]
+    throw error(describe_fault(args, fault));
   if (prog.check_sync) sync_check::after_kernel(*this, args);
+}
+
+std::string emu_cu::describe_fault(std::span<const bound_arg> args, const kernel_fault& fault) const {
+  const auto* at = static_cast<const std::byte*>(fault.address);
+  const std::string access = fault.write ? "write" : "read";
+  const std::string head = "kernel '" + k.info->name + "' (compute unit '" + name + "'): out-of-bounds " + access;
+  const std::string tail = "; the run failed and the kernel was abandoned there";
+  // A guard page of one of its own buffers: name the argument and the offset from the pointer
+  // the kernel was given.
+  for (std::size_t i = 0; i < args.size() && i < k.passing.size(); ++i) {
+    if (k.passing[i] != pass::pointer || !args[i].buffer) continue;
+    const auto* b = static_cast<const emu_buffer*>(args[i].buffer);
+    const bool before = b->guard_before && at >= b->guard_before && at < b->guard_before + 4096;
+    const bool after = b->guard_after && at >= b->guard_after && at < b->guard_after + 4096;
+    if (!before && !after) continue;
+    const std::byte* given = b->device + args[i].offset;
+    const long long offset = static_cast<long long>(at - given);
+    const auto& a = k.info->args[i];
+    return head + " at byte offset " + std::to_string(offset) + " of argument " + std::to_string(i) + " ('" +
+           a.name + "', " + a.type + "), whose buffer holds " + std::to_string(b->size - args[i].offset) +
+           " bytes from there (device address " + hex(b->address + args[i].offset) + ")" + tail;
+  }
+  for (const auto& bank : prog.banks) {
+    if (!bank->maps(at)) continue;
+    const std::uint64_t addr = bank->address_of(at);
+    const bool outside = at < bank->view(bank->base) || addr >= bank->base + bank->size;
+    return head + " at device address " + hex(addr) +
+           (outside ? ", outside bank '" + bank->tag + "' (" + std::to_string(bank->size) + " bytes at " +
+                          hex(bank->base) + ")"
+                    : " in bank '" + bank->tag + "', in a guard page of a buffer it was not given") +
+           tail;
+  }
+  return head + " at host address " + hex(reinterpret_cast<std::uintptr_t>(at)) + tail;
 }
 
 void emu_cu::enqueue(std::shared_ptr<emu_run> r) {
@@ -168,10 +293,12 @@ void emu_cu::worker_loop() {
     std::shared_ptr<emu_run> r;
     {
       std::unique_lock lock(queue_mutex_);
+      current_.reset();
       queue_cv_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
       if (queue_.empty()) return;
       r = std::move(queue_.front());
       queue_.pop_front();
+      current_ = r;
     }
     run_state result = run_state::completed;
     // Unloading never waits on a run that does not end (a held run, a hung kernel of another
@@ -189,7 +316,13 @@ void emu_cu::worker_loop() {
         r->error_message = e.what();
       }
     }
-    // Counters drop before waiters wake, so a host that waited may release the overlay at once.
+    // Buffers and counters drop before waiters wake, so a host that waited may free a buffer
+    // or release the overlay at once.
+    r->release_holds();
+    {
+      std::lock_guard lock(queue_mutex_);
+      current_.reset();
+    }
     prog.in_flight.fetch_sub(1);
     pending.fetch_sub(1);
     r->finish(result);
@@ -231,9 +364,9 @@ void emu_cu::write_register(std::uint32_t offset, std::uint32_t value) {
 }
 
 void emu_cu::start_auto_restart() {
-  std::lock_guard lock(restart_mutex_);
+  std::unique_lock lock(restart_mutex_);
   if (restarting_ || stop_restart_) return;
-  if (restart_thread_.joinable()) restart_thread_.join();  // a loop that has ended
+  restart_cv_.wait(lock, [this] { return !restart_loop_live_; });  // a loop that is ending
   {
     std::lock_guard regs(regs_mutex_);
     regs_[0] = (regs_[0] & ~ap_idle) | ap_start;
@@ -242,10 +375,12 @@ void emu_cu::start_auto_restart() {
   restarting_ = true;
   prog.in_flight.fetch_add(1);
   pending.fetch_add(1);
-  restart_thread_ = std::thread([this] { auto_restart_loop(); });
+  restart_loop_live_ = true;
+  std::thread([this] { auto_restart_loop(); }).detach();
 }
 
 void emu_cu::auto_restart_loop() {
+  restart_loop_of = this;
   try {
     while (!stop_restart_) {
       start_from_registers(true);
@@ -262,8 +397,14 @@ void emu_cu::auto_restart_loop() {
   // Accept a new ap_start before showing ap_idle, so a host that waits for idle never has its
   // start ignored (a new loop joins this thread before it touches the registers).
   restarting_ = false;
-  std::lock_guard lock(regs_mutex_);
-  regs_[0] = (regs_[0] & ~ap_start) | ap_idle;
+  {
+    std::lock_guard lock(regs_mutex_);
+    regs_[0] = (regs_[0] & ~ap_start) | ap_idle;
+  }
+  // The last touch of the CU: once this lock is given up, stop_worker() may destroy it.
+  std::lock_guard lock(restart_mutex_);
+  restart_loop_live_ = false;
+  restart_cv_.notify_all();
 }
 
 /// ap_start written by the host: read the arguments from the registers, as the hardware does,
@@ -318,6 +459,11 @@ void emu_run::finish(run_state s) {
     state_.store(s, std::memory_order_release);
   }
   cv_.notify_all();
+}
+
+void emu_run::reset_locks_after_fork() {
+  new (&mutex_) std::mutex;
+  new (&cv_) std::condition_variable;
 }
 
 run_state emu_run::wait(std::optional<std::chrono::nanoseconds> timeout) {
