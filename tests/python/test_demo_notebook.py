@@ -22,5 +22,9 @@ def test_demo_notebook_runs():
     outputs = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []))
     assert "fixed-point kernel accuracy" in outputs
     assert "batch outputs equal the per-sample outputs" in outputs
+    assert "3 plots drawn" in outputs and "Model.predict equals the per-sample host" in outputs
+    images = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])
+              if "image/png" in o.get("data", {})]
+    assert len(images) == 3
     errors = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []) if o.output_type == "error"]
     assert not errors

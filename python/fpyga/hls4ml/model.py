@@ -173,7 +173,7 @@ class Model:
         x, single = self._samples(X, "predict", (np.float32, np.float64))
         update, close = self._progress(len(x), progress)
         try:
-            y = self._core.predict(x, update)
+            y = self._core.predict(x, update, x.dtype)
         finally:
             close()
         return y[0] if single else y
@@ -181,7 +181,7 @@ class Model:
     def predict_raw(self, X_raw):
         """Runs the network on raw fixed-point bits: ``X_raw`` holds each input value's ap_fixed
         bits in its storage integer (int16 for ``ap_fixed<16,6>``); returns the raw output bits."""
-        dtypes = (np.dtype(_core.fixed_format(self.input_type).dtype),)
+        dtypes = (np.dtype(self._core.raw_input_dtype),)
         x, single = self._samples(X_raw, "predict_raw", dtypes)
         y = self._core.predict_raw(x)
         return y[0] if single else y
