@@ -15,12 +15,13 @@ import re
 import shutil
 import sys
 import tempfile
+import warnings
 from importlib import resources
 from pathlib import Path
 from string import Template
 
 from .. import toolchain
-from . import cache
+from . import cache, fast
 from .project import NetworkError, check_graph, project, read_project
 
 __all__ = ["build", "wrapper_source", "network_description", "resolve_project"]
@@ -116,6 +117,11 @@ def _content_key(p: project, wrapper: str, compute_units: int, name: str) -> str
     for part in (BUILD_FORMAT, toolchain.compiler_identity(), " ".join(toolchain.CXX_FLAGS), _hls4ml_version(),
                  str(compute_units), name, p.interface, wrapper):
         h.update(part.encode() + b"\0")
+    # The fast path is generated from the firmware by fpyga.hls4ml.fast: its code is an input too.
+    fast_dir = Path(fast.__file__).parent
+    for f in sorted(fast_dir.rglob("*")):
+        if f.is_file() and f.suffix in (".py", ".in", ".h", ".cpp"):
+            h.update(hashlib.sha256(f.read_bytes()).digest())
     for f in sorted(p.firmware.rglob("*")):
         if f.is_file() and f.suffix in (".h", ".hpp", ".cpp", ".txt"):
             h.update(str(f.relative_to(p.firmware)).encode() + b"\0")
@@ -200,14 +206,25 @@ def build(model, output, compute_units: int = 1, *, name: str | None = None, cac
             connectivity = [f"nk={k}:{compute_units}" for k in kernels]
             built = work / "model.xclbin"
             sources = [src, firmware / f"{p.name}.cpp"]
+            defines = []
             if p.interface == "hls4ml_axi":
                 sources.append(firmware / f"{p.name}_axi.cpp")
+            else:
+                # --- the fast path hook (fpyga.hls4ml.fast) ---
+                fast_source, why = fast.generate(p, firmware)
+                if fast_source:
+                    (work / "fpyga_fast.cpp").write_text(fast_source)
+                    sources.append(work / "fpyga_fast.cpp")
+                    defines.append("FPYGA_NN_FAST")
+                elif why:
+                    warnings.warn(f"fpyga.hls4ml.build: {why}; the network runs as hls4ml's C simulation",
+                                  stacklevel=2)
             try:
                 toolchain.build_xclbin(sources, kernels, built, work_dir=work / "build",
                                        include_dirs=[firmware], system_include_dirs=[firmware / "ap_types"]
                                        if (firmware / "ap_types").is_dir() else [],
-                                       connectivity=connectivity, network=network_description(p, name),
-                                       progress=step)
+                                       connectivity=connectivity, defines=defines,
+                                       network=network_description(p, name), progress=step)
             except toolchain.ToolchainError as e:
                 kept = store.keep_failed(key, work / "build")
                 raise toolchain.ToolchainError(str(e).replace(str(work / "build"), str(kept))) from None
