@@ -36,6 +36,7 @@ namespace fpyga::backend {
 
 class device_impl;
 class program_impl;
+struct call_slot;
 
 /// Throws not_supported_error("<backend>: <function> is not supported").
 [[noreturn]] void unsupported(std::string_view backend, std::string_view function);
@@ -191,32 +192,20 @@ class program_impl : public std::enable_shared_from_this<program_impl> {
   std::atomic<bool> released{false};
 
   // The gate: host calls inside this program (call(), and start() while it hands its run to the
-  // backend) count themselves in; unloading closes it first. A call that finds it closing waits
-  // for the outcome: refused (runs in flight), it goes on; unloaded, it raises "unloaded". One
-  // atomic add and one subtract per call.
-  static constexpr std::uint64_t closing_bit = std::uint64_t(1) << 63;
-  /// Enters; false when the program is (being) unloaded and was unloaded.
-  bool enter() noexcept {
-    if (!(gate_.fetch_add(1) & closing_bit)) [[likely]]
-      return true;
-    return enter_slow();
-  }
-  void leave() noexcept {
-    if (gate_.fetch_sub(1) == 1 && retired_pending_.load()) [[unlikely]]
-      drain_retired();
-  }
-  /// Calls inside the program now.
-  std::size_t calls_in_flight() const noexcept {
-    return static_cast<std::size_t>(gate_.load() & ~closing_bit);
-  }
+  // backend) mark themselves in their thread's call_slot; unloading closes the gate first, then
+  // looks for threads inside. A call that finds it closing waits for the outcome: refused (runs
+  // in flight), it goes on; unloaded, it raises "unloaded". The call path pays two plain stores
+  // and a load (see program_call); the rare side (unload, free) pays a process-wide barrier.
+  /// Threads inside now.
+  std::size_t calls_in_flight() const noexcept;
   /// Closes the gate for unloading; false (gate left open) while calls are inside.
   bool close_gate() noexcept;
   /// Closes it for good, calls inside or not (the program is being unloaded).
-  void shut_gate() noexcept { gate_.fetch_or(closing_bit); }
+  void shut_gate() noexcept { closing_.store(true); }
   /// Reopens it (the unload was refused).
-  void open_gate() noexcept { gate_.fetch_and(~closing_bit); }
+  void open_gate() noexcept { closing_.store(false); }
   /// In a forked child: calls of the parent's other threads do not exist there.
-  void reset_calls_after_fork() noexcept { gate_.fetch_and(closing_bit); }
+  static void reset_calls_after_fork() noexcept;
   /// buffer::free() of one of its buffers (already marked freed): released now, or once the
   /// runs and calls that may use it have ended.
   void retire(std::shared_ptr<buffer_impl> b);
@@ -224,19 +213,51 @@ class program_impl : public std::enable_shared_from_this<program_impl> {
   void drain_retired() noexcept;
 
  private:
-  bool enter_slow() noexcept;
-  std::atomic<std::uint64_t> gate_{0};
+  friend class program_call;
+  /// program_call's way in when the gate is closing: false once the program is unloaded.
+  bool enter_slow(call_slot& slot, const program_impl* previous) noexcept;
+  std::atomic<bool> closing_{false};
   std::atomic<bool> retired_pending_{false};
   std::mutex retired_mutex_;
   std::vector<std::shared_ptr<buffer_impl>> retired_;
 };
 
-/// A host call inside `program` (see program_impl::enter), for the length of a scope.
+/// Which program one thread is calling into (null: none). One per thread that ever called, kept
+/// in a list that only grows (a thread's slot is reused by a later thread).
+struct call_slot {
+  std::atomic<const program_impl*> inside{nullptr};
+  std::atomic<bool> taken{true};
+  call_slot* next = nullptr;
+};
+/// This thread's slot (registered at its first call).
+call_slot& this_thread_slot() noexcept;
+/// Where the membarrier system call is missing: the call path fences itself (set once, early).
+extern bool light_side_fences;
+
+/// Orders a call_slot store before the loads that follow it, against the rare side's
+/// process-wide barrier (membarrier): a compiler barrier, or a full fence without membarrier.
+inline void light_barrier() noexcept {
+  if (light_side_fences) [[unlikely]]
+    std::atomic_thread_fence(std::memory_order_seq_cst);
+  else
+    std::atomic_signal_fence(std::memory_order_seq_cst);
+}
+
+/// A host call inside `program` (see program_impl's gate), for the length of a scope.
 class program_call {
  public:
-  explicit program_call(program_impl& p) noexcept : p_(p), entered_(p.enter()) {}
+  explicit program_call(program_impl& p) noexcept
+      : p_(p), slot_(this_thread_slot()), previous_(slot_.inside.load(std::memory_order_relaxed)) {
+    slot_.inside.store(&p, std::memory_order_relaxed);
+    light_barrier();
+    entered_ = !p.closing_.load(std::memory_order_relaxed) || p.enter_slow(slot_, previous_);
+  }
   ~program_call() {
-    if (entered_) p_.leave();
+    if (!entered_) return;
+    slot_.inside.store(previous_, std::memory_order_release);
+    light_barrier();
+    if (p_.retired_pending_.load(std::memory_order_relaxed)) [[unlikely]]
+      p_.drain_retired();
   }
   program_call(const program_call&) = delete;
   program_call& operator=(const program_call&) = delete;
@@ -245,7 +266,9 @@ class program_call {
 
  private:
   program_impl& p_;
-  bool entered_;
+  call_slot& slot_;
+  const program_impl* previous_;
+  bool entered_ = false;
 };
 
 /// One device of a backend.

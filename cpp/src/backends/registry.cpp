@@ -1,6 +1,8 @@
 // The backends compiled into this build, in default-device order: hardware first, emu last.
 // Each backend's CMakeLists defines FPYGA_HAVE_<NAME>_BACKEND when it adds its sources.
 #include <sys/mman.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <cerrno>
@@ -154,21 +156,106 @@ void run_impl::release_holds() noexcept {
     if (b->uses.fetch_sub(1) == 1 && b->program) b->program->drain_retired();
 }
 
+// ----------------------------------------------------------------------------------------------
+// The gate: per-thread call slots and an asymmetric barrier
+//
+// A call stores its program in its thread's slot and then reads the program's `closing_` flag;
+// unloading stores `closing_` and then reads every slot. Either side must see the other's store
+// (Dekker). Instead of a full fence on every call, the rare side runs membarrier(), which makes
+// every running thread of the process pass a full barrier: a call's compiler barrier then
+// suffices (the technique of liburcu and folly's asymmetric barriers).
+
+namespace {
+
+std::atomic<call_slot*> all_slots{nullptr};
+
+/// membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED), registered once; false where the kernel lacks it.
+bool membarrier_ready() {
+  static const bool ready = [] {
+    constexpr int register_private_expedited = 1 << 4;
+    return ::syscall(SYS_membarrier, register_private_expedited, 0, 0) == 0;
+  }();
+  return ready;
+}
+
+void heavy_barrier() noexcept {
+  constexpr int private_expedited = 1 << 3;
+  if (!light_side_fences && ::syscall(SYS_membarrier, private_expedited, 0, 0) == 0) return;
+  std::atomic_thread_fence(std::memory_order_seq_cst);  // the call side fences itself then
+}
+
+/// Gives the slot back when its thread ends.
+struct slot_owner {
+  call_slot* slot = nullptr;
+  ~slot_owner() {
+    if (slot) {
+      slot->inside.store(nullptr);
+      slot->taken.store(false);
+    }
+  }
+};
+thread_local slot_owner owner;
+thread_local call_slot* cached = nullptr;
+
+[[gnu::noinline]] call_slot& register_this_thread() noexcept {
+  for (call_slot* s = all_slots.load(); s; s = s->next) {
+    bool free = false;
+    if (!s->taken.load() && s->taken.compare_exchange_strong(free, true)) {
+      owner.slot = cached = s;
+      return *s;
+    }
+  }
+  auto* s = new call_slot;  // never freed: other threads may be reading the list
+  s->next = all_slots.load();
+  while (!all_slots.compare_exchange_weak(s->next, s)) {
+  }
+  owner.slot = cached = s;
+  return *s;
+}
+
+/// Threads inside `p` now (after the barrier that makes their slots visible).
+std::size_t threads_inside(const program_impl* p) noexcept {
+  heavy_barrier();
+  std::size_t n = 0;
+  for (call_slot* s = all_slots.load(); s; s = s->next)
+    if (s->inside.load() == p) ++n;
+  return n;
+}
+
+}  // namespace
+
+bool light_side_fences = !membarrier_ready();
+
+call_slot& this_thread_slot() noexcept {
+  if (call_slot* s = cached) [[likely]]
+    return *s;
+  return register_this_thread();
+}
+
+std::size_t program_impl::calls_in_flight() const noexcept { return threads_inside(this); }
+
 bool program_impl::close_gate() noexcept {
-  if (gate_.fetch_or(closing_bit) & ~closing_bit) {
+  closing_.store(true);
+  if (threads_inside(this) != 0) {
     open_gate();
     return false;
   }
   return true;
 }
 
-bool program_impl::enter_slow() noexcept {
+void program_impl::reset_calls_after_fork() noexcept {
+  for (call_slot* s = all_slots.load(); s; s = s->next) s->inside.store(nullptr);
+}
+
+bool program_impl::enter_slow(call_slot& slot, const program_impl* previous) noexcept {
   for (;;) {
-    leave();
+    slot.inside.store(previous);
     // Closing: wait for the unload to happen (then refuse) or to be refused (then go on).
     if (released.load()) return false;
     std::this_thread::yield();
-    if (!(gate_.fetch_add(1) & closing_bit)) return true;
+    slot.inside.store(this);
+    light_barrier();
+    if (!closing_.load()) return true;
   }
 }
 
@@ -183,8 +270,8 @@ void program_impl::retire(std::shared_ptr<buffer_impl> b) {
 
 void program_impl::drain_retired() noexcept {
   if (!retired_pending_.load()) return;
-  // A call inside may be using any of them: the last one to leave drains (leave()).
-  if (calls_in_flight() != 0) return;
+  // A call inside may be using any of them: the next one to leave drains (~program_call).
+  if (threads_inside(this) != 0) return;
   std::vector<std::shared_ptr<buffer_impl>> now;
   {
     std::lock_guard lock(retired_mutex_);
