@@ -20,6 +20,7 @@
 
 #include "fpyga/error.hpp"
 #include "fpyga/network.hpp"
+#include "read_file.hpp"
 #include "xclbin_format.hpp"
 
 namespace fpyga {
@@ -129,7 +130,47 @@ std::optional<arg_kind> arg_kind_from_string(std::string_view n) {
 // ---------------------------------------------------------------------------------------------
 // Reader
 
+// Names and tags reach Python as str and the CLI as JSON, both UTF-8: the reader refuses other
+// bytes once, naming the field, instead of each consumer failing its own way.
+std::size_t format::utf8_error(std::string_view s) {
+  std::size_t i = 0;
+  while (i < s.size()) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    if (c < 0x80) {
+      ++i;
+      continue;
+    }
+    std::size_t n;
+    std::uint32_t cp, min;
+    if ((c & 0xE0) == 0xC0) n = 1, cp = c & 0x1F, min = 0x80;
+    else if ((c & 0xF0) == 0xE0) n = 2, cp = c & 0x0F, min = 0x800;
+    else if ((c & 0xF8) == 0xF0) n = 3, cp = c & 0x07, min = 0x10000;
+    else return i;
+    if (s.size() - i <= n) return i;
+    for (std::size_t k = 1; k <= n; ++k) {
+      const auto cc = static_cast<unsigned char>(s[i + k]);
+      if ((cc & 0xC0) != 0x80) return i;
+      cp = cp << 6 | (cc & 0x3F);
+    }
+    if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return i;
+    i += n + 1;
+  }
+  return std::string_view::npos;
+}
+
+
 namespace {
+
+std::string hex(std::uint64_t v) {
+  char buf[24];
+  const auto [end, ec] = std::to_chars(buf, buf + sizeof buf, v, 16);
+  return "0x" + std::string(buf, end);
+}
+
+std::string byte_hex(unsigned char c) {
+  static const char digits[] = "0123456789abcdef";
+  return std::string("0x") + digits[c >> 4] + digits[c & 0xF];
+}
 
 /// A bounds-checked view of one region (the header or a section payload).
 class region {
@@ -172,7 +213,12 @@ class region {
     if (!nul)
       fail(std::string(what) + " is not NUL-terminated within its " + std::to_string(field) +
            " bytes");
-    return std::string(p, static_cast<const char*>(nul));
+    std::string out(p, static_cast<const char*>(nul));
+    if (const auto bad = format::utf8_error(out); bad != std::string_view::npos)
+      fail(std::string(what) + " is not valid UTF-8 (byte " +
+           byte_hex(static_cast<unsigned char>(out[bad])) + " at position " + std::to_string(bad) +
+           ")");
+    return out;
   }
 
   template <std::size_t N>
@@ -257,6 +303,10 @@ void parse_mem_topology(const region& r, xclbin& x) {
     m.size_bytes = kb * 1024;
     m.base_address = r.get<std::uint64_t>(e + format::mem_base, entry + " base address");
     m.tag = r.fixed_string(e + format::mem_tag, format::mem_tag_size, entry + " tag");
+    // Streams keep a route and a flow id in these fields, not an address range.
+    if (!format::is_stream_memory(m.type) && !format::memory_range_fits(m.base_address, m.size_bytes))
+      r.fail(entry + " ('" + m.tag + "') at base " + hex(m.base_address) + " with " +
+             std::to_string(m.size_bytes) + " bytes runs past the end of the 64-bit address space");
     x.memories.push_back(std::move(m));
   }
 }
@@ -348,6 +398,9 @@ void parse_embedded_metadata(const region& r, xclbin& x) {
   // A NUL inside the text would make XML parsers disagree on where the document ends.
   if (const auto nul = text.find('\0'); nul != std::string_view::npos)
     r.fail("XML is malformed: NUL byte at character " + std::to_string(nul));
+  if (const auto bad = format::utf8_error(text); bad != std::string_view::npos)
+    r.fail("XML is not valid UTF-8 (byte " + byte_hex(static_cast<unsigned char>(text[bad])) +
+           " at byte " + std::to_string(bad) + ")");
   x.embedded_metadata = std::string(text);
   pugi::xml_document doc;
   const pugi::xml_parse_result ok =
@@ -446,6 +499,20 @@ void check_connectivity(const region& r, const xclbin& x) {
     if (c.memory_index < 0 || static_cast<std::size_t>(c.memory_index) >= x.memories.size())
       r.fail(entry + " names memory " + std::to_string(c.memory_index) + ", MEM_TOPOLOGY has " +
              std::to_string(x.memories.size()));
+    // XRT indexes the kernel's argument list with arg_index while opening a kernel, unchecked:
+    // an index past it must never reach a backend.
+    const ip_info& ip = x.ips[static_cast<std::size_t>(c.ip_index)];
+    if (ip.type != ip_type::kernel && ip.type != ip_type::ps_kernel) continue;
+    const kernel_info* k = x.find_kernel(ip.kernel_name());
+    if (!k) continue;  // no metadata: no backend opens it as a kernel
+    const bool known = std::any_of(k->args.begin(), k->args.end(), [&](const arg_info& a) {
+      return a.index == static_cast<unsigned>(c.arg_index);
+    });
+    // (XRT counts positions, the XML ids: both must hold.)
+    if (!known || static_cast<std::size_t>(c.arg_index) >= k->args.size())
+      r.fail(entry + " names argument " + std::to_string(c.arg_index) + " of '" + ip.name +
+             "', but kernel '" + k->name + "' has " + std::to_string(k->args.size()) +
+             " argument(s) in EMBEDDED_METADATA");
   }
 }
 
@@ -588,11 +655,18 @@ xclbin xclbin::parse(std::span<const std::byte> data, std::string_view source_na
 }
 
 xclbin xclbin::read(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw error("cannot open xclbin '" + path + "': " + std::strerror(errno));
-  std::vector<char> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  if (in.bad()) throw error("cannot read xclbin '" + path + "': " + std::strerror(errno));
-  return parse(std::as_bytes(std::span<const char>(bytes)), path);
+  const auto bytes = detail::read_file(path, "xclbin", detail::max_xclbin_bytes);
+  return parse(bytes, path);
+}
+
+void format::check_memory_ranges(const std::vector<memory_info>& memories,
+                                 std::string_view source) {
+  for (const auto& m : memories)
+    if (!is_stream_memory(m.type) && !memory_range_fits(m.base_address, m.size_bytes))
+      throw xclbin_error(std::string(source) + ": memory " + std::to_string(m.index) + " ('" +
+                         m.tag + "') at base " + hex(m.base_address) + " with " +
+                         std::to_string(m.size_bytes) +
+                         " bytes runs past the end of the 64-bit address space");
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -4,6 +4,11 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <limits>
+#include <string_view>
+#include <vector>
+
+#include "fpyga/xclbin.hpp"
 
 namespace fpyga::format {
 
@@ -64,5 +69,25 @@ inline constexpr std::size_t clock_name_size = 128;
 
 // Section payloads start on 8-byte boundaries.
 inline constexpr std::size_t alignment = 8;
+
+/// Stream entries of MEM_TOPOLOGY keep a route id and a flow id where banks keep a size and a
+/// base address.
+inline bool is_stream_memory(memory_type t) {
+  return t == memory_type::streaming || t == memory_type::streaming_connection;
+}
+
+/// The position where `s` stops being well-formed UTF-8 (overlong forms, surrogates and code
+/// points past U+10FFFF included), or npos.
+std::size_t utf8_error(std::string_view s);
+
+/// Throws xclbin_error naming `source` and the bank when a bank (not a stream entry) of
+/// `memories` runs past the end of the 64-bit address space: emu checks what it is handed too.
+void check_memory_ranges(const std::vector<memory_info>& memories, std::string_view source);
+
+/// True when [base, base + size) lies inside the 64-bit address space (a bank may end exactly at
+/// its top). The reader, the writer and emu refuse banks that wrap around.
+inline bool memory_range_fits(std::uint64_t base, std::uint64_t size) {
+  return size == 0 || base <= std::numeric_limits<std::uint64_t>::max() - (size - 1);
+}
 
 }  // namespace fpyga::format

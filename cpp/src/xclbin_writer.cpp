@@ -45,6 +45,8 @@ class byte_buffer {
                         " characters, the field holds at most " + std::to_string(field - 1));
     if (s.find('\0') != std::string::npos)
       throw value_error("xclbin writer: " + what + " contains a NUL");
+    if (format::utf8_error(s) != std::string::npos)
+      throw value_error("xclbin writer: " + what + " is not valid UTF-8");
     put_bytes(offset, s.data(), s.size());
   }
   std::vector<std::byte>& bytes() { return bytes_; }
@@ -68,6 +70,10 @@ std::vector<std::byte> mem_topology_payload(const std::vector<memory_info>& memo
       throw value_error("xclbin writer: memory '" + m.tag + "' size " +
                         std::to_string(m.size_bytes) +
                         " bytes is not a multiple of 1024 (MEM_TOPOLOGY stores KiB)");
+    if (!format::is_stream_memory(m.type) && !format::memory_range_fits(m.base_address, m.size_bytes))
+      throw value_error("xclbin writer: memory '" + m.tag + "' at base " +
+                        std::to_string(m.base_address) + " with " + std::to_string(m.size_bytes) +
+                        " bytes runs past the end of the 64-bit address space");
     b.put<std::uint8_t>(e + format::mem_type, static_cast<std::uint8_t>(m.type));
     b.put<std::uint8_t>(e + format::mem_used, m.used ? 1 : 0);
     b.put<std::uint64_t>(e + format::mem_size_kb, m.size_bytes / 1024);
@@ -529,6 +535,10 @@ xclbin xclbin::from_description(std::string_view json_text, std::vector<std::byt
     m.size_bytes = R::number(memories[i], "size_bytes", where).value_or(16ull << 30);
     if (m.size_bytes % 1024) R::fail(where + ".size_bytes", "must be a multiple of 1024");
     m.base_address = R::number(memories[i], "base_address", where).value_or(next_base);
+    if (!format::is_stream_memory(m.type) && !format::memory_range_fits(m.base_address, m.size_bytes))
+      R::fail(where, "base_address " + std::to_string(m.base_address) + " + size_bytes " +
+                         std::to_string(m.size_bytes) +
+                         " runs past the end of the 64-bit address space");
     next_base = m.base_address + m.size_bytes;
     x.memories.push_back(std::move(m));
   }

@@ -4,6 +4,7 @@
 //   fpyga devices
 // Errors go to stderr as "fpyga: error: ..." with exit status 1 (2 for usage errors).
 #include <CLI/CLI.hpp>
+
 #include <cstdio>
 #include <fstream>
 #include <iomanip>
@@ -18,6 +19,7 @@
 #include "fpyga/error.hpp"
 #include "fpyga/network.hpp"
 #include "fpyga/xclbin.hpp"
+#include "read_file.hpp"
 
 namespace {
 
@@ -36,15 +38,6 @@ std::string human_size(std::uint64_t bytes) {
     ++u;
   }
   return std::to_string(v) + " " + units[u];
-}
-
-std::vector<std::byte> read_bytes(const std::string& path, const char* what) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw fpyga::error(std::string("cannot open ") + what + " '" + path + "'");
-  std::vector<char> c((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  if (in.bad()) throw fpyga::error(std::string("cannot read ") + what + " '" + path + "'");
-  const auto* p = reinterpret_cast<const std::byte*>(c.data());
-  return std::vector<std::byte>(p, p + c.size());
 }
 
 std::string kind_name(fpyga::section_kind kind) {
@@ -162,9 +155,11 @@ int cmd_info(const std::string& file, bool json) {
 
 int cmd_pack(const std::string& desc_path, const std::string& bitstream_path,
              const std::string& out_path) {
-  const auto desc = read_bytes(desc_path, "description");
+  const auto desc =
+      fpyga::detail::read_file(desc_path, "description", fpyga::detail::max_description_bytes);
   std::vector<std::byte> bits;
-  if (!bitstream_path.empty()) bits = read_bytes(bitstream_path, "bitstream");
+  if (!bitstream_path.empty())
+    bits = fpyga::detail::read_file(bitstream_path, "bitstream", fpyga::detail::max_xclbin_bytes);
   const std::string_view text(reinterpret_cast<const char*>(desc.data()), desc.size());
   fpyga::xclbin x;
   try {

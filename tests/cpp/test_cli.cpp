@@ -1,6 +1,7 @@
 // The `fpyga` binary as a user runs it: exit status, stdout, stderr.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -11,6 +12,7 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "backends/backend.hpp"
 #include "fpyga/xclbin.hpp"
 #include "test_support.hpp"
 
@@ -54,8 +56,10 @@ class cli : public testing::Test {
     if (!dir.empty()) fs::remove_all(dir);
   }
 
-  result run(const std::vector<std::string>& args) {
-    std::string cmd = quote(exe);
+  /// Runs the CLI; `env` ("A=1 -u B ...", for env(1)) changes its environment. A minute at most:
+  /// a run that never ends fails instead of hanging the suite.
+  result run(const std::vector<std::string>& args, const std::string& env = "") {
+    std::string cmd = "timeout 60 env " + env + " " + quote(exe);
     for (const auto& a : args) cmd += " " + quote(a);
     cmd += " >" + quote((dir / "out").string()) + " 2>" + quote((dir / "err").string());
     const int raw = std::system(cmd.c_str());
@@ -220,5 +224,101 @@ TEST_F(cli, devices_lists_emu) {
   const auto r = run({"devices"});
   ASSERT_EQ(r.status, 0) << r.err;
   EXPECT_THAT(r.out, HasSubstr("BACKEND"));
+  EXPECT_THAT(r.out, testing::ContainsRegex("\nemu +0 "));
+}
+
+// Issue 18 item 19: a path that is not a regular file, or is too large, is refused at once with
+// the file's name (it read 2 GB then failed with std::bad_alloc, or read /dev/zero forever).
+TEST_F(cli, info_and_pack_refuse_what_is_not_a_regular_file) {
+  auto r = run({"xclbin", "info", dir.string()});
+  EXPECT_EQ(r.status, 1);
+  EXPECT_THAT(r.err, HasSubstr("xclbin '" + dir.string() + "': it is a directory"));
+  for (const char* dev : {"/dev/zero", "/dev/urandom"}) {
+    r = run({"xclbin", "info", "--json", dev});
+    EXPECT_EQ(r.status, 1) << dev;
+    EXPECT_THAT(r.err, HasSubstr(std::string("'") + dev + "': it is a character device"));
+    EXPECT_EQ(r.out, "");
+  }
+  const auto huge = dir / "huge.xclbin";
+  std::ofstream(huge).put('x');
+  std::error_code ec;
+  fs::resize_file(huge, 50'000'000'000ull, ec);
+  if (!ec) {
+    r = run({"xclbin", "info", huge.string()});
+    EXPECT_EQ(r.status, 1);
+    EXPECT_THAT(r.err, HasSubstr("huge.xclbin"));
+    EXPECT_THAT(r.err, HasSubstr("50000000000 bytes, more than the"));
+  }
+  const auto d = write("desc.json", desc);
+  const auto out = dir / "k.xclbin";
+  r = run({"xclbin", "pack", "--json", d.string(), "--bitstream", "/dev/zero", "-o", out.string()});
+  EXPECT_EQ(r.status, 1);
+  EXPECT_THAT(r.err, HasSubstr("bitstream '/dev/zero': it is a character device"));
+  EXPECT_FALSE(fs::exists(out));
+  r = run({"xclbin", "pack", "--json", "/dev/urandom", "-o", out.string()});
+  EXPECT_EQ(r.status, 1);
+  EXPECT_THAT(r.err, HasSubstr("description '/dev/urandom'"));
+}
+
+// Item 17: names that are not UTF-8 are an error naming the file and section, in the text and
+// the JSON form alike (the JSON form used to print U+FFFD where Python raised
+// UnicodeDecodeError).
+TEST_F(cli, info_refuses_names_that_are_not_utf8) {
+  const auto d = write("desc.json", desc);
+  const auto out = dir / "k.xclbin";
+  ASSERT_EQ(run({"xclbin", "pack", "--json", d.string(), "-o", out.string()}).status, 0);
+  auto bytes = slurp(out);
+  const auto at = bytes.find("bank0");
+  ASSERT_NE(at, std::string::npos);
+  bytes[at + 1] = '\xff';
+  const auto bad = write("latin.xclbin", bytes);
+  for (const bool json : {false, true}) {
+    std::vector<std::string> args = {"xclbin", "info", bad.string()};
+    if (json) args.push_back("--json");
+    const auto r = run(args);
+    EXPECT_EQ(r.status, 1) << r.out;
+    EXPECT_THAT(r.err, HasSubstr("latin.xclbin"));
+    EXPECT_THAT(r.err, HasSubstr("MEM_TOPOLOGY"));
+    EXPECT_THAT(r.err, HasSubstr("tag is not valid UTF-8 (byte 0xff at position 1)"));
+    EXPECT_EQ(r.out, "");
+  }
+}
+
+// Item 21: the XRT backend's XILINX_XRT directory is one per user under the temp directory,
+// kept and reused (it was a new fpyga-xrt-XXXXXX per process, left behind by killed ones).
+TEST_F(cli, xrt_environment_directory_is_one_per_user_and_reused) {
+  bool with_xrt = false;
+  for (const auto& b : fpyga::backend::backends()) with_xrt = with_xrt || b.name == "xrt";
+  if (!with_xrt) GTEST_SKIP() << "this build has no XRT backend";
+  const auto tmp = dir / "tmp";
+  fs::create_directories(tmp);
+  const std::string env = "-u XILINX_XRT XCL_EMULATION_MODE=noop TMPDIR=" + quote(tmp.string());
+  const auto root = tmp / ("fpyga-xrt-" + std::to_string(::geteuid()));
+  auto r = run({"devices"}, env);
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_THAT(r.out, testing::ContainsRegex("\nxrt +0 "));
+  ASSERT_TRUE(fs::is_directory(root)) << "kept after the process ended";
+  ASSERT_TRUE(fs::is_symlink(root / "lib"));
+  const auto target = fs::read_symlink(root / "lib");
+  EXPECT_TRUE(fs::exists(target / "libxrt_coreutil.so.2")) << target;
+  // A killed process leaves nothing new: the next ones reuse the same directory.
+  std::system(("timeout -s KILL 0.05 env " + env + " " + quote(exe) + " devices >/dev/null 2>&1")
+                  .c_str());
+  r = run({"devices"}, env);
+  ASSERT_EQ(r.status, 0) << r.err;
+  std::vector<std::string> entries;
+  for (const auto& e : fs::directory_iterator(tmp)) entries.push_back(e.path().filename());
+  EXPECT_EQ(entries, std::vector<std::string>{root.filename().string()});
+  // A stale link (another XRT install) is replaced.
+  fs::remove(root / "lib");
+  fs::create_directory_symlink(dir / "nowhere", root / "lib");
+  r = run({"devices"}, env);
+  EXPECT_THAT(r.out, testing::ContainsRegex("\nxrt +0 "));
+  EXPECT_EQ(fs::read_symlink(root / "lib"), target);
+  // A directory others may write is not trusted: no XRT devices, no crash.
+  fs::permissions(root, fs::perms::all);
+  r = run({"devices"}, env);
+  EXPECT_EQ(r.status, 0) << r.err;
+  EXPECT_THAT(r.out, testing::Not(testing::ContainsRegex("\nxrt +0 ")));
   EXPECT_THAT(r.out, testing::ContainsRegex("\nemu +0 "));
 }

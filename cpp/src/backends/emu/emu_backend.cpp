@@ -12,7 +12,9 @@
 #include <filesystem>
 
 #include "backends/emu/emu.hpp"
+#include "backends/emu/emu_elf.hpp"
 #include "fpyga/warning.hpp"
+#include "xclbin_format.hpp"
 
 namespace fpyga::backend {
 
@@ -68,6 +70,7 @@ class emu_device : public device_impl {
       // Vitis sw_emu builds of 2019 carry no MEM_TOPOLOGY: one default bank, like theirs.
       prog->memories.push_back(default_bank());
     }
+    format::check_memory_ranges(prog->memories, path);  // banks must not wrap around
     for (const auto& m : prog->memories)
       prog->banks.push_back(std::make_unique<bank_allocator>(m.base_address, m.used ? m.size_bytes : 0, m.tag));
     prog->check_sync = env_flag("FPYGA_EMU_CHECK_SYNC");
@@ -245,6 +248,7 @@ void emu_program::load(const std::string& path) {
     throw not_supported_error("emu cannot run '" + path + "': " + what +
                               " (emu runs sw_emu xclbins whose BITSTREAM is the kernels compiled to an ELF .so)");
   }
+  check_kernel_elf(bin.bitstream, "'" + path + "'");  // before the loader maps it
   memfd = ::memfd_create(("fpyga-emu-" + file).c_str(), MFD_CLOEXEC);
   if (memfd < 0) throw backend_error("memfd_create failed for '" + path + "': " + std::strerror(errno));
   const std::byte* p = bin.bitstream.data();

@@ -256,14 +256,17 @@ xrt_run::xrt_run(std::shared_ptr<xrt_kernel> kernel, std::shared_ptr<run_slot> s
 
 xrt_run::~xrt_run() { kernel_->give_back(slot_, 0); }
 
+xrt::run xrt_run::native() const { return kernel_->run_of(*slot_); }
+
 run_state xrt_run::state() const {
   if (deferred_) {
     const auto p = deferred_->state.load(std::memory_order_acquire);
     if (p == deferred_start::phase::waiting) return run_state::queued;
     if (p == deferred_start::phase::failed) return run_state::error;
   }
-  if (!slot_->run) return run_state::completed;  // dropped with its program, after it finished
-  return to_run_state(FPYGA_XRT_CALL("xrt::run::state", slot_->run.state()));
+  const xrt::run run = native();
+  if (!run) return run_state::completed;  // dropped (program unloaded, registers accessed) after it finished
+  return to_run_state(FPYGA_XRT_CALL("xrt::run::state", run.state()));
 }
 
 run_state xrt_run::wait(std::optional<std::chrono::nanoseconds> timeout) {
@@ -281,18 +284,20 @@ run_state xrt_run::wait(std::optional<std::chrono::nanoseconds> timeout) {
       timeout = spent >= *timeout ? std::chrono::nanoseconds(0) : *timeout - spent;
     }
   }
-  if (!slot_->run) return run_state::completed;
+  // A copy: register access on another handle may empty the slot while this waits.
+  xrt::run run = native();
+  if (!run) return run_state::completed;
   ert_cmd_state s;
   if (!timeout) {
-    s = FPYGA_XRT_CALL("xrt::run::wait", slot_->run.wait());
+    s = FPYGA_XRT_CALL("xrt::run::wait", run.wait());
   } else {
     // XRT counts whole milliseconds and reads 0 as "forever": round up, and poll for 0.
     const auto ms = std::chrono::ceil<std::chrono::milliseconds>(*timeout);
     if (ms.count() <= 0)
-      s = FPYGA_XRT_CALL("xrt::run::state", slot_->run.state());
+      s = FPYGA_XRT_CALL("xrt::run::state", run.state());
     else
-      s = FPYGA_XRT_CALL("xrt::run::wait(timeout)", slot_->run.wait(ms));
-    if (s == ERT_CMD_STATE_TIMEOUT) s = FPYGA_XRT_CALL("xrt::run::state", slot_->run.state());
+      s = FPYGA_XRT_CALL("xrt::run::wait(timeout)", run.wait(ms));
+    if (s == ERT_CMD_STATE_TIMEOUT) s = FPYGA_XRT_CALL("xrt::run::state", run.state());
   }
   return to_run_state(s);
 }
@@ -316,11 +321,11 @@ std::uint32_t packet_cu_mask(const xrt::run& r) {
 }  // namespace
 
 std::vector<std::uint32_t> xrt_run::register_map() const {
-  return packet_registers(slot_->run);
+  return packet_registers(native());
 }
 
 std::uint32_t xrt_run::cu_mask() const {
-  return packet_cu_mask(slot_->run);
+  return packet_cu_mask(native());
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -370,6 +375,8 @@ std::shared_ptr<run_slot> xrt_kernel::acquire(std::uint64_t cu_mask) {
     if (s->deferred && s->deferred->state.load() == deferred_start::phase::waiting) continue;
     if (in_flight_state(s->run.state())) continue;
     s->busy = true;
+    s->in_use = true;
+    s->started = false;
     return s;
   }
   auto s = std::make_shared<run_slot>();
@@ -377,6 +384,7 @@ std::shared_ptr<run_slot> xrt_kernel::acquire(std::uint64_t cu_mask) {
   s->args.resize(info.args.size());
   s->sub_buffers.resize(info.args.size());
   s->busy = true;
+  s->in_use = true;
   ++runs_created_;
   pm.slots.push_back(s);
   return s;
@@ -385,6 +393,12 @@ std::shared_ptr<run_slot> xrt_kernel::acquire(std::uint64_t cu_mask) {
 void xrt_kernel::give_back(const std::shared_ptr<run_slot>& slot, std::uint64_t) {
   std::lock_guard lock(mutex_);
   slot->busy = false;
+  slot->in_use = false;
+}
+
+xrt::run xrt_kernel::run_of(const run_slot& slot) const {
+  std::lock_guard lock(mutex_);
+  return slot.run;
 }
 
 // The call path: compares each argument with what the run already holds (one word and offset per
@@ -455,18 +469,15 @@ void xrt_kernel::set_arg(run_slot& slot, std::size_t i, const bound_arg& v) {
   }
 }
 
-void xrt_kernel::reset_fast() {
-  while (!claim_fast()) std::this_thread::yield();
-  fast_slot_.reset();
-  release_fast();
-}
-
 // The reserved slot serves one CU mask: (re)reserve it for this one. It stays out of the pool,
 // so starts never take it. Called with the fast claim held; drops it on failure.
 void xrt_kernel::reserve_fast(std::uint64_t cu_mask) {
   try {
     if (fast_slot_) give_back(fast_slot_, fast_mask_);
     fast_slot_ = acquire(cu_mask);
+    // Guarded by the fast claim from here on, which drop_shared() also takes.
+    std::lock_guard lock(mutex_);
+    fast_slot_->in_use = false;
   } catch (...) {
     release_fast();
     throw;
@@ -599,6 +610,7 @@ void xrt_kernel::call_pooled(std::span<const bound_arg> args, std::uint64_t cu_m
     last_ = slot;
     last_is_fast_.store(false, std::memory_order_relaxed);
     slot->busy = false;
+    slot->in_use = false;
   }
   if (s != ERT_CMD_STATE_COMPLETED) ended_badly(s);
 }
@@ -634,17 +646,28 @@ std::shared_ptr<run_impl> xrt_kernel::start(std::span<const bound_arg> args,
     std::lock_guard lock(mutex_);
     last_ = slot;
     last_is_fast_.store(false, std::memory_order_relaxed);
-    prune(started_);
-    started_.push_back(slot);
+    // From here the run is used only through xrt_run, which copies the handle under the lock.
+    slot->in_use = false;
+    slot->started = true;
   }
   return std::make_shared<xrt_run>(shared_from_this(), std::move(slot), std::move(later));
 }
 
+// Over the pool, whose size is the most runs ever held at once: started runs are not listed
+// apart (a list of every start grew with use and made start() slower and slower).
 std::size_t xrt_kernel::in_flight() const {
   std::lock_guard lock(mutex_);
   std::size_t n = 0;
-  for (const auto& w : started_)
-    if (auto s = w.lock(); s && s->run && in_flight_state(s->run.state())) ++n;
+  for (const auto& [mask, pm] : by_mask_)
+    for (const auto& s : pm.slots)
+      if (s->started && s->run && in_flight_state(s->run.state())) ++n;
+  return n;
+}
+
+std::size_t xrt_kernel::tracked_runs() const {
+  std::lock_guard lock(mutex_);
+  std::size_t n = 0;
+  for (const auto& [mask, pm] : by_mask_) n += pm.slots.size();
   return n;
 }
 
@@ -673,7 +696,7 @@ std::uint32_t xrt_kernel::last_cu_mask() const {
   return on_last_run(packet_cu_mask);
 }
 
-xrt::kernel& xrt_kernel::exclusive_kernel(unsigned cu, const char* what) {
+xrt::kernel xrt_kernel::exclusive_kernel(unsigned cu, const char* what) {
   check_usable(what);
   if (cu >= cus.size())
     throw value_error("xrt: " + std::string(what) + ": kernel '" + info.name + "' has " +
@@ -705,7 +728,7 @@ xrt::kernel& xrt_kernel::exclusive_kernel(unsigned cu, const char* what) {
 }
 
 std::uint32_t xrt_kernel::read_register(unsigned cu, std::uint32_t offset) {
-  auto& k = exclusive_kernel(cu, "read_register");
+  auto k = exclusive_kernel(cu, "read_register");
   try {
     return k.read_register(offset);
   } catch (const std::exception& e) {
@@ -716,7 +739,7 @@ std::uint32_t xrt_kernel::read_register(unsigned cu, std::uint32_t offset) {
 }
 
 void xrt_kernel::write_register(unsigned cu, std::uint32_t offset, std::uint32_t value) {
-  auto& k = exclusive_kernel(cu, "write_register");
+  auto k = exclusive_kernel(cu, "write_register");
   try {
     k.write_register(offset, value);
   } catch (const std::exception& e) {
@@ -726,15 +749,22 @@ void xrt_kernel::write_register(unsigned cu, std::uint32_t offset, std::uint32_t
   }
 }
 
+// Holds the fast claim throughout: a call on the reserved run is either done or not begun, and
+// none can reserve a new run between the reset and the emptying below. Runs a concurrent call or
+// start is using (in_use) are left to it; their handles keep that context until it is done.
 void xrt_kernel::drop_shared() {
-  reset_fast();
-  std::lock_guard lock(mutex_);
-  // Completed runs still held by callers keep their xrt::run, hence the context: empty them.
-  for (auto& [mask, pm] : by_mask_)
-    for (auto& s : pm.slots) s->run = xrt::run();
-  by_mask_.clear();
-  started_.clear();
-  last_.reset();
+  while (!claim_fast()) std::this_thread::yield();
+  {
+    std::lock_guard lock(mutex_);
+    fast_slot_.reset();
+    // Completed runs still held by callers keep their xrt::run, hence the context: empty them.
+    for (auto& [mask, pm] : by_mask_)
+      for (auto& s : pm.slots)
+        if (!s->in_use) s->run = xrt::run();
+    by_mask_.clear();
+    last_.reset();
+  }
+  release_fast();
 }
 
 std::size_t xrt_kernel::drop_exclusive() {
@@ -778,8 +808,23 @@ std::shared_ptr<kernel_impl> xrt_program::open_kernel(const kernel_info& kernel,
   auto k = std::make_shared<xrt_kernel>(self, kernel, std::move(cus));
   // Open the XRT kernel over every CU now, so a name XRT does not know fails here.
   const std::uint64_t all = k->cus.size() == 64 ? ~0ull : (1ull << k->cus.size()) - 1;
-  FPYGA_XRT_CALL("xrt::kernel(\"" + k->xrt_name(all) + "\") of " + what(),
-                 xrt::kernel(xdev().native, uuid, k->xrt_name(all)));
+  try {
+    FPYGA_XRT_CALL("xrt::kernel(\"" + k->xrt_name(all) + "\") of " + what(),
+                   xrt::kernel(xdev().native, uuid, k->xrt_name(all)));
+  } catch (const backend_error& e) {
+    // A Vitis sw_emu build is software: XRT's own message ("No compute units matching ...")
+    // would not say that the file is fine, only meant for another device.
+    if (bin.target() != "sw_emu") throw;
+    const bool has_cus = std::any_of(bin.ips.begin(), bin.ips.end(), [](const ip_info& ip) {
+      return ip.type == ip_type::kernel || ip.type == ip_type::ps_kernel;
+    });
+    throw value_error("xrt: kernel '" + kernel.name + "' of " + what() +
+                      " cannot be opened: the file is an sw_emu build (its BITSTREAM is the "
+                      "kernels compiled for the host CPU" +
+                      (has_cus ? "" : ", with no compute units in IP_LAYOUT") +
+                      "), which runs on the emu device (device 'emu'), not on XRT's " +
+                      xdev().name() + " [" + e.what() + "]");
+  }
   std::lock_guard lock(mutex_);
   prune(kernels_);
   kernels_.push_back(k);

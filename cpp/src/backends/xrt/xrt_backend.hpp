@@ -109,6 +109,11 @@ struct run_slot {
   std::vector<cached_arg> args;
   std::vector<xrt::bo> sub_buffers;  ///< sub-bos for buffer arguments at an offset
   bool busy = false;
+  /// Taken by a call or start that uses `run` outside the kernel's lock (set by acquire(),
+  /// cleared under the lock when done): drop_shared() leaves such a run alone.
+  bool in_use = false;
+  /// Started by start(): counts as in flight while XRT says it runs.
+  bool started = false;
   /// Set while a deferred start of this run waits: the slot is not reused before it launches.
   std::shared_ptr<deferred_start> deferred;
 };
@@ -128,7 +133,9 @@ class xrt_run final : public run_impl {
   std::vector<std::uint32_t> register_map() const;
   /// The mandatory CU mask of the command XRT built.
   std::uint32_t cu_mask() const;
-  const xrt::run& native() const { return slot_->run; }
+  /// The XRT run (a copy of the handle, taken under the kernel's lock: register access on another
+  /// handle may empty the slot meanwhile; an empty run means it was dropped after finishing).
+  xrt::run native() const;
 
  private:
   std::shared_ptr<xrt_kernel> kernel_;
@@ -162,8 +169,13 @@ class xrt_kernel final : public kernel_impl, public std::enable_shared_from_this
   std::uint32_t last_cu_mask() const;
   /// Number of xrt::run objects created so far (reuse means this stays small).
   std::size_t runs_created() const { return runs_created_; }
+  /// Runs this handle keeps track of (its pools): bounded by the most runs held at once, not by
+  /// how many were ever started.
+  std::size_t tracked_runs() const;
 
   void give_back(const std::shared_ptr<run_slot>& slot, std::uint64_t cu_mask);
+  /// `slot.run`, copied under the lock drop_shared() takes to empty it.
+  xrt::run run_of(const run_slot& slot) const;
   std::size_t in_flight() const;
 
  private:
@@ -171,6 +183,7 @@ class xrt_kernel final : public kernel_impl, public std::enable_shared_from_this
     xrt::kernel kernel;
     std::vector<std::shared_ptr<run_slot>> slots;
   };
+  /// A free run slot for `cu_mask`, marked busy and in use (see run_slot::in_use).
   std::shared_ptr<run_slot> acquire(std::uint64_t cu_mask);
   /// Sets on the run what differs from what it holds.
   void bind(run_slot& slot, std::span<const bound_arg> args);
@@ -188,7 +201,8 @@ class xrt_kernel final : public kernel_impl, public std::enable_shared_from_this
   [[noreturn, gnu::noinline, gnu::cold]] void ended_badly(ert_cmd_state s) const;
   void set_arg(run_slot& slot, std::size_t i, const bound_arg& v);
   void check_usable(const char* what) const;
-  xrt::kernel& exclusive_kernel(unsigned cu, const char* what);
+  /// A handle (not a reference: another thread may drop the map's entry meanwhile).
+  xrt::kernel exclusive_kernel(unsigned cu, const char* what);
 
   std::shared_ptr<xrt_program> program_;
   /// What bind() reads of each argument, packed: its kind, and for scalars the bytes XRT copies
@@ -201,7 +215,6 @@ class xrt_kernel final : public kernel_impl, public std::enable_shared_from_this
   mutable std::mutex mutex_;
   std::map<std::uint64_t, per_mask> by_mask_;
   std::map<unsigned, xrt::kernel> exclusive_;  ///< register access needs exclusive CU contexts
-  std::vector<std::weak_ptr<run_slot>> started_;
   std::shared_ptr<run_slot> last_;
   std::size_t runs_created_ = 0;
 
@@ -209,7 +222,6 @@ class xrt_kernel final : public kernel_impl, public std::enable_shared_from_this
   // atomic flag (a concurrent call falls back to the pool). It serves one CU mask at a time.
   bool claim_fast() { return !fast_busy_.exchange(true, std::memory_order_acquire); }
   void release_fast() { fast_busy_.store(false, std::memory_order_release); }
-  void reset_fast();  ///< drops the reserved slot (claims it first)
   std::atomic<bool> fast_busy_{false};
   std::shared_ptr<run_slot> fast_slot_;
   std::uint64_t fast_mask_ = 0;

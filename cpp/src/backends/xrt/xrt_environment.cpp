@@ -6,11 +6,16 @@
 // (/usr/lib/x86_64-linux-gnu), which no prefix/lib names. So, before XRT's first call, when
 // XILINX_XRT is unset, fpyga finds the directory holding libxrt_coreutil (the library this process
 // already loaded) and sets XILINX_XRT to its parent when that directory is called `lib`, otherwise
-// to a private directory whose `lib` is a link to it (removed at exit).
+// to a per-user directory whose `lib` is a link to it. That directory is one stable place,
+// `$TMPDIR/fpyga-xrt-<uid>`, made once and reused by every later process of the user (a process
+// killed before its exit handlers ran used to leave a directory of its own behind).
 #include <dlfcn.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <mutex>
 #include <string>
@@ -22,13 +27,6 @@ namespace fpyga::backend::xrtb {
 namespace {
 
 namespace fs = std::filesystem;
-
-std::string private_root;  // the directory we made, removed at exit
-
-void remove_private_root() {
-  std::error_code ec;
-  if (!private_root.empty()) fs::remove_all(private_root, ec);
-}
 
 // The directory holding the libxrt_coreutil this process uses ("" if it cannot be told).
 std::string coreutil_directory() {
@@ -44,6 +42,37 @@ std::string coreutil_directory() {
   }
   dlclose(handle);
   return dir;
+}
+
+// Makes (or reuses) $TMPDIR/fpyga-xrt-<uid> with `lib` linking to `libdir`. The directory is
+// trusted only when it is a real directory (not a link), owned by this user and writable by no
+// one else: XRT loads its shim from there, so another user must not be able to plant one.
+std::string user_root(const fs::path& libdir, std::string& root) {
+  const char* tmp = std::getenv("TMPDIR");
+  root = std::string(tmp && *tmp ? tmp : "/tmp") + "/fpyga-xrt-" + std::to_string(::geteuid());
+  if (::mkdir(root.c_str(), 0700) != 0 && errno != EEXIST)
+    return "cannot create " + root + " for XILINX_XRT: " + std::strerror(errno);
+  struct stat st {};
+  if (::lstat(root.c_str(), &st) != 0)
+    return "cannot inspect " + root + " for XILINX_XRT: " + std::strerror(errno);
+  if (!S_ISDIR(st.st_mode) || st.st_uid != ::geteuid() || (st.st_mode & (S_IWGRP | S_IWOTH)))
+    return root + " (for XILINX_XRT) is not a directory of this user's that only it can write; "
+                  "remove it or set XILINX_XRT to your XRT install";
+  const fs::path link = fs::path(root) / "lib";
+  std::error_code ec;
+  if (fs::is_symlink(link, ec) && fs::read_symlink(link, ec) == libdir && !ec) return {};
+  // Missing or stale (another XRT install): replaced in one rename, so a process starting at the
+  // same time sees either link, never none.
+  const fs::path fresh = fs::path(root) / ("lib." + std::to_string(::getpid()));
+  fs::remove(fresh, ec);
+  fs::create_directory_symlink(libdir, fresh, ec);
+  if (ec) return "cannot link " + libdir.string() + " for XILINX_XRT: " + ec.message();
+  fs::rename(fresh, link, ec);
+  if (ec) {
+    fs::remove(fresh, ec);
+    return "cannot link " + libdir.string() + " as " + link.string() + " for XILINX_XRT";
+  }
+  return {};
 }
 
 std::string prepare() {
@@ -64,18 +93,9 @@ std::string prepare() {
     setenv("XILINX_XRT", libdir.parent_path().c_str(), 0);
     return {};
   }
-  const char* tmp = std::getenv("TMPDIR");
-  std::string templ = std::string(tmp && *tmp ? tmp : "/tmp") + "/fpyga-xrt-XXXXXX";
-  if (!mkdtemp(templ.data())) return "cannot create a directory for XILINX_XRT under " + templ;
-  std::error_code ec;
-  fs::create_directory_symlink(libdir, fs::path(templ) / "lib", ec);
-  if (ec) {
-    fs::remove_all(templ, ec);
-    return "cannot link " + dir + " for XILINX_XRT: " + ec.message();
-  }
-  private_root = templ;
-  std::atexit(remove_private_root);
-  setenv("XILINX_XRT", templ.c_str(), 0);
+  std::string root;
+  if (std::string why = user_root(libdir, root); !why.empty()) return why;
+  setenv("XILINX_XRT", root.c_str(), 0);
   return {};
 }
 
