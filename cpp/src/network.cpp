@@ -211,8 +211,9 @@ network_info network_info::from_json(std::string_view text) {
   if (!j.contains("kernels")) fail("kernels", "missing");
   const auto& k = j["kernels"];
   if (n.interface == network_interface::fpyga_batch) {
-    only_keys(k, "kernels", {"single", "batch"});
+    only_keys(k, "kernels", {"single", "batch", "batch_csim"});
     n.batch_kernel = required_string(k, "batch", "kernels");
+    n.batch_csim_kernel = optional_string(k, "batch_csim", "kernels");
     n.single_kernel = optional_string(k, "single", "kernels");
   } else {
     only_keys(k, "kernels", {"axi"});
@@ -229,6 +230,9 @@ void network_info::check_kernels(const xclbin& x) const {
   if (interface == network_interface::fpyga_batch) {
     check_kernel(x, "batch", batch_kernel, {arg_kind::global, arg_kind::global, arg_kind::scalar},
                  in_type, out_type, false);
+    if (!batch_csim_kernel.empty())
+      check_kernel(x, "batch_csim", batch_csim_kernel,
+                   {arg_kind::global, arg_kind::global, arg_kind::scalar}, in_type, out_type, false);
     if (!single_kernel.empty())
       check_kernel(x, "single", single_kernel, {arg_kind::global, arg_kind::global}, in_type,
                    out_type, false);
@@ -248,6 +252,20 @@ std::optional<network_info> network_info::of(const xclbin& x) {
                            std::string(section_name) + "'");
       found = &s;
     }
+  if (!found) {
+    // A card build adds the description with Vitis's xclbinutil, which may name the section
+    // otherwise: a USER_METADATA payload carrying the schema string is taken then.
+    const std::string_view mark = "\"fpyga.network/";
+    for (const auto& s : x.other_sections) {
+      if (s.kind != section_kind::user_metadata) continue;
+      const std::string_view text(reinterpret_cast<const char*>(s.payload.data()), s.payload.size());
+      if (text.find(mark) == std::string_view::npos) continue;
+      if (found)
+        throw xclbin_error("xclbin '" + x.source + "': two USER_METADATA sections carry an " +
+                           "fpyga network description ('" + found->name + "', '" + s.name + "')");
+      found = &s;
+    }
+  }
   if (!found) return std::nullopt;
   const std::string_view text(reinterpret_cast<const char*>(found->payload.data()),
                               found->payload.size());
@@ -273,6 +291,7 @@ std::string network_info::to_json(int indent) const {
     j["kernels"] = nlohmann::ordered_json::object();
     if (!single_kernel.empty()) j["kernels"]["single"] = single_kernel;
     j["kernels"]["batch"] = batch_kernel;
+    if (!batch_csim_kernel.empty()) j["kernels"]["batch_csim"] = batch_csim_kernel;
   } else {
     j["kernels"] = {{"axi", axi_kernel}};
   }

@@ -2,8 +2,16 @@
 //   fpyga xclbin info FILE [--json]
 //   fpyga xclbin pack --json DESC [--bitstream FILE] -o OUT
 //   fpyga devices
+//   fpyga hls4ml ARGS...   (python -m fpyga.hls4ml ARGS...)
 // Errors go to stderr as "fpyga: error: ..." with exit status 1 (2 for usage errors).
 #include <CLI/CLI.hpp>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
 
 #include <cstdio>
 #include <fstream>
@@ -177,6 +185,48 @@ int cmd_pack(const std::string& desc_path, const std::string& bitstream_path,
   return 0;
 }
 
+// `fpyga hls4ml ARGS...` is the Python package's command (python -m fpyga.hls4ml): hls4ml is a
+// Python library. The interpreter is the one the build was configured with, or $FPYGA_PYTHON.
+int cmd_hls4ml(const std::vector<std::string>& args) {
+  const char* env = std::getenv("FPYGA_PYTHON");
+  const std::string python = env && *env ? env : FPYGA_PYTHON_EXECUTABLE;
+  if (python.empty())
+    throw fpyga::error("fpyga hls4ml needs Python: this build was configured without one; set "
+                       "FPYGA_PYTHON to the interpreter that has fpyga and hls4ml installed");
+  const auto spawn = [&](std::vector<std::string> argv) {
+    std::vector<char*> c;
+    for (auto& a : argv) c.push_back(a.data());
+    c.push_back(nullptr);
+    pid_t pid = 0;
+    if (const int rc = posix_spawnp(&pid, python.c_str(), nullptr, nullptr, c.data(), environ))
+      throw fpyga::error("cannot run Python '" + python + "' (" + std::strerror(rc) +
+                         "); set FPYGA_PYTHON to the interpreter that has fpyga and hls4ml");
+    int status = 0;
+    while (waitpid(pid, &status, 0) < 0)
+      if (errno != EINTR) throw fpyga::error("waiting for Python failed: " + std::string(std::strerror(errno)));
+    if (WIFEXITED(status)) return WEXITSTATUS(status);
+    return 128 + (WIFSIGNALED(status) ? WTERMSIG(status) : 0);
+  };
+  // Checked first, so a missing package gets this message instead of a traceback.
+  const int found = spawn({python, "-c",
+                           "import importlib.util, sys\n"
+                           "try:\n"
+                           "    found = importlib.util.find_spec('fpyga.hls4ml') is not None\n"
+                           "except Exception as e:\n"
+                           "    print(f'{type(e).__name__}: {e}', file=sys.stderr)\n"
+                           "    found = False\n"
+                           "sys.exit(0 if found else 3)\n"});
+  if (found != 0)
+    throw fpyga::error("Python '" + python + "' cannot import fpyga.hls4ml" +
+                       (found == 3 ? "" : " (exit status " + std::to_string(found) + ")") +
+                       "; install fpyga into it, or set FPYGA_PYTHON to an interpreter that has "
+                       "it");
+  std::vector<std::string> argv = {python, "-m", "fpyga.hls4ml"};
+  argv.insert(argv.end(), args.begin(), args.end());
+  std::fflush(stdout);
+  return spawn(argv);
+}
+
 int cmd_devices() {
   const auto devs = fpyga::devices();
   std::string backends;
@@ -234,6 +284,12 @@ int main(int argc, char** argv) {
 
   auto* devices = app.add_subcommand("devices", "List the devices each backend sees");
 
+  auto* hls4ml = app.add_subcommand(
+      "hls4ml", "Build, run or export hls4ml networks (python -m fpyga.hls4ml; --help there)");
+  hls4ml->prefix_command();  // everything after `hls4ml` goes to Python as is, --help included
+  hls4ml->set_help_flag();
+  hls4ml->allow_extras();
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -244,6 +300,7 @@ int main(int argc, char** argv) {
     if (info->parsed()) return cmd_info(info_file, info_json);
     if (pack->parsed()) return cmd_pack(pack_desc, pack_bits, pack_out);
     if (devices->parsed()) return cmd_devices();
+    if (hls4ml->parsed()) return cmd_hls4ml(hls4ml->remaining());
   } catch (const std::exception& e) {
     std::cerr << "fpyga: error: " << e.what() << "\n";
     return 1;

@@ -27,6 +27,7 @@ void bind_buffer(py::module_& m);
 void bind_kernel(py::module_& m);
 void bind_overlay(py::module_& m);
 void bind_bench(py::module_& m);
+void bind_nn(py::module_& m);
 
 /// A byte range of an fpyga buffer that a Python object (a buffer, or an ndarray whose `.base`
 /// chain leads to one) covers.

@@ -66,6 +66,7 @@ PYBIND11_MODULE(_core, m) {
   bind_kernel(m);
   bind_overlay(m);
   bind_bench(m);
+  bind_nn(m);
 #ifdef FPYGA_HAVE_BIND_FIXED
   bind_fixed(m);
 #endif

@@ -87,6 +87,7 @@ class xclbin:
     def parse(data: bytes, source: str = "<memory>") -> xclbin: ...
     def memories_of(self, ip_index: int, arg_index: int) -> list[int]: ...
     def to_json(self, indent: int = 2) -> str: ...
+    network: Optional[str]  # the fpyga_network description (JSON), or None
 
 class device:
     name: str
@@ -173,6 +174,24 @@ def _bench_cpp_roundtrip(
 ) -> list[int]: ...
 
 def _bench_gil_release() -> None: ...
+
+# Networks in xclbins (bind_nn.cpp).
+class nn_model:
+    info: dict[str, Any]
+    info_json: str
+    n_inputs: int
+    n_outputs: int
+    compute_units: int
+    devices: list[device]
+    path: str
+    raw_input_dtype: Any
+    raw_output_dtype: Any
+    chunk_samples: int
+    def __init__(self, path: str, devices: Any = None) -> None: ...
+    def predict(self, x: Any, progress: Optional[Any] = None, dtype: Any = None) -> Any: ...
+    def predict_raw(self, x: Any, progress: Optional[Any] = None) -> Any: ...
+
+def xclbin_pack(description: str, bitstream: bytes, path: str) -> str: ...
 
 # Fixed-point conversions (bind_fixed.cpp, the demo's): NumPy <-> ap_fixed raw bits.
 class fixed_format:

@@ -217,6 +217,26 @@ TEST(NetworkSection, MalformedSectionInAFileNamesTheFileAndField) {
   }
 }
 
+// As a Vitis card build adds it (xclbinutil --add-section USER_METADATA:RAW:network.json): the
+// section may carry another name; the schema string identifies it, other user metadata is ignored.
+TEST(NetworkSection, FoundUnderAnotherSectionNameBySchema) {
+  auto x = pack(description(nullptr));
+  const auto add = [&](const std::string& name, const std::string& text) {
+    const auto* p = reinterpret_cast<const std::byte*>(text.data());
+    x.other_sections.push_back({fpyga::section_kind::user_metadata, name,
+                                std::vector<std::byte>(p, p + text.size())});
+  };
+  add("notes", R"({"author": "someone"})");
+  EXPECT_FALSE(fpyga::network_info::of(fpyga::xclbin::parse(x.write(), "n.xclbin")));
+  add("", muon_network().dump());
+  const auto net = fpyga::network_info::of(fpyga::xclbin::parse(x.write(), "v.xclbin"));
+  ASSERT_TRUE(net);
+  EXPECT_EQ(net->name, "muon");
+  add("other", muon_network().dump());
+  EXPECT_THROW(fpyga::network_info::of(fpyga::xclbin::parse(x.write(), "w.xclbin")),
+               fpyga::xclbin_error);
+}
+
 // --- nn_model on the emulated device ----------------------------------------------------------
 
 struct mlp_reference {
