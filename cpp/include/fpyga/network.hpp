@@ -56,6 +56,9 @@ struct network_info {
   network_interface interface = network_interface::fpyga_batch;
   std::string single_kernel;  ///< fpyga_batch: the one-sample kernel ("" when there is none)
   std::string batch_kernel;   ///< fpyga_batch: the n-sample kernel
+  /// fpyga_batch: hls4ml's C simulation as an n-sample kernel beside a fast batch kernel
+  /// (fpyga.hls4ml's fast path; "" when there is none)
+  std::string batch_csim_kernel;
   std::string axi_kernel;     ///< hls4ml_axi: the krnl_rtl-style kernel
   std::vector<tensor_info> inputs;
   std::vector<tensor_info> outputs;

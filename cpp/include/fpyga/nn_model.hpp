@@ -40,7 +40,10 @@ class nn_model {
   ///         device twice, or has a network the host interface cannot feed (several input or
   ///         output types); xclbin_error for a malformed file or description; error when a device
   ///         cannot load it.
-  explicit nn_model(const std::string& xclbin_path, std::vector<device> devices = {});
+  /// `exact` "csim" runs batches through the network's C-simulation kernel (kernels.batch_csim,
+  /// beside fpyga.hls4ml's fast path) instead of its batch kernel; "" the batch kernel.
+  explicit nn_model(const std::string& xclbin_path, std::vector<device> devices = {},
+                    const std::string& exact = "");
 
   const network_info& info() const;
   /// Values per sample in and out (over all input / output tensors, in order).
