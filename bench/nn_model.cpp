@@ -8,6 +8,8 @@
 //   predict 1 CU   nn_model(mlp.xclbin).predict(x, n, y): floats in and out, the CU's worker
 //                  thread runs the kernel while the calling thread converts other chunks.
 //   predict 2 CUs  nn_model(mlp_2cu.xclbin).predict: two CUs, two worker threads.
+//   bare, 2 threads the bare kernel on two threads (half the samples each): a control for what
+//                  two threads can gain on this machine at the time of the run.
 // Each variant runs `repeats` times, interleaved; the medians per sample and the ratios are
 // printed. Outputs of every variant are compared (the bench fails on a mismatch).
 //
@@ -25,6 +27,7 @@
 #include <functional>
 #include <random>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "fpyga/fpyga.hpp"
@@ -110,6 +113,16 @@ int main(int argc, char** argv) {
     bare(conv_in.data(), conv_out.data(), static_cast<int>(samples));
     fpyga::from_fixed(conv_out.data(), 2, conv_out.size(), y_conv.data(), out_format);
   };
+  // Control: the bare kernel on two threads, half the samples each. What it gains over one
+  // thread is what this machine (its load, its scheduler) lets any two threads gain.
+  std::vector<std::int16_t> raw_out2(samples * n_out);
+  const auto run_bare2 = [&] {
+    const std::size_t half = samples / 2;
+    std::thread t([&] { bare(raw_in.data(), raw_out2.data(), static_cast<int>(half)); });
+    bare(raw_in.data() + half * n_in, raw_out2.data() + half * n_out,
+         static_cast<int>(samples - half));
+    t.join();
+  };
   const auto run_m1 = [&] { m1.predict(x.data(), samples, y1.data()); };
   const auto run_m2 = [&] { m2.predict(x.data(), samples, y2.data()); };
 
@@ -119,16 +132,18 @@ int main(int argc, char** argv) {
   run_m1();
   run_m2();
 
-  std::vector<double> t_bare, t_conv, t_1, t_2;
+  std::vector<double> t_bare, t_bare2, t_conv, t_1, t_2;
   for (int r = 0; r < repeats; ++r) {
     t_bare.push_back(timed(run_bare));
+    t_bare2.push_back(timed(run_bare2));
     t_conv.push_back(timed(run_bare_convert));
     t_1.push_back(timed(run_m1));
     t_2.push_back(timed(run_m2));
   }
   fpyga::from_fixed(raw_out.data(), 2, raw_out.size(), y_bare.data(), out_format);
   for (std::size_t i = 0; i < y_bare.size(); ++i)
-    if (y_bare[i] != y1[i] || y_bare[i] != y2[i] || y_bare[i] != y_conv[i]) {
+    if (y_bare[i] != y1[i] || y_bare[i] != y2[i] || y_bare[i] != y_conv[i] ||
+        raw_out[i] != raw_out2[i]) {
       std::fprintf(stderr, "mismatch at output %zu: bare %g, convert %g, 1 CU %g, 2 CUs %g\n", i,
                    y_bare[i], y_conv[i], y1[i], y2[i]);
       return 1;
@@ -136,11 +151,15 @@ int main(int argc, char** argv) {
 
   const double n = static_cast<double>(samples);
   const double bare_us = median(t_bare) / n, conv_us = median(t_conv) / n;
+  const double bare2_us = median(t_bare2) / n;
   const double one_us = median(t_1) / n, two_us = median(t_2) / n;
   std::printf("network %s: %zu samples x %d repeats (medians, per sample), %ld cores online\n",
               m1.info().name.c_str(), samples, repeats, ::sysconf(_SC_NPROCESSORS_ONLN));
   std::printf("  bare kernel (one core)         %8.3f us\n", bare_us);
   std::printf("  bare kernel + conversion       %8.3f us\n", conv_us);
+  std::printf("  bare kernel, 2 threads         %8.3f us   (control: the machine's 1->2 thread "
+              "speed-up %.2fx)\n",
+              bare2_us, bare_us / bare2_us);
   std::printf("  nn_model::predict, 1 CU        %8.3f us   %.3fx bare kernel, %.3fx bare+conv\n",
               one_us, one_us / bare_us, one_us / conv_us);
   std::printf("  nn_model::predict, 2 CUs       %8.3f us   %.3fx bare kernel; 1->2 CUs speed-up %.2fx\n",
