@@ -5,6 +5,10 @@
 // Kernels (m_axi buffers, s_axilite control, as F1 wrappers of hls4ml projects do):
 //   mlp(in, out)           one sample per call: in[27] -> out[1]
 //   mlp_batch(in, out, n)  n samples per call: in[n*27] -> out[n]
+//   krnl_rtl(in, out, in_size, out_size)
+//                          the interface of hls4ml VivadoAccelerator's Alveo kernel: float
+//                          buffers of in_size / out_size elements, converted in the kernel
+//                          (ap_fixed(float) in, to_float() out), for hosts of that interface
 #include "mlp_types.h"
 #include "mlp_weights.h"
 
@@ -64,6 +68,24 @@ void mlp_batch(const input_t* in, result_t* out, int n) {
     for (unsigned i = 0; i < mlp_n_in; ++i) x[i] = in[s * mlp_n_in + i];
     mlp_network(x, y);
     for (unsigned i = 0; i < mlp_n_out; ++i) out[s * mlp_n_out + i] = y[i];
+  }
+}
+
+void krnl_rtl(const float* in, float* out, int in_size, int out_size) {
+#pragma HLS INTERFACE m_axi port = in offset = slave bundle = gmem
+#pragma HLS INTERFACE m_axi port = out offset = slave bundle = gmem
+#pragma HLS INTERFACE s_axilite port = in bundle = control
+#pragma HLS INTERFACE s_axilite port = out bundle = control
+#pragma HLS INTERFACE s_axilite port = in_size bundle = control
+#pragma HLS INTERFACE s_axilite port = out_size bundle = control
+#pragma HLS INTERFACE s_axilite port = return bundle = control
+  const int n = in_size / static_cast<int>(mlp_n_in);
+  for (int s = 0; s < n && (s + 1) * static_cast<int>(mlp_n_out) <= out_size; ++s) {
+    input_t x[mlp_n_in];
+    result_t y[mlp_n_out];
+    for (unsigned i = 0; i < mlp_n_in; ++i) x[i] = input_t(in[s * mlp_n_in + i]);
+    mlp_network(x, y);
+    for (unsigned i = 0; i < mlp_n_out; ++i) out[s * mlp_n_out + i] = y[i].to_float();
   }
 }
 

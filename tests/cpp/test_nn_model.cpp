@@ -450,6 +450,42 @@ TEST_F(NnModelEmu, ProgressIsReportedAndItsExceptionLeavesTheModelUsable) {
   for (std::size_t s = 0; s < n; ++s) ASSERT_EQ(y[s], want[s]) << "sample " << s;
 }
 
+// The hls4ml_axi interface (float buffers, krnl_rtl(in, out, in_size, out_size), the kernel
+// converting with Xilinx's own ap_fixed(float) and to_float()) gives the same outputs as the
+// fpyga_batch one, NaN and infinities included.
+TEST_F(NnModelEmu, AxiInterfaceMatchesTheBatchInterface) {
+  FPYGA_REQUIRE_FILE(axi_path, fpyga::test::built_xclbin_dir() / "mlp_axi.xclbin");
+  fpyga::nn_model batch(mlp_path, {fpyga::device::open("emu:0")});
+  fpyga::nn_model axi(axi_path.string(), {fpyga::device::open("emu:1")});
+  EXPECT_EQ(axi.info().interface, fpyga::network_interface::hls4ml_axi);
+  EXPECT_EQ(axi.raw_input_bytes(), 4u);
+  EXPECT_EQ(axi.compute_units(), 1u);
+  const std::size_t n = 203;
+  auto x = inputs(n, 9);
+  const auto want = expected(x);
+  std::vector<float> y(n, -1.0f);
+  axi.set_chunk_samples(50);
+  axi.predict(x.data(), n, y.data());
+  for (std::size_t s = 0; s < n; ++s) ASSERT_EQ(y[s], want[s]) << "sample " << s;
+  float one = -1.0f;
+  axi.predict(x.data() + 27 * 5, 1, &one);
+  EXPECT_EQ(one, want[5]);
+  // predict_raw takes the kernel's float32 containers.
+  std::vector<float> raw_y(n);
+  axi.predict_raw(x.data(), n, raw_y.data());
+  EXPECT_EQ(raw_y, y);
+
+  volatile float zero = 0.0f;
+  x[0] = std::numeric_limits<float>::infinity();
+  x[28] = -std::numeric_limits<float>::infinity();
+  x[60] = std::numeric_limits<float>::quiet_NaN();
+  x[100] = zero / zero;
+  std::vector<float> y_axi(n), y_batch(n);
+  axi.predict(x.data(), n, y_axi.data());
+  batch.predict(x.data(), n, y_batch.data());
+  EXPECT_EQ(y_axi, y_batch) << "fpyga's NaN/inf conversion differs from Xilinx's in the kernel";
+}
+
 TEST_F(NnModelEmu, Errors) {
   const auto dev = fpyga::device::open("emu");
   // An xclbin without a network description.

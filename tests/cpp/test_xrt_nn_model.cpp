@@ -53,4 +53,14 @@ TEST(XrtNoopNnModel, TwoDevices) {
   m.predict(x.data(), 64, y.data());
 }
 
+TEST(XrtNoopNnModel, DrivesTheAxiInterface) {
+  FPYGA_REQUIRE_FILE(path, fpyga::test::built_xclbin_dir() / "mlp_axi.xclbin");
+  fpyga::nn_model m(path.string(), {fpyga::device::open("xrt:0")});
+  EXPECT_EQ(m.info().interface, fpyga::network_interface::hls4ml_axi);
+  std::vector<float> x(40 * 27, 0.25f), y(40);
+  m.set_chunk_samples(16);
+  m.predict(x.data(), 40, y.data());
+  m.predict(x.data(), 1, y.data());
+}
+
 }  // namespace
