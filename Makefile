@@ -17,7 +17,8 @@ CMAKE_ARGS ?=
 APT_PACKAGES := build-essential cmake pkg-config git python3 python3-venv python3-dev \
   libxrt-dev uuid-dev ocl-icd-opencl-dev opencl-headers opencl-clhpp-headers pocl-opencl-icd clinfo \
   libffi-dev libpugixml-dev nlohmann-json3-dev libcli11-dev libgtest-dev libgmock-dev \
-  libbenchmark-dev clang-14 libclang-rt-14-dev
+  libbenchmark-dev clang-14 libclang-rt-14-dev \
+  libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev libcpp-httplib-dev
 
 .PHONY: deps venv build test test-cpp test-python demo retrain fuzz clean
 

@@ -2,6 +2,7 @@
 //   fpyga xclbin info FILE [--json]
 //   fpyga xclbin pack --json DESC [--bitstream FILE] -o OUT
 //   fpyga devices
+//   fpyga serve --model-repository DIR ...   (when built with FPYGA_WITH_SERVE)
 //   fpyga hls4ml ARGS...   (python -m fpyga.hls4ml ARGS...)
 // Errors go to stderr as "fpyga: error: ..." with exit status 1 (2 for usage errors).
 #include <CLI/CLI.hpp>
@@ -27,6 +28,9 @@
 #include "fpyga/error.hpp"
 #include "fpyga/network.hpp"
 #include "fpyga/xclbin.hpp"
+#ifdef FPYGA_WITH_SERVE
+#include "serve_cli.hpp"  // `fpyga serve` (cpp/serve)
+#endif
 #include "read_file.hpp"
 
 namespace {
@@ -283,6 +287,10 @@ int main(int argc, char** argv) {
   pack->add_option("-o,--output", pack_out, "Output xclbin")->required();
 
   auto* devices = app.add_subcommand("devices", "List the devices each backend sees");
+#ifdef FPYGA_WITH_SERVE
+  fpyga::serve::cli_options serve_opts;
+  auto* serve = fpyga::serve::add_command(app, serve_opts);
+#endif
 
   auto* hls4ml = app.add_subcommand(
       "hls4ml", "Build, run or export hls4ml networks (python -m fpyga.hls4ml; --help there)");
@@ -300,6 +308,9 @@ int main(int argc, char** argv) {
     if (info->parsed()) return cmd_info(info_file, info_json);
     if (pack->parsed()) return cmd_pack(pack_desc, pack_bits, pack_out);
     if (devices->parsed()) return cmd_devices();
+#ifdef FPYGA_WITH_SERVE
+    if (serve->parsed()) return fpyga::serve::run_command(serve_opts);
+#endif
     if (hls4ml->parsed()) return cmd_hls4ml(hls4ml->remaining());
   } catch (const std::exception& e) {
     std::cerr << "fpyga: error: " << e.what() << "\n";

@@ -1,0 +1,313 @@
+"""fpyga serve (issue 15) with the real tritonclient over gRPC on 127.0.0.1: health, metadata,
+configuration and repository index; single and batched inference bit-identical to
+fpyga.hls4ml.Model.predict; typed contents; 64 concurrent requests from several clients; every bad
+input gets a clear error and the server keeps answering; a full queue; SIGTERM with requests in
+flight (all answered, exit 0). The protocol file is checked field by field against
+tritonclient's own descriptors."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+grpcclient = pytest.importorskip("tritonclient.grpc")
+from tritonclient.grpc import service_pb2, service_pb2_grpc  # noqa: E402
+from tritonclient.utils import InferenceServerException  # noqa: E402
+
+import fpyga.hls4ml  # noqa: E402
+import fpyga.serve  # noqa: E402
+from conftest import REPO, missing_input  # noqa: E402
+
+import hls4ml_networks as nets  # noqa: E402
+
+N_IN = 8  # the batchnorm network: 8 inputs, 4 outputs
+SLOW_CONFIG = """
+max_batch_size: 64
+dynamic_batching { preferred_batch_size: [ 64 ] max_queue_delay_microseconds: 400000 }
+"""
+SMALL_CONFIG = """
+max_batch_size: 8
+input [ { name: "x" data_type: TYPE_FP32 dims: [ 8 ] } ]
+dynamic_batching { max_queue_delay_microseconds: 2000 }
+"""
+
+
+def _cli():
+    try:
+        cli = fpyga.serve.find_cli()
+    except FileNotFoundError as e:
+        missing_input(str(e))
+    help_text = subprocess.run([cli, "--help"], capture_output=True, text=True, timeout=30).stdout
+    if " serve " not in help_text:
+        missing_input(f"{cli} was built without fpyga serve (FPYGA_WITH_SERVE)")
+    return cli
+
+
+@pytest.fixture(scope="session")
+def network(tmp_path_factory):
+    """The batchnorm network built with fpyga.hls4ml.build (2 CUs) and its reference Model."""
+    root = tmp_path_factory.mktemp("serve_net")
+    hls_model = nets.convert(nets.batchnorm(root / "keras"), root / "prj")
+    xclbin = fpyga.hls4ml.build(hls_model, root / "bn.xclbin", compute_units=2)
+    model = fpyga.hls4ml.Model(xclbin, device="emu")
+    return xclbin, model
+
+
+@pytest.fixture(scope="session")
+def server(network, tmp_path_factory):
+    cli = _cli()
+    xclbin, _ = network
+    repo = fpyga.serve.write_repository(tmp_path_factory.mktemp("repo"), {
+        "bn": xclbin, "small": (xclbin, SMALL_CONFIG)})
+    (repo / "broken" / "1").mkdir(parents=True)
+    (repo / "broken" / "1" / "model.xclbin").write_bytes(b"not an xclbin")
+    with fpyga.serve.start(repo, cli=cli, devices=["emu:0", "emu:1", "emu:2"],
+                           env={"FPYGA_EMU_DEVICES": "3"},
+                           extra_args=["--max-request-bytes", str(1 << 20)]) as s:
+        yield s
+
+
+@pytest.fixture
+def client(server):
+    c = grpcclient.InferenceServerClient(server.grpc_url)
+    yield c
+    c.close()
+
+
+def _infer(client, x, model="bn", name="input_1", datatype="FP32", **kw):
+    inp = grpcclient.InferInput(name, list(x.shape), datatype)
+    inp.set_data_from_numpy(x)
+    return client.infer(model, [inp], **kw)
+
+
+def _expect_error(fn, status, *words):
+    with pytest.raises(InferenceServerException) as e:
+        fn()
+    assert e.value.status() == status, (e.value.status(), e.value.message())
+    for w in words:
+        assert w in e.value.message(), e.value.message()
+
+
+def test_health_metadata_config_and_index(client, server):
+    assert client.is_server_live()
+    assert not client.is_server_ready()  # 'broken' did not load
+    assert client.is_model_ready("bn") and client.is_model_ready("small")
+    assert not client.is_model_ready("broken") and not client.is_model_ready("nope")
+    meta = client.get_server_metadata(as_json=True)
+    assert meta["name"] == "fpyga" and meta["version"] == fpyga.__version__
+    md = client.get_model_metadata("bn", as_json=True)
+    assert md["versions"] == ["1"] and md["platform"] == "fpyga"
+    assert md["inputs"] == [{"name": "input_1", "datatype": "FP32", "shape": ["-1", "8"]}]
+    assert md["outputs"][0]["datatype"] == "FP32" and md["outputs"][0]["shape"] == ["-1", "4"]
+    cfg = client.get_model_config("small", as_json=True)["config"]
+    assert cfg["max_batch_size"] == 8 and cfg["input"][0]["name"] == "x"
+    assert cfg["input"][0]["data_type"] == "TYPE_FP32" and cfg["input"][0]["dims"] == ["8"]
+    assert cfg["dynamic_batching"]["max_queue_delay_microseconds"] == "2000"
+    index = {m["name"]: m for m in client.get_model_repository_index(as_json=True)["models"]}
+    assert index["bn"]["state"] == "READY" and index["bn"]["version"] == "1"
+    assert index["broken"]["state"] == "UNAVAILABLE" and "model.xclbin" in index["broken"]["reason"]
+
+
+def test_single_and_batched_inference_is_bit_identical_to_model_predict(client, network):
+    _, model = network
+    x = nets.inputs(N_IN, 300, seed=4)
+    want = model.predict(x)
+    for rows in (1, 37, 300):
+        got = _infer(client, x[:rows]).as_numpy(_out_name(client))
+        assert got.dtype == np.float32 and got.shape == (rows, 4)
+        np.testing.assert_array_equal(got, want[:rows])
+    got = _infer(client, x[:8], model="small", name="x").as_numpy(_out_name(client))
+    np.testing.assert_array_equal(got, want[:8])
+
+
+def _out_name(client):
+    return client.get_model_metadata("bn", as_json=True)["outputs"][0]["name"]
+
+
+def test_typed_contents_and_requested_outputs(server, network):
+    """fp32_contents instead of raw_input_contents (what some clients send), via the raw stub."""
+    import grpc
+
+    _, model = network
+    x = nets.inputs(N_IN, 300, seed=5)[-5:]  # rows that saturate or wrap
+    with grpc.insecure_channel(server.grpc_url) as ch:
+        stub = service_pb2_grpc.GRPCInferenceServiceStub(ch)
+        out_name = stub.ModelMetadata(service_pb2.ModelMetadataRequest(name="bn")).outputs[0].name
+        req = service_pb2.ModelInferRequest(model_name="bn", id="r-1")
+        t = req.inputs.add(name="input_1", datatype="FP32", shape=[5, 8])
+        t.contents.fp32_contents.extend(x.ravel().tolist())
+        req.outputs.add(name=out_name)
+        r = stub.ModelInfer(req, timeout=30)
+    assert r.id == "r-1" and r.model_version == "1"
+    assert list(r.outputs[0].shape) == [5, 4] and r.outputs[0].datatype == "FP32"
+    got = np.frombuffer(r.raw_output_contents[0], dtype="<f4").reshape(5, 4)
+    np.testing.assert_array_equal(got, model.predict(x))
+
+
+def test_64_concurrent_requests_from_several_clients(server, network):
+    _, model = network
+    x = nets.inputs(N_IN, 400, seed=6)
+    want = model.predict(x)
+    clients = [grpcclient.InferenceServerClient(server.grpc_url) for _ in range(4)]
+    out_name = _out_name(clients[0])
+    done, results = threading.Semaphore(0), {}
+
+    def callback(key, result, error):
+        results[key] = (result, error)
+        done.release()
+
+    for i in range(64):
+        rows = 1 + (i * 7) % 13
+        first = (i * 5) % (len(x) - rows)
+        inp = grpcclient.InferInput("input_1", [rows, N_IN], "FP32")
+        inp.set_data_from_numpy(x[first:first + rows])
+        clients[i % 4].async_infer("bn", [inp], callback=lambda result, error, k=(first, rows): callback(k, result, error),
+                                   client_timeout=60)
+    for _ in range(64):
+        assert done.acquire(timeout=60), "a request got no answer"
+    for (first, rows), (result, error) in results.items():
+        assert error is None, error
+        np.testing.assert_array_equal(result.as_numpy(out_name), want[first:first + rows])
+    for c in clients:
+        c.close()
+
+
+def test_bad_inputs_get_clear_errors_and_the_server_keeps_answering(client, server, network):
+    import grpc
+
+    _, model = network
+    good = nets.inputs(N_IN, 300, seed=7)[-3:]
+    out_name = _out_name(client)
+    bad = [
+        (lambda: _infer(client, good, model="nope"), "StatusCode.NOT_FOUND", "unknown model 'nope'"),
+        (lambda: _infer(client, good, model_version="7"), "StatusCode.NOT_FOUND",
+         "model 'bn' has no version '7' (versions: 1)"),
+        (lambda: _infer(client, good, model="broken"), "StatusCode.UNAVAILABLE", "is not ready"),
+        (lambda: _infer(client, good, name="x"), "StatusCode.INVALID_ARGUMENT",
+         "unknown input 'x' (the model's input is 'input_1')"),
+        (lambda: _infer(client, good[:, :5].copy()), "StatusCode.INVALID_ARGUMENT",
+         "input 'input_1' has shape [-1, 8], got [3, 5]"),
+        (lambda: _infer(client, good.astype(np.float64), datatype="FP64"), "StatusCode.INVALID_ARGUMENT",
+         "input 'input_1' has datatype FP32, got FP64"),
+        (lambda: _infer(client, good.astype(np.int32), datatype="INT32"), "StatusCode.INVALID_ARGUMENT",
+         "datatype FP32, got INT32"),
+        (lambda: _infer(client, nets.inputs(N_IN)[:9], model="small", name="x"), "StatusCode.INVALID_ARGUMENT",
+         "a batch of 9 samples is over max_batch_size 8"),
+        (lambda: _infer(client, good, outputs=[grpcclient.InferRequestedOutput("nope")]),
+         "StatusCode.INVALID_ARGUMENT", "unknown output 'nope'"),
+        (lambda: _infer(client, np.zeros((40000, N_IN), np.float32)), "StatusCode.RESOURCE_EXHAUSTED", ""),
+    ]
+    for fn, status, words in bad:
+        _expect_error(fn, status, words)
+        assert client.is_server_live()
+        np.testing.assert_array_equal(_infer(client, good).as_numpy(out_name), model.predict(good))
+
+    with grpc.insecure_channel(server.grpc_url) as ch:
+        stub = service_pb2_grpc.GRPCInferenceServiceStub(ch)
+        # raw bytes that do not match the shape
+        req = service_pb2.ModelInferRequest(model_name="bn")
+        req.inputs.add(name="input_1", datatype="FP32", shape=[3, 8])
+        req.raw_input_contents.append(b"\0" * 95)
+        with pytest.raises(grpc.RpcError) as e:
+            stub.ModelInfer(req, timeout=30)
+        assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert "holds 95 bytes, its shape needs 96" in e.value.details()
+        # no data at all
+        req = service_pb2.ModelInferRequest(model_name="bn")
+        req.inputs.add(name="input_1", datatype="FP32", shape=[3, 8])
+        with pytest.raises(grpc.RpcError) as e:
+            stub.ModelInfer(req, timeout=30)
+        assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert "0 values in contents.fp32_contents, its shape needs 24" in e.value.details()
+        # not a protobuf message at all
+        raw = ch.unary_unary("/inference.GRPCInferenceService/ModelInfer")
+        with pytest.raises(grpc.RpcError) as e:
+            raw(b"\xff\xff\xff\xff\x0f", timeout=30)
+        assert e.value.code() != grpc.StatusCode.OK
+    assert client.is_server_live()
+    np.testing.assert_array_equal(_infer(client, good).as_numpy(out_name), model.predict(good))
+
+
+def test_full_queue_then_sigterm_with_requests_in_flight(network, tmp_path):
+    """A model whose batches wait 0.4 s for company: 6 requests wait in its queue (limit 6), a
+    7th is refused (RESOURCE_EXHAUSTED); SIGTERM then drains: all 6 are answered, exit 0."""
+    cli = _cli()
+    xclbin, model = network
+    repo = fpyga.serve.write_repository(tmp_path / "repo", {"slow": (xclbin, SLOW_CONFIG)})
+    x = nets.inputs(N_IN, 60, seed=8)
+    want = model.predict(x)
+    s = fpyga.serve.start(repo, cli=cli, devices=["emu"], extra_args=["--max-queue-size", "6"])
+    try:
+        c = grpcclient.InferenceServerClient(s.grpc_url)
+        results, done = {}, threading.Semaphore(0)
+        for i in range(6):
+            inp = grpcclient.InferInput("input_1", [10, N_IN], "FP32")
+            inp.set_data_from_numpy(x[i * 10:(i + 1) * 10])
+            c.async_infer("slow", [inp], client_timeout=60,
+                          callback=lambda result, error, i=i: (results.__setitem__(i, (result, error)), done.release()))
+        time.sleep(0.15)  # all six queued, the batch waiting out its delay
+        _expect_error(lambda: _infer(c, x[:1], model="slow"), "StatusCode.RESOURCE_EXHAUSTED", "queue is full")
+        s.process.send_signal(15)
+        for _ in range(6):
+            assert done.acquire(timeout=60)
+        for i, (r, e) in results.items():
+            assert e is None, e
+            got = r.as_numpy(r.get_response().outputs[0].name)
+            np.testing.assert_array_equal(got, want[i * 10:(i + 1) * 10])
+        assert s.process.wait(60) == 0
+        assert any(ev.get("msg") == "draining" for ev in s.events())
+        c.close()
+    finally:
+        s.stop()
+
+
+def test_proto_matches_tritonclient_descriptors(tmp_path):
+    """cpp/serve/proto/kserve_v2.proto declares the protocol's names and numbers: each of its
+    fields is the same (name, number, type, label) in tritonclient's own descriptors."""
+    from google.protobuf import descriptor_pb2
+    from tritonclient.grpc import model_config_pb2
+
+    protoc = shutil.which("protoc")
+    if not protoc:
+        missing_input("protoc (apt-get install protobuf-compiler)")
+    proto = REPO / "cpp" / "serve" / "proto" / "kserve_v2.proto"
+    subprocess.run([protoc, f"--proto_path={proto.parent}", f"--descriptor_set_out={tmp_path / 'ds'}",
+                    proto.name], check=True, timeout=60)
+    fds = descriptor_pb2.FileDescriptorSet.FromString((tmp_path / "ds").read_bytes())
+    ours = fds.file[0]
+    assert ours.package == "inference"
+
+    def theirs(name):
+        return (service_pb2.DESCRIPTOR.message_types_by_name.get(name)
+                or model_config_pb2.DESCRIPTOR.message_types_by_name.get(name))
+
+    checked = 0
+
+    def compare(m, t):
+        nonlocal checked
+        fields = {f.name: f for f in t.fields}
+        for f in m.field:
+            assert f.name in fields, f"{t.full_name}.{f.name} is not in the protocol"
+            g = fields[f.name]
+            assert (g.number, g.type) == (f.number, f.type), f"{t.full_name}.{f.name}"
+            checked += 1
+        for n in m.nested_type:
+            if not n.options.map_entry:
+                compare(n, t.nested_types_by_name[n.name])
+
+    for m in ours.message_type:
+        assert theirs(m.name) is not None, m.name
+        compare(m, theirs(m.name))
+    service = service_pb2.DESCRIPTOR.services_by_name["GRPCInferenceService"]
+    for method in ours.service[0].method:
+        t = service.methods_by_name[method.name]
+        assert (method.input_type, method.output_type) == (
+            "." + t.input_type.full_name, "." + t.output_type.full_name)
+    assert checked > 80
