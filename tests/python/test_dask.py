@@ -234,6 +234,42 @@ def test_a_model_that_fails_to_load_fails_the_computation_with_the_workers_error
         fpyga.dask.unregister(client, "damaged")
 
 
+def test_no_worker_with_a_device_fails_the_computation_instead_of_waiting(client, network):
+    a, b = worker_names(client)
+    with pytest.warns(RuntimeWarning, match="device error"):
+        model = fpyga.dask.register(client, network[0].read_bytes(), name="nowhere",
+                                    devices={a: "emu:8", b: "emu:9"})
+    try:
+        future = client.compute(fpyga.dask.predict(model, da.from_array(network[1], chunks=(1000, 8))))
+        with pytest.raises(RuntimeError, match=r"no worker of the cluster has a device for model 'bn'.*emu:[89]"):
+            future.result(timeout=CLUSTER_TIMEOUT)
+    finally:
+        fpyga.dask.unregister(client, "nowhere")
+
+
+def test_the_model_travels_as_a_path_every_worker_sees(client, network, reference):
+    a, b = worker_names(client)
+    model = fpyga.dask.register(client, str(network[0]), name="by_path", devices={a: "emu:2", b: "emu:3"})
+    try:
+        assert all(s["state"] == "ready" for s in fpyga.dask.status(client, "by_path").values())
+        X = da.from_array(network[1], chunks=(600, 8))
+        assert_same(fpyga.dask.predict(model, X).compute(), reference[np.float64])
+    finally:
+        fpyga.dask.unregister(client, "by_path")
+
+
+def test_what_travels_is_small_and_holds_no_device(network):
+    import pickle
+
+    plugin = fpyga.dask.ModelPlugin(network[0].read_bytes(), devices={0: "emu:0"})
+    copy = pickle.loads(pickle.dumps(plugin))
+    assert copy.xclbin_bytes == plugin.xclbin_bytes and copy.devices == {0: "emu:0"}
+    assert copy.status()["state"] == "not set up" and copy._model is None and copy._claims == []
+    handle = fpyga.dask.DaskModel(plugin="fpyga", digest=plugin.digest, name="bn", input_shape=(8,),
+                                  output_shape=(4,))
+    assert len(pickle.dumps(handle)) < 1024
+
+
 class KillOnce(distributed.WorkerPlugin):
     """SIGKILLs its worker process as it starts its ``nth`` predict task, once per cluster: the
     first worker to create ``marker`` dies (earlier results in its memory die with it)."""
