@@ -219,8 +219,16 @@ function(fpyga_add_xclbin)
     CXX_STANDARD 14 CXX_STANDARD_REQUIRED ON CXX_EXTENSIONS OFF
     POSITION_INDEPENDENT_CODE ON
     # The kernel .so is built like Vitis's sw_emu one whatever the host build uses: no sanitizer
-    # runtime (FPYGA_SANITIZE adds it directory-wide), so it loads into any host process.
+    # runtime (FPYGA_SANITIZE adds it directory-wide), so it loads into any host process...
     COMPILE_OPTIONS "-O3" LINK_OPTIONS "-Wl,--no-undefined")
+  if(FPYGA_SANITIZE_KERNELS AND FPYGA_SANITIZE_FLAGS)
+    # ...unless the sanitizer build asks for instrumented kernels (cmake/Sanitize.cmake), so that
+    # a kernel's accesses to its buffers are checked too. Its runtime must be in the host.
+    set(san_link ${FPYGA_SANITIZE_FLAGS})
+    list(FILTER san_link INCLUDE REGEX "^-fsanitize=")
+    set_property(TARGET ${so_target} APPEND PROPERTY COMPILE_OPTIONS ${FPYGA_SANITIZE_FLAGS})
+    set_property(TARGET ${so_target} APPEND PROPERTY LINK_OPTIONS ${san_link})
+  endif()
   target_include_directories(${so_target} PRIVATE ${includes})
   target_include_directories(${so_target} SYSTEM PRIVATE ${system_includes})
   target_compile_definitions(${so_target} PRIVATE ${arg_DEFINES})
