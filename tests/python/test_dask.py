@@ -25,7 +25,7 @@ import fpyga.hls4ml
 import hls4ml_networks as nets
 from conftest import missing_input
 
-# Each worker process is started with these (the test process keeps its own environment).
+#: Seconds any wait on the cluster may take before the test fails (nothing here may hang).
 CLUSTER_TIMEOUT = 60
 
 
@@ -115,7 +115,7 @@ def test_array_result_is_bit_identical_to_in_process_predict(client, model, netw
     assert all(s["tasks"] > 0 for s in report.values()), report
 
 
-def test_array_chunked_along_features_and_samples_of_input_shape(client, model, network, reference):
+def test_array_chunked_along_the_features_too(client, model, network, reference):
     _, x = network
     X = da.from_array(x, chunks=(700, 3))  # split along the features too: merged before predict
     assert_same(fpyga.dask.predict(model, X).compute(), reference[np.float64])
@@ -159,12 +159,14 @@ def test_each_worker_holds_its_own_device_and_loads_the_model_once(client, model
     assert all(s["loads"] == 1 for s in after.values())  # kept between tasks, never reloaded
 
 
-def test_resource_gives_a_worker_several_devices(tmp_path, network, reference):
-    cluster, client = make_cluster(tmp_path, n_workers=1, devices=3, resources={"FPGA": 2})
+def test_a_host_of_8_devices_split_by_the_fpga_resource(tmp_path, network, reference):
+    """2 workers with FPGA=4 each on a host of 8 devices: 4 each, disjoint, every CU used."""
+    cluster, client = make_cluster(tmp_path, n_workers=2, devices=8, resources={"FPGA": 4})
     with cluster, client:
         model = fpyga.dask.register(client, network[0].read_bytes())
-        (s,) = fpyga.dask.status(client).values()
-        assert s["devices"] == ["emu:0", "emu:1"] and s["compute_units"] == 4, s
+        report = fpyga.dask.status(client)
+        assert all(len(s["devices"]) == 4 and s["compute_units"] == 8 for s in report.values()), report
+        assert sorted(d for s in report.values() for d in s["devices"]) == [f"emu:{i}" for i in range(8)]
         X = da.from_array(network[1], chunks=(1000, 8))
         assert_same(fpyga.dask.predict(model, X).compute(), reference[np.float64])
 
@@ -343,6 +345,10 @@ def test_bad_columns_are_refused_when_the_graph_is_built(model, network, datafra
         fpyga.dask.predict(model, df, columns=list("abc"))
     with pytest.raises(ValueError, match="has 4 outputs, got 2 output_columns"):
         fpyga.dask.predict(model, df, output_columns=["p", "q"])
+    named = dd.from_pandas(pd.DataFrame({**{c: network[1][:, i] for i, c in enumerate("abcdefg")},
+                                         "h": ["x"] * len(network[1])}), npartitions=2)
+    with pytest.raises(TypeError, match="column 'h' is .*, not a number"):
+        fpyga.dask.predict(model, named)
 
 
 def test_an_xclbin_without_a_network_is_refused_by_register(client, xclbin_dir):

@@ -225,7 +225,7 @@ class ModelPlugin(WorkerPlugin):
         count = where["resources"].get(self.resource, 1)
         if count < 1 or count != int(count):
             raise NoDeviceError(f"worker {self._worker_label}: resource {self.resource}={count} is not a "
-                                "whole number of devices")
+                                "positive whole number of devices")
         pool = self.devices if self.devices is not None else _default_pool(self.backend)
         return int(count), list(pool)
 
@@ -335,9 +335,11 @@ class ModelPlugin(WorkerPlugin):
         if self._state == "device error":
             raise NoDeviceError(f"fpyga.dask: worker {self._worker_label} has no device for model "
                                 f"'{self.name}': {self._error}")
-        if self._state != "ready":
+        if self._state == "load error":
             raise RuntimeError(f"fpyga.dask: model '{ref.name}' failed to load on worker {self._worker_label} "
                                f"(devices {', '.join(self._specs) or 'none'}): {self._error}")
+        if self._state != "ready":
+            raise RuntimeError(f"fpyga.dask: model '{self.name}' is {self._state} on worker {self._worker_label}")
         if self.digest is not None and ref.digest and self.digest != ref.digest:
             raise RuntimeError(f"fpyga.dask: worker {self._worker_label} holds another model under the name "
                                f"'{self.name}' (xclbin sha256 {self.digest[:12]}, the graph wants "
@@ -349,7 +351,7 @@ class ModelPlugin(WorkerPlugin):
             x = x.view(canonical)
         with self._lock:
             if self._model is None:
-                raise RuntimeError(f"fpyga.dask: model '{self.name}' was unregistered on worker {self._worker_label}")
+                raise RuntimeError(f"fpyga.dask: model '{self.name}' is {self._state} on worker {self._worker_label}")
             self._tasks += 1
             return self._model.predict(x, progress=False)
 

@@ -182,8 +182,8 @@ def _predict_frame(model, df, columns, output_columns, dtype):
 
     columns = _columns(model, "the DataFrame", list(df.columns), columns)
     for c in columns:
-        if not np.issubdtype(np.dtype(df.dtypes[c]), np.number):
-            raise TypeError(f"fpyga.dask.predict: column {c!r} is {df.dtypes[c]}, not numeric")
+        if not pd.api.types.is_numeric_dtype(df.dtypes[c]) or pd.api.types.is_bool_dtype(df.dtypes[c]):
+            raise TypeError(f"fpyga.dask.predict: column {c!r} is {df.dtypes[c]}, not a number")
     dtype = _input_dtype("DataFrame", dtype, [df.dtypes[c] for c in columns])
     if output_columns is None:
         output_columns = [f"y{i}" for i in range(model.n_outputs)]
