@@ -499,15 +499,18 @@ fpyga::run kernel::start_args(std::span<const arg_value> args, std::span<const f
   return fpyga::run(std::move(r));
 }
 
+// Register access is in flight too: on emu, writing ap_start runs the kernel on this thread.
 std::uint32_t kernel::read_register(std::uint32_t offset) const {
   const auto& st = require(st_);
-  check_loaded(*st.program, "kernel '" + st.name + "'");
+  const backend::program_call in(*st.program);
+  if (!in) check_loaded(*st.program, "kernel '" + st.name + "'");
   return st.impl->read_register(0, offset);
 }
 
 void kernel::write_register(std::uint32_t offset, std::uint32_t value) const {
   const auto& st = require(st_);
-  check_loaded(*st.program, "kernel '" + st.name + "'");
+  const backend::program_call in(*st.program);
+  if (!in) check_loaded(*st.program, "kernel '" + st.name + "'");
   st.impl->write_register(0, offset, value);
 }
 
