@@ -187,6 +187,9 @@ def test_a_device_held_by_another_worker_is_refused(client, network):
     try:
         states = sorted(s["state"] for s in fpyga.dask.status(client, "shared").values())
         assert states == ["device error", "ready"]
+        # the workers' reports reach the scheduler's event log too
+        events = [e for _, e in client.get_events("fpyga") if e["plugin"] == "shared"]
+        assert sorted(e["state"] for e in events) == ["device error", "ready"]
     finally:
         fpyga.dask.unregister(client, "shared")
 
