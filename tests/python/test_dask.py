@@ -263,6 +263,28 @@ def test_the_model_travels_as_a_path_every_worker_sees(client, network, referenc
         fpyga.dask.unregister(client, "by_path")
 
 
+def test_registering_again_replaces_the_model_and_old_graphs_are_refused(client, network, reference):
+    a, b = worker_names(client)
+    devices = {a: "emu:2", b: "emu:3"}
+    first = fpyga.dask.register(client, network[0].read_bytes(), name="swap", devices=devices)
+    try:
+        X = da.from_array(network[1], chunks=(1500, 8))
+        old_graph = fpyga.dask.predict(first, X)
+        # the same network, another xclbin (its header's timestamp, bytes 312..320, differs)
+        data = bytearray(network[0].read_bytes())
+        data[312:320] = struct.pack("<Q", 12345)
+        second = fpyga.dask.register(client, bytes(data), name="swap", devices=devices)
+        assert second.digest != first.digest
+        report = fpyga.dask.status(client, "swap")  # the old plugin gave its devices back first
+        assert sorted(d for s in report.values() for d in s["devices"]) == ["emu:2", "emu:3"]
+        assert all(s["state"] == "ready" and s["digest"] == second.digest for s in report.values())
+        with pytest.raises(RuntimeError, match="holds another model under the name 'swap'"):
+            old_graph.compute()
+        assert_same(fpyga.dask.predict(second, X).compute(), reference[np.float64])
+    finally:
+        fpyga.dask.unregister(client, "swap")
+
+
 def test_what_travels_is_small_and_holds_no_device(network):
     import pickle
 
