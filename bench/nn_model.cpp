@@ -73,7 +73,8 @@ int main(int argc, char** argv) {
 
   // The bare loop: the same kernel .so, a separate copy dlopened into this process.
   const auto bin = fpyga::xclbin::read(one_cu.string());
-  const auto so = fs::temp_directory_path() / ("fpyga_bench_nn_" + std::to_string(::getpid()) + ".so");
+  const auto so =
+      fs::temp_directory_path() / ("fpyga_bench_nn_" + std::to_string(::getpid()) + ".so");
   std::ofstream(so, std::ios::binary)
       .write(reinterpret_cast<const char*>(bin.bitstream.data()),
              static_cast<std::streamsize>(bin.bitstream.size()));
@@ -103,9 +104,7 @@ int main(int argc, char** argv) {
     f();
     return std::chrono::duration<double, std::micro>(clock_type::now() - t0).count();
   };
-  const auto run_bare = [&] {
-    bare(raw_in.data(), raw_out.data(), static_cast<int>(samples));
-  };
+  const auto run_bare = [&] { bare(raw_in.data(), raw_out.data(), static_cast<int>(samples)); };
   std::vector<std::int16_t> conv_in(x.size()), conv_out(samples * n_out);
   const auto run_bare_convert = [&] {
     fpyga::to_fixed(x.data(), x.size(), conv_in.data(), 2, in_format,
@@ -157,13 +156,15 @@ int main(int argc, char** argv) {
               m1.info().name.c_str(), samples, repeats, ::sysconf(_SC_NPROCESSORS_ONLN));
   std::printf("  bare kernel (one core)         %8.3f us\n", bare_us);
   std::printf("  bare kernel + conversion       %8.3f us\n", conv_us);
-  std::printf("  bare kernel, 2 threads         %8.3f us   (control: the machine's 1->2 thread "
-              "speed-up %.2fx)\n",
-              bare2_us, bare_us / bare2_us);
+  std::printf(
+      "  bare kernel, 2 threads         %8.3f us   (control: the machine's 1->2 thread "
+      "speed-up %.2fx)\n",
+      bare2_us, bare_us / bare2_us);
   std::printf("  nn_model::predict, 1 CU        %8.3f us   %.3fx bare kernel, %.3fx bare+conv\n",
               one_us, one_us / bare_us, one_us / conv_us);
-  std::printf("  nn_model::predict, 2 CUs       %8.3f us   %.3fx bare kernel; 1->2 CUs speed-up %.2fx\n",
-              two_us, two_us / bare_us, one_us / two_us);
+  std::printf(
+      "  nn_model::predict, 2 CUs       %8.3f us   %.3fx bare kernel; 1->2 CUs speed-up %.2fx\n",
+      two_us, two_us / bare_us, one_us / two_us);
   ::dlclose(lib);
   return 0;
 }

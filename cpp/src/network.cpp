@@ -18,8 +18,7 @@ using nlohmann::json;
 }
 
 void only_keys(const json& obj, const std::string& where, std::initializer_list<const char*> keys) {
-  if (!obj.is_object())
-    fail(where, "expected an object, got " + std::string(obj.type_name()));
+  if (!obj.is_object()) fail(where, "expected an object, got " + std::string(obj.type_name()));
   for (const auto& item : obj.items()) {
     if (std::none_of(keys.begin(), keys.end(), [&](const char* k) { return item.key() == k; })) {
       std::string known;
@@ -64,7 +63,8 @@ std::vector<tensor_info> tensors(const json& obj, const char* key) {
     if (!list[i].contains("shape")) fail(where + ".shape", "missing");
     const auto& shape = list[i]["shape"];
     if (!shape.is_array() || shape.empty())
-      fail(where + ".shape", "expected a non-empty array of positive integers, got " + shape.dump());
+      fail(where + ".shape",
+           "expected a non-empty array of positive integers, got " + shape.dump());
     std::size_t total = 1;
     for (const auto& d : shape) {
       if (!d.is_number_integer() || d.get<std::int64_t>() <= 0)
@@ -137,8 +137,8 @@ void check_kernel(const xclbin& x, const std::string& role, const std::string& n
             got.width = 0;
           }
           if (!(got == *want_type))
-            fail(where, "argument " + std::to_string(i) + " '" + a.name + "' has type '" +
-                            a.type + "', the network's tensor is " + want_type->to_string());
+            fail(where, "argument " + std::to_string(i) + " '" + a.name + "' has type '" + a.type +
+                            "', the network's tensor is " + want_type->to_string());
         } else if ((ct.cat == c_type::category::signed_integer ||
                     ct.cat == c_type::category::unsigned_integer) &&
                    ct.storage_bytes() != want_type->storage_bytes()) {
@@ -188,12 +188,12 @@ network_info network_info::from_json(std::string_view text) {
   } catch (const json::exception& e) {
     throw value_error(std::string("network description is not valid JSON: ") + e.what());
   }
-  only_keys(j, "", {"schema", "name", "producer", "producer_version", "io_type", "interface",
-                    "kernels", "inputs", "outputs"});
+  only_keys(j, "",
+            {"schema", "name", "producer", "producer_version", "io_type", "interface", "kernels",
+             "inputs", "outputs"});
   const auto s = required_string(j, "schema", "");
   if (s != schema)
-    fail("schema", "'" + s + "' is not '" + std::string(schema) +
-                       "' (written by a newer fpyga?)");
+    fail("schema", "'" + s + "' is not '" + std::string(schema) + "' (written by a newer fpyga?)");
   network_info n;
   n.name = required_string(j, "name", "");
   n.producer = optional_string(j, "producer", "");
@@ -232,7 +232,8 @@ void network_info::check_kernels(const xclbin& x) const {
                  in_type, out_type, false);
     if (!batch_csim_kernel.empty())
       check_kernel(x, "batch_csim", batch_csim_kernel,
-                   {arg_kind::global, arg_kind::global, arg_kind::scalar}, in_type, out_type, false);
+                   {arg_kind::global, arg_kind::global, arg_kind::scalar}, in_type, out_type,
+                   false);
     if (!single_kernel.empty())
       check_kernel(x, "single", single_kernel, {arg_kind::global, arg_kind::global}, in_type,
                    out_type, false);
@@ -258,7 +259,8 @@ std::optional<network_info> network_info::of(const xclbin& x) {
     const std::string_view mark = "\"fpyga.network/";
     for (const auto& s : x.other_sections) {
       if (s.kind != section_kind::user_metadata) continue;
-      const std::string_view text(reinterpret_cast<const char*>(s.payload.data()), s.payload.size());
+      const std::string_view text(reinterpret_cast<const char*>(s.payload.data()),
+                                  s.payload.size());
       if (text.find(mark) == std::string_view::npos) continue;
       if (found)
         throw xclbin_error("xclbin '" + x.source + "': two USER_METADATA sections carry an " +

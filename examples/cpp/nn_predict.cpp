@@ -41,9 +41,8 @@ std::vector<float> read_csv(const std::string& path, std::size_t per_sample) {
       ++count;
     }
     if (count != per_sample)
-      throw fpyga::value_error(path + ":" + std::to_string(lineno) + ": " +
-                               std::to_string(count) + " values, the network takes " +
-                               std::to_string(per_sample));
+      throw fpyga::value_error(path + ":" + std::to_string(lineno) + ": " + std::to_string(count) +
+                               " values, the network takes " + std::to_string(per_sample));
   }
   return x;
 }
@@ -65,7 +64,8 @@ int main(int argc, char** argv) {
     } else if (csv.empty()) {
       csv = a;
     } else {
-      std::cerr << "usage: nn_predict NETWORK.xclbin [INPUT.csv] [--device SPEC]... [--samples N]\n";
+      std::cerr
+          << "usage: nn_predict NETWORK.xclbin [INPUT.csv] [--device SPEC]... [--samples N]\n";
       return 2;
     }
   }

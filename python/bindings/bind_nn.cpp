@@ -26,9 +26,10 @@ device to_device(py::handle h) {
     py::object core = h.attr("_core");
     if (py::isinstance<device>(core)) return core.cast<device>();
   }
-  throw py::type_error("nn_model: a device must be a fpyga.Device, a _core.device or a spec "
-                       "string such as 'emu:0', not " +
-                       std::string(py::str(py::type::of(h).attr("__name__"))));
+  throw py::type_error(
+      "nn_model: a device must be a fpyga.Device, a _core.device or a spec "
+      "string such as 'emu:0', not " +
+      std::string(py::str(py::type::of(h).attr("__name__"))));
 }
 
 // The progress hook run between chunks: re-takes the GIL, lets Python signals (Ctrl-C) through
@@ -118,7 +119,8 @@ void bind_nn(py::module_& m) {
             return py::module_::import("json").attr("loads")(self.info().to_json());
           },
           "The network description (schema fpyga.network/1) as a dict.")
-      .def_property_readonly("info_json", [](const nn_model& self) { return self.info().to_json(); })
+      .def_property_readonly("info_json",
+                             [](const nn_model& self) { return self.info().to_json(); })
       .def_property_readonly("n_inputs", &nn_model::n_inputs)
       .def_property_readonly("n_outputs", &nn_model::n_outputs)
       .def_property_readonly("compute_units", &nn_model::compute_units)
@@ -144,8 +146,8 @@ void bind_nn(py::module_& m) {
       .def(
           "predict",
           [](const nn_model& self, py::array x, py::object progress, py::object dtype) {
-            const bool f64_out = !dtype.is_none() && py::dtype::from_args(dtype).is(
-                                                         py::dtype::of<double>());
+            const bool f64_out =
+                !dtype.is_none() && py::dtype::from_args(dtype).is(py::dtype::of<double>());
             if (!dtype.is_none() && !f64_out &&
                 !py::dtype::from_args(dtype).is(py::dtype::of<float>()))
               throw value_error("predict: dtype must be float32 or float64");
@@ -156,9 +158,10 @@ void bind_nn(py::module_& m) {
             if (py::isinstance<py::array_t<double>>(x) && c_order)
               return f64_out ? py::array(predict_as<double, double>(self, x, progress))
                              : py::array(predict_as<double, float>(self, x, progress));
-            throw value_error("predict: input must be a C-contiguous float32 or float64 array, got " +
-                              py::str(static_cast<py::handle>(x.dtype())).cast<std::string>() +
-                              (c_order ? "" : " (not C-contiguous)"));
+            throw value_error(
+                "predict: input must be a C-contiguous float32 or float64 array, got " +
+                py::str(static_cast<py::handle>(x.dtype())).cast<std::string>() +
+                (c_order ? "" : " (not C-contiguous)"));
           },
           py::arg("x"), py::arg("progress") = py::none(), py::arg("dtype") = py::none(),
           "Runs the samples of x (shape (n, n_inputs), float32 or float64, C-contiguous); "
@@ -171,20 +174,22 @@ void bind_nn(py::module_& m) {
             const bool axi = info.interface == network_interface::hls4ml_axi;
             const py::dtype want =
                 raw_dtype(self.raw_input_bytes(), info.inputs.front().type.is_signed, axi);
-            const bool ok_kind = axi ? x.dtype().is(want)
-                                     : (x.dtype().kind() == 'i' || x.dtype().kind() == 'u') &&
-                                           static_cast<std::size_t>(x.itemsize()) ==
-                                               self.raw_input_bytes();
+            const bool ok_kind =
+                axi ? x.dtype().is(want)
+                    : (x.dtype().kind() == 'i' || x.dtype().kind() == 'u') &&
+                          static_cast<std::size_t>(x.itemsize()) == self.raw_input_bytes();
             if (!ok_kind || !(x.flags() & py::array::c_style))
               throw value_error("predict_raw: input must be a C-contiguous " +
-                                py::str(static_cast<py::handle>(want)).cast<std::string>() + " array (the kernel's containers), "
-                                "got " + py::str(static_cast<py::handle>(x.dtype())).cast<std::string>());
+                                py::str(static_cast<py::handle>(want)).cast<std::string>() +
+                                " array (the kernel's containers), "
+                                "got " +
+                                py::str(static_cast<py::handle>(x.dtype())).cast<std::string>());
             const std::size_t n = samples_of(x, self.n_inputs(), "raw input", info.name);
             const py::dtype out_dtype =
                 raw_dtype(self.raw_output_bytes(), info.outputs.front().type.is_signed, axi);
-            py::array y(out_dtype, std::vector<py::ssize_t>{static_cast<py::ssize_t>(n),
-                                                            static_cast<py::ssize_t>(
-                                                                self.n_outputs())});
+            py::array y(out_dtype,
+                        std::vector<py::ssize_t>{static_cast<py::ssize_t>(n),
+                                                 static_cast<py::ssize_t>(self.n_outputs())});
             const void* xp = x.data();
             void* yp = y.mutable_data();
             auto hook = python_progress(std::move(progress));

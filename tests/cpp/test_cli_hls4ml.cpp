@@ -41,9 +41,9 @@ class cli_hls4ml : public testing::Test {
 #else
     exe = FPYGA_CLI_PATH;
 #endif
-    dir = fs::temp_directory_path() /
-          ("fpyga_test_cli_hls4ml_" + std::to_string(::getpid()) + "_" +
-           testing::UnitTest::GetInstance()->current_test_info()->name());
+    dir =
+        fs::temp_directory_path() / ("fpyga_test_cli_hls4ml_" + std::to_string(::getpid()) + "_" +
+                                     testing::UnitTest::GetInstance()->current_test_info()->name());
     fs::create_directories(dir / "py" / "fpyga" / "hls4ml");
     std::ofstream(dir / "py" / "fpyga" / "__init__.py");
     std::ofstream(dir / "py" / "fpyga" / "hls4ml" / "__init__.py");
@@ -72,7 +72,9 @@ class cli_hls4ml : public testing::Test {
     return r;
   }
 
-  std::string stand_in() const { return "PYTHONPATH=" + quote((dir / "py").string()); }
+  std::string stand_in() const {
+    return "PYTHONPATH=" + quote((dir / "py").string());
+  }
 
   std::string exe;
   fs::path dir;

@@ -154,12 +154,16 @@ TEST(NetworkSection, MalformedDescriptionsNameTheField) {
       {"kernels.batch", [](json& n) { n["kernels"]["batch"] = "missing_kernel"; }},
       {"kernels.single", [](json& n) { n["kernels"]["single"] = "nn_batch"; }},  // 3 args, not 2
       {"kernels.batch", [](json& n) { n["kernels"]["batch"] = "nn"; }},          // 2 args, not 3
-      {"kernels.axi", [](json& n) {
+      {"kernels.axi",
+       [](json& n) {
          n["interface"] = "hls4ml_axi";
          n["kernels"] = {{"axi", "nn_batch"}};
        }},
       {"inputs", [](json& n) { n["inputs"] = json::array(); }},
-      {"inputs[0].shape", [](json& n) { n["inputs"][0]["shape"] = json::array({27, 0}); }},
+      {"inputs[0].shape",
+       [](json& n) {
+         n["inputs"][0]["shape"] = json::array({27, 0});
+       }},
       {"inputs[0].shape", [](json& n) { n["inputs"][0]["shape"] = json::array({-3}); }},
       {"inputs[0].shape", [](json& n) { n["inputs"][0]["shape"] = "27"; }},
       {"outputs[0].type", [](json& n) { n["outputs"][0]["type"] = "float"; }},
@@ -223,8 +227,8 @@ TEST(NetworkSection, FoundUnderAnotherSectionNameBySchema) {
   auto x = pack(description(nullptr));
   const auto add = [&](const std::string& name, const std::string& text) {
     const auto* p = reinterpret_cast<const std::byte*>(text.data());
-    x.other_sections.push_back({fpyga::section_kind::user_metadata, name,
-                                std::vector<std::byte>(p, p + text.size())});
+    x.other_sections.push_back(
+        {fpyga::section_kind::user_metadata, name, std::vector<std::byte>(p, p + text.size())});
   };
   add("notes", R"({"author": "someone"})");
   EXPECT_FALSE(fpyga::network_info::of(fpyga::xclbin::parse(x.write(), "n.xclbin")));

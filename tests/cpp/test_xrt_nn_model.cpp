@@ -45,8 +45,7 @@ TEST(XrtNoopNnModel, DrivesTheBatchKernelOnEveryComputeUnit) {
 
 TEST(XrtNoopNnModel, TwoDevices) {
   FPYGA_REQUIRE_FILE(path, fpyga::test::built_xclbin_dir() / "mlp.xclbin");
-  fpyga::nn_model m(path.string(),
-                    {fpyga::device::open("xrt:0"), fpyga::device::open("xrt:1")});
+  fpyga::nn_model m(path.string(), {fpyga::device::open("xrt:0"), fpyga::device::open("xrt:1")});
   EXPECT_EQ(m.compute_units(), 2u);
   std::vector<double> x(64 * 27, -1.25);
   std::vector<double> y(64);

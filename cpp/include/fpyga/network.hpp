@@ -59,7 +59,7 @@ struct network_info {
   /// fpyga_batch: hls4ml's C simulation as an n-sample kernel beside a fast batch kernel
   /// (fpyga.hls4ml's fast path; "" when there is none)
   std::string batch_csim_kernel;
-  std::string axi_kernel;     ///< hls4ml_axi: the krnl_rtl-style kernel
+  std::string axi_kernel;  ///< hls4ml_axi: the krnl_rtl-style kernel
   std::vector<tensor_info> inputs;
   std::vector<tensor_info> outputs;
 
