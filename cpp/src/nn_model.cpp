@@ -262,6 +262,8 @@ fixed_format common_type(const std::vector<tensor_info>& ts, const std::string& 
 
 nn_model::nn_model(const std::string& xclbin_path, std::vector<device> devices,
                    const std::string& exact) {
+  if (!exact.empty() && exact != "csim")
+    throw value_error("nn_model: exact='" + exact + "' is not \"csim\" (or empty)");
   auto st = std::make_shared<nn_model_state>();
   st->path = xclbin_path;
   if (devices.empty()) devices.push_back(device::open());
@@ -295,8 +297,6 @@ nn_model::nn_model(const std::string& xclbin_path, std::vector<device> devices,
       st->in_bytes = st->axi ? sizeof(float) : st->in_format.storage_bytes();
       st->out_bytes = st->axi ? sizeof(float) : st->out_format.storage_bytes();
     }
-    if (!exact.empty() && exact != "csim")
-      throw value_error("nn_model: exact='" + exact + "' is not \"csim\" (or empty)");
     if (exact == "csim" && st->info.batch_csim_kernel.empty())
       throw value_error("nn_model: xclbin '" + xclbin_path +
                         "' has no C-simulation kernel (kernels.batch_csim): its batch kernel is "

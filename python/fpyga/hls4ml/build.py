@@ -209,25 +209,41 @@ def build(model, output, compute_units: int = 1, *, name: str | None = None, cac
             defines = []
             if p.interface == "hls4ml_axi":
                 sources.append(firmware / f"{p.name}_axi.cpp")
-            else:
-                # --- the fast path hook (fpyga.hls4ml.fast) ---
-                fast_source, why = fast.generate(p, firmware)
-                if fast_source:
-                    (work / "fpyga_fast.cpp").write_text(fast_source)
-                    sources.append(work / "fpyga_fast.cpp")
-                    defines.append("FPYGA_NN_FAST")
-                elif why:
-                    warnings.warn(f"fpyga.hls4ml.build: {why}; the network runs as hls4ml's C simulation",
-                                  stacklevel=2)
-            try:
-                toolchain.build_xclbin(sources, kernels, built, work_dir=work / "build",
-                                       include_dirs=[firmware], system_include_dirs=[firmware / "ap_types"]
-                                       if (firmware / "ap_types").is_dir() else [],
-                                       connectivity=connectivity, defines=defines,
-                                       network=network_description(p, name), progress=step)
-            except toolchain.ToolchainError as e:
-                kept = store.keep_failed(key, work / "build")
-                raise toolchain.ToolchainError(str(e).replace(str(work / "build"), str(kept))) from None
+            # --- the fast path hook (fpyga.hls4ml.fast): generated, compiled beside the C simulation
+            # (kernel nn_batch_csim), verified against it, and dropped (rebuilt without) on any doubt.
+            fast_source, why = fast.generate(p, firmware) if p.interface != "hls4ml_axi" else (None, None)
+            if fast_source:
+                (work / "fpyga_fast.cpp").write_text(fast_source)
+            elif why:
+                warnings.warn(f"fpyga.hls4ml.build: {why}; the network runs as hls4ml's C simulation", stacklevel=2)
+            compile_error = None
+            while True:
+                extra = fast.build_extras(fast_source, work, compute_units)
+                network = network_description(p, name)
+                network["kernels"].update(extra["kernels"])
+                try:
+                    toolchain.build_xclbin(sources + extra["sources"], kernels + list(extra["kernels"].values()),
+                                           built, work_dir=work / "build", include_dirs=[firmware],
+                                           system_include_dirs=[firmware / "ap_types"]
+                                           if (firmware / "ap_types").is_dir() else [],
+                                           connectivity=connectivity + extra["connectivity"],
+                                           defines=defines + extra["defines"], network=network, progress=step)
+                except toolchain.ToolchainError as e:
+                    if not fast_source:
+                        kept = store.keep_failed(key, work / "build")
+                        raise toolchain.ToolchainError(str(e).replace(str(work / "build"), str(kept))) from None
+                    # the error may be the project's: said only once the network builds without it
+                    compile_error = f"the fast path did not compile ({str(e).splitlines()[0]})"
+                    fast_source = None
+                    continue
+                why = fast.verify_build(p, work / "build" / "kernels.so") if fast_source else None
+                if not why:
+                    break
+                warnings.warn(f"fpyga.hls4ml.build: {why}; the network runs as hls4ml's C simulation", stacklevel=2)
+                fast_source = None
+            if compile_error:
+                warnings.warn(f"fpyga.hls4ml.build: {compile_error}; the network runs as hls4ml's C simulation",
+                              stacklevel=2)
             store.put(key, built, work / "build" / "build.log")
         if not store.fetch(key, output):
             raise toolchain.ToolchainError(f"the build cache at {store.root} lost entry {key} during the build")

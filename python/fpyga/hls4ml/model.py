@@ -52,6 +52,10 @@ class Model:
     device : Device, str or list, optional
         The device(s) to run on; default ``Device.active_device``. With several, the batch is
         split over all their compute units.
+    exact : {None, "csim"}, optional
+        ``"csim"`` runs batches through hls4ml's C simulation itself (the ``nn_batch_csim``
+        kernel a build keeps beside its verified fast path) instead of the fast path; the same
+        bits, ~100x slower. None: the network's batch kernel.
 
     Examples
     --------
@@ -59,10 +63,12 @@ class Model:
     >>> y = net.predict(X)                             # doctest: +SKIP
     """
 
-    def __init__(self, xclbin, device=None):
+    def __init__(self, xclbin, device=None, *, exact=None):
         self.xclbin = Path(os.fspath(xclbin))
+        if exact not in (None, "csim"):
+            raise ValueError(f"exact must be None or 'csim', got {exact!r}")
         self._devices = _core_devices(device)
-        self._core = _core.nn_model(str(self.xclbin), self._devices)
+        self._core = _core.nn_model(str(self.xclbin), self._devices, exact or "")
         info = self._core.info
         self.info = json.loads(info) if isinstance(info, str) else dict(info)
 
