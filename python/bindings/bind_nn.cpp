@@ -147,9 +147,9 @@ void bind_nn(py::module_& m) {
           "predict",
           [](const nn_model& self, py::array x, py::object progress, py::object dtype) {
             const bool f64_out =
-                !dtype.is_none() && py::dtype::from_args(dtype).is(py::dtype::of<double>());
+                !dtype.is_none() && py::dtype::from_args(dtype).equal(py::dtype::of<double>());
             if (!dtype.is_none() && !f64_out &&
-                !py::dtype::from_args(dtype).is(py::dtype::of<float>()))
+                !py::dtype::from_args(dtype).equal(py::dtype::of<float>()))
               throw value_error("predict: dtype must be float32 or float64");
             const bool c_order = x.flags() & py::array::c_style;
             if (py::isinstance<py::array_t<float>>(x) && c_order)
@@ -175,7 +175,7 @@ void bind_nn(py::module_& m) {
             const py::dtype want =
                 raw_dtype(self.raw_input_bytes(), info.inputs.front().type.is_signed, axi);
             const bool ok_kind =
-                axi ? x.dtype().is(want)
+                axi ? x.dtype().equal(want)
                     : (x.dtype().kind() == 'i' || x.dtype().kind() == 'u') &&
                           static_cast<std::size_t>(x.itemsize()) == self.raw_input_bytes();
             if (!ok_kind || !(x.flags() & py::array::c_style))

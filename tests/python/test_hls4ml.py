@@ -305,3 +305,15 @@ def test_the_demo_builds_through_the_public_path():
     xclbin = host.find_xclbin("iris")
     model = fpyga.hls4ml.Model(xclbin, device="emu")
     assert (model.n_inputs, model.n_outputs) == (4, 3) and model.info["name"] == "nn_iris"
+
+
+def test_predict_takes_arrays_that_came_through_pickle(network, emu):
+    """An unpickled array's dtype equals float32 without being numpy's canonical dtype object (as
+    on every Dask worker); predict compares dtypes by value."""
+    import pickle
+
+    net = network("softmax")
+    model = fpyga.hls4ml.Model(net.xclbin, device=emu)
+    x = pickle.loads(pickle.dumps(net.x))
+    assert x.dtype == np.float32
+    np.testing.assert_array_equal(model.predict(x), model.predict(net.x))
