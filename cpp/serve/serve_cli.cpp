@@ -5,10 +5,13 @@
 #include <CLI/CLI.hpp>
 #include <cstdio>
 #include <memory>
+#include <optional>
+#include <thread>
 
 #include "fpyga/device.hpp"
 #include "fpyga/error.hpp"
 #include "grpc_frontend.hpp"
+#include "http_frontend.hpp"
 #include "log.hpp"
 #include "metrics.hpp"
 #include "model_repository.hpp"
@@ -24,12 +27,13 @@ CLI::App* add_command(CLI::App& app, cli_options& o) {
   s->add_option("--grpc-port", o.grpc_port, "gRPC port (0: any free port)")
       ->capture_default_str()
       ->check(CLI::Range(0, 65535));
-  s->add_option("--http-port", o.http_port, "HTTP/REST port (not served yet)")
+  s->add_option("--http-port", o.http_port, "HTTP/REST v2 port (0: any free port, -1: none)")
       ->capture_default_str()
-      ->check(CLI::Range(0, 65535));
-  s->add_option("--metrics-port", o.metrics_port, "Prometheus port (not served yet)")
+      ->check(CLI::Range(-1, 65535));
+  s->add_option("--metrics-port", o.metrics_port,
+                "Prometheus /metrics port (0: any free port, -1: none)")
       ->capture_default_str()
-      ->check(CLI::Range(0, 65535));
+      ->check(CLI::Range(-1, 65535));
   s->add_option("--address", o.address, "Address to bind (127.0.0.1: this host only)")
       ->capture_default_str();
   s->add_option("--device", o.devices,
@@ -39,7 +43,7 @@ CLI::App* add_command(CLI::App& app, cli_options& o) {
                 "Requests waiting per model at most (0: the model's own limit, 4096)");
   s->add_option("--max-request-bytes", o.max_request_bytes, "Largest request accepted")
       ->capture_default_str();
-  s->add_option("--tls-cert", o.tls_cert, "PEM certificate: serve gRPC over TLS");
+  s->add_option("--tls-cert", o.tls_cert, "PEM certificate: serve gRPC over TLS (HTTP: not yet)");
   s->add_option("--tls-key", o.tls_key, "PEM private key for --tls-cert");
   return s;
 }
@@ -80,17 +84,40 @@ int run_command(const cli_options& o) {
   go.tls_cert = o.tls_cert;
   go.tls_key = o.tls_key;
   grpc_frontend grpc(repo, go);
+  std::optional<http_frontend> http, prometheus;
+  http_options ho;
+  ho.address = o.address;
+  ho.max_request_bytes = o.max_request_bytes;
+  if (o.http_port >= 0) {
+    ho.port = o.http_port;
+    http.emplace(&repo, nullptr, ho);
+  }
+  if (o.metrics_port >= 0) {
+    ho.port = o.metrics_port;
+    prometheus.emplace(nullptr, &counters, ho);
+  }
   std::string dev_list;
   for (const auto& d : devs) dev_list += (dev_list.empty() ? "" : ",") + d.spec();
+  const auto where = [&](int port) { return o.address + ":" + std::to_string(port); };
   log_event("info", "listening",
-            {{"grpc", o.address + ":" + std::to_string(grpc.port())}, {"devices", dev_list}});
+            {{"grpc", where(grpc.port())},
+             {"http", http ? where(http->port()) : ""},
+             {"metrics", prometheus ? where(prometheus->port()) : ""},
+             {"devices", dev_list}});
 
   int sig = 0;
   while (sigwait(&stop, &sig) != 0) {
   }
   log_event("info", "draining", {{"signal", sig == SIGTERM ? "SIGTERM" : "SIGINT"}});
-  grpc.shutdown();  // no new calls; the calls in progress (and their queued requests) finish
+  // Both frontends stop accepting at once; the calls in progress (and their queued requests)
+  // finish.
+  std::thread http_stop([&] {
+    if (http) http->shutdown();
+  });
+  grpc.shutdown();
+  http_stop.join();
   repo.drain();
+  if (prometheus) prometheus->shutdown();
   log_event("info", "stopped");
   return 0;
 }

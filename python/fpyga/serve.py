@@ -58,12 +58,13 @@ class Server:
     """A running ``fpyga serve``. Use :func:`start`; ``with`` stops it."""
 
     def __init__(self, model_repository, *, devices: Sequence[str] = (), grpc_port: int = 0,
-                 extra_args: Sequence[str] = (), env: Mapping[str, str] | None = None,
-                 cli: str | None = None, timeout: float = 120.0):
+                 http_port: int = 0, metrics_port: int = 0, extra_args: Sequence[str] = (),
+                 env: Mapping[str, str] | None = None, cli: str | None = None, timeout: float = 120.0):
         self._dir = tempfile.TemporaryDirectory(prefix="fpyga_serve_")
         self.log_path = Path(self._dir.name) / "server.log"
         args = [cli or find_cli(), "serve", "--model-repository", str(model_repository),
-                "--grpc-port", str(grpc_port)]
+                "--grpc-port", str(grpc_port), "--http-port", str(http_port),
+                "--metrics-port", str(metrics_port)]
         if devices:
             args += ["--device", *devices]
         args += list(extra_args)
@@ -71,17 +72,20 @@ class Server:
         self._log = open(self.log_path, "wb")
         self.process = subprocess.Popen(args, stdout=self._log, stderr=subprocess.STDOUT,
                                         env=dict(os.environ, **(env or {})))
-        self.grpc_port = self._wait_listening(timeout)
-        self.grpc_url = f"127.0.0.1:{self.grpc_port}"
+        ports = self._wait_listening(timeout)
+        #: host:port of each endpoint ("" when the server was told not to serve it, port -1)
+        self.grpc_url, self.http_url, self.metrics_url = (ports.get(k, "") for k in ("grpc", "http", "metrics"))
+        self.grpc_port = int(self.grpc_url.rsplit(":", 1)[1])
 
-    def _wait_listening(self, timeout: float) -> int:
-        # The server logs {"msg": "listening", "grpc": "host:port"} once its models are loaded
-        # and its port is bound (port 0 picks a free one, so tests never race for a port).
+    def _wait_listening(self, timeout: float) -> dict:
+        # The server logs {"msg": "listening", "grpc": "host:port", "http": ..., "metrics": ...}
+        # once its models are loaded and its ports are bound (port 0 picks a free one, so tests
+        # never race for a port).
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             for event in self.events():
                 if event.get("msg") == "listening":
-                    return int(event["grpc"].rsplit(":", 1)[1])
+                    return event
             if self.process.poll() is not None:
                 raise RuntimeError(f"fpyga serve exited with status {self.process.returncode}:\n"
                                    f"{self.log()}")

@@ -311,3 +311,142 @@ def test_proto_matches_tritonclient_descriptors(tmp_path):
         assert (method.input_type, method.output_type) == (
             "." + t.input_type.full_name, "." + t.output_type.full_name)
     assert checked > 80
+
+
+# ---- HTTP/REST v2, Prometheus, asyncio clients ------------------------------------------------
+
+def _http(server):
+    import tritonclient.http as httpclient
+
+    return httpclient, httpclient.InferenceServerClient(server.http_url, concurrency=4)
+
+
+def test_http_health_metadata_and_inference_json_and_binary(server, network):
+    httpclient, c = _http(server)
+    _, model = network
+    assert c.is_server_live() and not c.is_server_ready()
+    assert c.is_model_ready("bn") and not c.is_model_ready("broken") and not c.is_model_ready("nope")
+    assert c.get_server_metadata()["name"] == "fpyga"
+    md = c.get_model_metadata("bn")
+    assert md["inputs"] == [{"name": "input_1", "datatype": "FP32", "shape": [-1, 8]}]
+    out_name = md["outputs"][0]["name"]
+    assert c.get_model_config("small")["max_batch_size"] == 8
+    index = {m["name"]: m for m in c.get_model_repository_index()}
+    assert index["broken"]["state"] == "UNAVAILABLE" and index["bn"]["state"] == "READY"
+    x = nets.inputs(N_IN, 300, seed=9)
+    want = model.predict(x)
+    for binary in (True, False):
+        for rows in (1, 300):
+            inp = httpclient.InferInput("input_1", [rows, N_IN], "FP32")
+            inp.set_data_from_numpy(x[:rows], binary_data=binary)
+            out = httpclient.InferRequestedOutput(out_name, binary_data=binary)
+            got = c.infer("bn", [inp], outputs=[out], request_id="h1").as_numpy(out_name)
+            assert got.dtype == np.float32
+            np.testing.assert_array_equal(got, want[:rows])
+    c.close()
+
+
+def test_http_bad_inputs_get_clear_errors_and_the_server_keeps_answering(server, network):
+    import http.client
+
+    httpclient, c = _http(server)
+    _, model = network
+    good = nets.inputs(N_IN, 300, seed=10)[-3:]
+    out_name = c.get_model_metadata("bn")["outputs"][0]["name"]
+
+    def infer(x, model_name="bn", name="input_1", datatype="FP32", **kw):
+        inp = httpclient.InferInput(name, list(x.shape), datatype)
+        inp.set_data_from_numpy(x)
+        return c.infer(model_name, [inp], **kw)
+
+    bad = [
+        (lambda: infer(good, model_name="nope"), "unknown model 'nope'"),
+        (lambda: infer(good, model_version="3"), "has no version '3'"),
+        (lambda: infer(good, model_name="broken"), "is not ready"),
+        (lambda: infer(good, name="x"), "unknown input 'x'"),
+        (lambda: infer(good[:, :4].copy()), "has shape [-1, 8], got [3, 4]"),
+        (lambda: infer(good.astype(np.float64), datatype="FP64"), "datatype FP32, got FP64"),
+        (lambda: infer(nets.inputs(N_IN)[:9], model_name="small", name="x"), "over max_batch_size 8"),
+    ]
+    for fn, words in bad:
+        with pytest.raises(InferenceServerException) as e:
+            fn()
+        assert words in e.value.message(), e.value.message()
+        np.testing.assert_array_equal(infer(good).as_numpy(out_name), model.predict(good))
+
+    host, port = server.http_url.rsplit(":", 1)
+
+    def post(path, body, headers=None):
+        conn = http.client.HTTPConnection(host, int(port), timeout=30)
+        conn.request("POST", path, body=body, headers=headers or {})
+        r = conn.getresponse()
+        data = r.read()
+        conn.close()
+        return r.status, data
+
+    status, body = post("/v2/models/bn/infer", b"{not json")
+    assert status == 400 and b"malformed request JSON" in body
+    status, body = post("/v2/models/bn/infer", b'{"inputs": [{"name": "input_1", "shape": [1, 8], '
+                        b'"datatype": "FP32", "data": [1, 2, "x", 4, 5, 6, 7, 8]}]}')
+    assert status == 400 and b"where FP32 numbers were expected" in body
+    status, body = post("/v2/models/bn/infer", b'{"inputs": []}', {"Inference-Header-Content-Length": "999"})
+    assert status == 400 and b"is not a length within the" in body
+    status, body = post("/v2/models/bn/infer", b"{" + b" " * (2 << 20) + b"}")
+    assert status == 413
+    status, body = post("/v2/nothing", b"")
+    assert status == 404 and b"no such endpoint" in body
+    assert c.is_server_live()
+    np.testing.assert_array_equal(infer(good).as_numpy(out_name), model.predict(good))
+    c.close()
+
+
+def test_prometheus_metrics(server, network):
+    import urllib.request
+
+    grpc_c = grpcclient.InferenceServerClient(server.grpc_url)
+    _infer(grpc_c, nets.inputs(N_IN)[:5])
+    text = urllib.request.urlopen(f"http://{server.metrics_url}/metrics", timeout=30).read().decode()
+    values = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            key, value = line.rsplit(" ", 1)
+            values[key] = float(value)
+    bn = 'model="bn",version="1"'
+    assert values[f"fpyga_inference_request_success{{{bn}}}"] >= 1
+    assert values[f"fpyga_inference_request_failure{{{bn}}}"] >= 0
+    assert values[f"fpyga_inference_count{{{bn}}}"] >= 5
+    assert values[f'fpyga_batch_size_bucket{{{bn},le="+Inf"}}'] == values[f"fpyga_inference_exec_count{{{bn}}}"]
+    assert values[f"fpyga_inference_compute_duration_us{{{bn}}}"] > 0
+    assert any(k.startswith('fpyga_device_busy_us{device="emu:') for k in values)
+    grpc_c.close()
+
+
+def test_asyncio_clients(server, network):
+    import asyncio
+
+    import tritonclient.grpc.aio as grpc_aio
+    import tritonclient.http.aio as http_aio
+
+    _, model = network
+    x = nets.inputs(N_IN, 300, seed=11)
+    want = model.predict(x)
+
+    async def main():
+        g = grpc_aio.InferenceServerClient(server.grpc_url)
+        h = http_aio.InferenceServerClient(server.http_url)
+        out_name = (await g.get_model_metadata("bn", as_json=True))["outputs"][0]["name"]
+
+        async def one(client, mod, i):
+            inp = mod.InferInput("input_1", [10, N_IN], "FP32")
+            inp.set_data_from_numpy(x[i * 10:(i + 1) * 10])
+            r = await client.infer("bn", [inp])
+            return i, r.as_numpy(out_name)
+
+        results = await asyncio.wait_for(asyncio.gather(
+            *[one(g, grpc_aio, i) for i in range(15)], *[one(h, http_aio, i) for i in range(15, 30)]), 60)
+        await g.close()
+        await h.close()
+        return results
+
+    for i, got in asyncio.run(main()):
+        np.testing.assert_array_equal(got, want[i * 10:(i + 1) * 10])
