@@ -450,3 +450,30 @@ def test_asyncio_clients(server, network):
 
     for i, got in asyncio.run(main()):
         np.testing.assert_array_equal(got, want[i * 10:(i + 1) * 10])
+
+
+def test_grpc_over_tls(network, tmp_path):
+    """--tls-cert/--tls-key: tritonclient connects with ssl=True and the server's certificate as
+    the root; a plaintext client is refused."""
+    openssl = shutil.which("openssl")
+    if not openssl:
+        missing_input("openssl (to make a test certificate)")
+    cli = _cli()
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run([openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                    "-subj", "/CN=localhost", "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost",
+                    "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True, timeout=60)
+    xclbin, model = network
+    repo = fpyga.serve.write_repository(tmp_path / "repo", {"bn": xclbin})
+    x = nets.inputs(N_IN)[:4]
+    with fpyga.serve.start(repo, cli=cli, devices=["emu"], http_port=-1, metrics_port=-1,
+                           extra_args=["--tls-cert", str(cert), "--tls-key", str(key)]) as s:
+        c = grpcclient.InferenceServerClient(s.grpc_url, ssl=True, root_certificates=str(cert))
+        assert c.is_server_live()
+        out_name = c.get_model_metadata("bn", as_json=True)["outputs"][0]["name"]
+        np.testing.assert_array_equal(_infer(c, x).as_numpy(out_name), model.predict(x))
+        c.close()
+        plain = grpcclient.InferenceServerClient(s.grpc_url)
+        with pytest.raises(InferenceServerException):
+            plain.is_server_live(client_timeout=5)
+        plain.close()
