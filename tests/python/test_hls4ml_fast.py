@@ -177,6 +177,24 @@ def test_a_fast_path_that_differs_is_dropped(network, tmp_path, monkeypatch, emu
     np.testing.assert_array_equal(got, fpyga.hls4ml.Model(net.xclbin, device=emu, exact="csim").predict_raw(x))
 
 
+def test_a_fast_path_that_does_not_compile_is_dropped(network, tmp_path, monkeypatch, emu):
+    net = network("batchnorm")
+    real = fast.generate
+
+    def broken(project, firmware):
+        source, why = real(project, firmware)
+        return source + "\nstatic_assert(false, \"a generator bug\");\n", why
+
+    monkeypatch.setattr(fast, "generate", broken)
+    with pytest.warns(UserWarning, match=r"the fast path did not compile \(compiling .*fpyga_fast.*\); the network runs"):
+        xclbin = fpyga.hls4ml.build(net.hls_model, tmp_path / "broken.xclbin", cache_dir=tmp_path / "cache")
+    model = fpyga.hls4ml.Model(xclbin, device=emu)
+    assert "batch_csim" not in model.info["kernels"]
+    x = _raw_inputs(net.project, 2000)
+    got = model.predict_raw(x)
+    np.testing.assert_array_equal(got, fpyga.hls4ml.Model(net.xclbin, device=emu, exact="csim").predict_raw(x))
+
+
 def test_model_refuses_an_unknown_exact(network, emu):
     with pytest.raises(ValueError, match="exact must be None or 'csim'"):
         fpyga.hls4ml.Model(network("batchnorm").xclbin, device=emu, exact="fast")
