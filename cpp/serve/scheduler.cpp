@@ -12,8 +12,10 @@ struct scheduler::request {
   float* y = nullptr;
   clock::time_point enqueued;
   clock::time_point deadline;
-  bool taken = false;  ///< in a batch some thread is running
+  bool taken = false;    ///< in a batch some thread is running
+  bool leading = false;  ///< its thread is forming or running a batch (not waiting)
   bool done = false;
+  std::condition_variable cv;  ///< its thread waits here
   std::exception_ptr error;
 };
 
@@ -73,14 +75,28 @@ std::uint64_t scheduler::batches_run() const {
 void scheduler::close() {
   std::lock_guard lk(mu_);
   closed_ = true;
-  cv_.notify_all();
+  delay_cv_.notify_all();
 }
 
 void scheduler::drain() {
   std::unique_lock lk(mu_);
   closed_ = true;
-  cv_.notify_all();
-  cv_.wait(lk, [&] { return active_ == 0; });
+  delay_cv_.notify_all();
+  drained_cv_.wait(lk, [&] { return active_ == 0; });
+}
+
+void scheduler::wake_next() {
+  if (idle_.empty()) return;
+  for (request* q : queue_)
+    if (!q->leading) {
+      q->cv.notify_one();
+      return;
+    }
+}
+
+void scheduler::count_done(std::size_t n) {
+  active_ -= n;
+  if (active_ == 0) drained_cv_.notify_all();
 }
 
 void scheduler::infer(const float* x, std::size_t rows, float* y, clock::time_point deadline) {
@@ -119,36 +135,37 @@ void scheduler::infer(const float* x, std::size_t rows, float* y, clock::time_po
   queued_rows_ += rows;
   ++active_;
   // A batch forming under max_queue_delay waits for requests like this one.
-  if (delay_waiters_ > 0) cv_.notify_all();
+  if (delay_waiters_ > 0) delay_cv_.notify_all();
 
   while (!r.done) {
     if (!r.taken && !idle_.empty()) {
       const std::size_t idx = idle_.back();
       idle_.pop_back();
+      r.leading = true;
       auto batch = take_batch(lk);
-      if (batch.empty()) {
-        idle_.push_back(idx);
-        cv_.notify_all();
-        continue;
+      if (!batch.empty()) {
+        lk.unlock();
+        run_batch(instances_[idx], idx, batch);
+        lk.lock();
+        for (auto* b : batch) {
+          b->done = true;
+          if (b != &r) b->cv.notify_one();
+        }
+        ++batches_;
+        count_done(batch.size());
       }
-      lk.unlock();
-      run_batch(instances_[idx], idx, batch);
-      lk.lock();
-      for (auto* b : batch) b->done = true;
-      active_ -= batch.size();
-      ++batches_;
+      r.leading = false;
       idle_.push_back(idx);
-      cv_.notify_all();
+      wake_next();
       continue;
     }
     if (r.taken || deadline == clock::time_point::max()) {
-      cv_.wait(lk);
-    } else if (cv_.wait_until(lk, deadline) == std::cv_status::timeout && !r.taken && !r.done) {
+      r.cv.wait(lk);
+    } else if (r.cv.wait_until(lk, deadline) == std::cv_status::timeout && !r.taken && !r.done) {
       // Still queued: drop it, it never reached a device.
       queue_.erase(std::find(queue_.begin(), queue_.end(), &r));
       queued_rows_ -= rows;
-      --active_;
-      cv_.notify_all();
+      count_done(1);
       fail(status_code::deadline_exceeded,
            "model '" + cfg_.name + "': the request's deadline passed while it was queued");
     }
@@ -173,7 +190,7 @@ std::vector<scheduler::request*> scheduler::take_batch(std::unique_lock<std::mut
         queue_.front()->enqueued + std::chrono::microseconds(cfg_.max_queue_delay_us);
     while (!queue_.empty() && queued_rows_ < target && !closed_ && clock::now() < until) {
       ++delay_waiters_;
-      cv_.wait_until(lk, until);
+      delay_cv_.wait_until(lk, until);
       --delay_waiters_;
     }
   }
@@ -188,7 +205,8 @@ std::vector<scheduler::request*> scheduler::take_batch(std::unique_lock<std::mut
           status_code::deadline_exceeded,
           "model '" + cfg_.name + "': the request's deadline passed while it was queued"));
       r->done = true;
-      --active_;
+      r->cv.notify_one();
+      count_done(1);
       continue;
     }
     if (!batch.empty() && (!batching || rows + r->rows > limit)) break;

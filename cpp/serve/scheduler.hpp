@@ -68,6 +68,10 @@ class scheduler {
   struct instance;
   /// Takes requests from the head of the queue for one batch (mu_ held).
   std::vector<request*> take_batch(std::unique_lock<std::mutex>& lock);
+  /// An instance is idle: wakes the thread of the first queued request that is waiting, which
+  /// takes it (mu_ held). One wake-up per freed instance, not one per waiting thread.
+  void wake_next();
+  void count_done(std::size_t n);
   void run_batch(instance& inst, std::size_t idx, std::vector<request*>& batch);
 
   model_config cfg_;
@@ -79,7 +83,8 @@ class scheduler {
   std::vector<std::atomic<std::uint64_t>*> busy_ns_;
 
   mutable std::mutex mu_;
-  std::condition_variable cv_;
+  std::condition_variable delay_cv_;    ///< batches waiting out max_queue_delay wait here
+  std::condition_variable drained_cv_;  ///< drain() waits here for active_ == 0
   std::deque<request*> queue_;
   std::vector<std::size_t> idle_;  ///< indices of idle instances
   std::size_t queued_rows_ = 0;
