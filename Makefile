@@ -20,7 +20,7 @@ APT_PACKAGES := build-essential cmake pkg-config git python3 python3-venv python
   libbenchmark-dev clang-14 libclang-rt-14-dev \
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev libcpp-httplib-dev
 
-.PHONY: deps venv build test test-cpp test-python demo retrain fuzz clean
+.PHONY: deps venv build test test-cpp test-python demo retrain fuzz sanitize tsan clean
 
 deps:
 	@missing=$$(for p in $(APT_PACKAGES); do \
@@ -76,6 +76,64 @@ fuzz: deps
 	  -max_total_time=$(FUZZ_TIME) -print_final_stats=1 -artifact_prefix=artifacts/
 	cd $(FUZZ_BUILD)/tests/fuzz && ./fpyga_fuzz_description corpus_description \
 	  -max_total_time=$(FUZZ_TIME) -print_final_stats=1 -artifact_prefix=artifacts/
+
+# Sanitizer passes; CI (.ci/run) runs both after `make test`. Each builds in a directory of its
+# own and fails on any sanitizer report, from a test or from any process a test starts: ASan,
+# LSan and TSan reports go to files (log_path) that .ci/check-sanitizer-logs inspects at the end;
+# a UBSan report aborts its process.
+#   make sanitize  ASan + UBSan (float-cast-overflow, no recovery) on the library, tools, tests,
+#                  Python extension and the kernels' .so: the C++ suite, then the Python suite in
+#                  the venv's Python with the ASan runtime preloaded. Leak checking is on for the
+#                  C++ suite and off for Python, which by design does not free everything at exit.
+#                  The preload is the ASan runtime and libstdc++: ASan resolves its C++ exception
+#                  interceptor at start-up, before Python would load libstdc++.
+#   make tsan      TSan on the library and the C++ suites that run kernels from several threads.
+ASAN_BUILD := $(ROOT)/build-asan
+TSAN_BUILD := $(ROOT)/build-tsan
+SANITIZE_PYTEST ?= tests/python
+# The suites whose tests start kernels from several threads, or race host calls with runs.
+TSAN_TESTS ?= ^(emu_|api_|XrtNoop\.|xrt_hardening\.|NnModelEmu\.)
+# `make tsan` builds only what those suites need: the CLI, the kernels and these test programs.
+TSAN_PROGRAMS ?= fpyga_test_(emu|emu_memory|emu_args|api|xrt_noop|xrt_hardening|nn_model)\b
+SAN_OPTIONS_COMMON := print_stacktrace=1
+# An allocation the host cannot back fails as it does without ASan (bad_alloc, NULL), since the
+# tests check how fpyga handles that; ASan's default would abort the process instead.
+ASAN_OPTIONS_COMMON := $(SAN_OPTIONS_COMMON):allocator_may_return_null=1
+# GCC's UBSan runtime beside ASan writes to stderr whatever log_path says: a report aborts the
+# process instead (SIGABRT), which no test mistakes for an ordinary error exit.
+UBSAN_OPTIONS_COMMON := $(SAN_OPTIONS_COMMON):halt_on_error=1:abort_on_error=1
+sanitize: venv
+	cmake -S $(ROOT) -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+	  -DFPYGA_SANITIZE=address -DFPYGA_SANITIZE_KERNELS=ON -DFPYGA_BUILD_BENCH=OFF \
+	  -DPython_EXECUTABLE=$(VENV)/bin/python
+	cmake --build $(ASAN_BUILD) -j $(JOBS)
+	rm -rf $(ASAN_BUILD)/sanitizer-logs && mkdir -p $(ASAN_BUILD)/sanitizer-logs
+	cd $(ASAN_BUILD) && \
+	  ASAN_OPTIONS=$(ASAN_OPTIONS_COMMON):detect_leaks=1:log_path=$(ASAN_BUILD)/sanitizer-logs/cpp-asan \
+	  UBSAN_OPTIONS=$(UBSAN_OPTIONS_COMMON) \
+	  ctest --output-on-failure -j $(JOBS); \
+	  status=$$?; $(ROOT)/.ci/check-sanitizer-logs $(ASAN_BUILD)/sanitizer-logs && exit $$status
+	cd $(ROOT) && preload=$$(ldd $(ASAN_BUILD)/python/fpyga/_core*.so | \
+	    awk '/libasan/ {a = $$3} /libstdc\+\+/ {s = $$3} END {if (a && s) print a, s}') && \
+	  test -n "$$preload" && \
+	  LD_PRELOAD="$$preload" PYTHONMALLOC=malloc \
+	  ASAN_OPTIONS=$(ASAN_OPTIONS_COMMON):detect_leaks=0:log_path=$(ASAN_BUILD)/sanitizer-logs/py-asan \
+	  UBSAN_OPTIONS=$(UBSAN_OPTIONS_COMMON) \
+	  PYTHONPATH=$(ASAN_BUILD)/python FPYGA_XCLBIN_DIR=$(ASAN_BUILD)/kernels \
+	  FPYGA_CLI=$(ASAN_BUILD)/cpp/tools/fpyga FPYGA_SANITIZED_KERNELS=1 \
+	  $(VENV)/bin/python -m pytest -q -p no:cacheprovider $(SANITIZE_PYTEST); \
+	  status=$$?; $(ROOT)/.ci/check-sanitizer-logs $(ASAN_BUILD)/sanitizer-logs && exit $$status
+
+tsan: venv
+	cmake -S $(ROOT) -B $(TSAN_BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DFPYGA_SANITIZE=thread \
+	  -DFPYGA_BUILD_PYTHON=OFF -DFPYGA_BUILD_BENCH=OFF -DPython_EXECUTABLE=$(VENV)/bin/python
+	cmake --build $(TSAN_BUILD) -j $(JOBS) --target fpyga_cli fpyga_kernels \
+	  $$(cmake --build $(TSAN_BUILD) --target help | grep -oE '$(TSAN_PROGRAMS)' | sort -u)
+	rm -rf $(TSAN_BUILD)/sanitizer-logs && mkdir -p $(TSAN_BUILD)/sanitizer-logs
+	cd $(TSAN_BUILD) && \
+	  TSAN_OPTIONS=$(SAN_OPTIONS_COMMON):second_deadlock_stack=1:die_after_fork=0:log_path=$(TSAN_BUILD)/sanitizer-logs/tsan \
+	  ctest --output-on-failure -j $(JOBS) -R '$(TSAN_TESTS)'; \
+	  status=$$?; $(ROOT)/.ci/check-sanitizer-logs $(TSAN_BUILD)/sanitizer-logs && exit $$status
 
 clean:
 	rm -rf $(BUILD) $(VENV)
