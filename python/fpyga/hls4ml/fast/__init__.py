@@ -319,12 +319,20 @@ def _check_chain(net: network, project, firmware: Path) -> None:
         raise Unsupported(f"{project.name}.cpp calls nnet:: functions the fast path does not parse")
 
 
+def _trace_body(project, csim: list[str]) -> str:
+    if project.io_type != "io_parallel":
+        return "  return -2;  // io_stream: the layers pass hls::streams, not traced"
+    return "\n".join([f"  {project.input_ctype} x0[fpyga_n_in];",
+                      "  for (int i = 0; i < fpyga_n_in; ++i) x0[i] = in[i];", "  int offset = 0;", *csim,
+                      "  return -1;"])
+
+
 def render(project, firmware: Path) -> str:
     """The fast source, or Unsupported naming the layer and why."""
     net = read_network(project, firmware)
     _check_chain(net, project, firmware)
     types = _types(net)
-    members, inits, luts, lines, sizes, listing = [], [], [], [], [f"{project.n_in}"], []
+    members, inits, luts, lines, sizes, listing, csim = [], [], [], [], [f"{project.n_in}"], [], []
     bufs = ("a", "b")
     for k, c in enumerate(net.calls):
         src, dst = bufs[k % 2], bufs[(k + 1) % 2]
@@ -333,8 +341,18 @@ def render(project, firmware: Path) -> str:
         inits += [init] if init else []
         luts += [lut] if lut else []
         lines.append(line)
+        lines.append(f"  if (trace) trace->put({dst}, {size});")
         sizes.append(f"int({size})")
         listing.append(f"//   {c.layer}: nnet::{c.function}<{', '.join(c.template_args)}>")
+        if project.io_type == "io_parallel":
+            # the C simulation's own call, on arrays of this function (the trace below)
+            res_t, x_in, x_out = c.template_args[-2], f"x{k}", f"x{k + 1}"
+            args = ", ".join([x_in, x_out] + c.args[2:]) if c.function in ("dense", "normalize") \
+                else ", ".join([x_in] + c.args[1:-1] + [x_out])
+            csim.append(f"  {res_t} {x_out}[{size}];\n"
+                        f"  nnet::{c.function}<{', '.join(c.template_args)}>({args});\n"
+                        f"  if (differs(fast + offset, {x_out}, {size})) return {k};\n"
+                        f"  offset += {size};")
     weights = "\n".join(net.weights.values())
     params = re.sub(r'^\s*#include\s+"weights/[^"]+"\s*$', "", net.parameters_h, flags=re.M)
     params = params.replace("// hls-fpga-machine-learning insert weights", "// weights (declared)\n" + weights)
@@ -345,7 +363,7 @@ def render(project, firmware: Path) -> str:
         lut_functions="\n\n".join(luts), members="\n".join(members) or "  char unused = 0;",
         initializers=(" : " + ", ".join(inits)) if inits else "", n_in=project.n_in, n_out=project.n_out,
         largest=largest, clones='"avx512f", "avx2", "default"', body="\n".join(lines),
-        result=bufs[len(net.calls) % 2])
+        result=bufs[len(net.calls) % 2], total=" + ".join(sizes[1:]), csim_layers=_trace_body(project, csim))
 
 
 def generate(project, firmware):
@@ -391,4 +409,10 @@ def verify_build(project, library, n_random: int = VERIFY_SAMPLES, threads: int 
         return f"the fast path could not be verified ({e})"
     if bad is None:
         return None
-    return f"the fast path differs from the C simulation on {bad}"
+    where = ""
+    if bad.layer >= 0:
+        calls = read_network(project, project.firmware).calls
+        if bad.layer < len(calls):
+            c = calls[bad.layer]
+            where = f", first in layer {c.layer} ({c.function})"
+    return f"the fast path differs from the C simulation on {bad}{where}"

@@ -80,6 +80,7 @@ class mismatch:
     inputs: np.ndarray
     fast: np.ndarray
     csim: np.ndarray
+    layer: int = -2  #: index of the first layer whose outputs differ (-1 none, -2 not traced)
 
     def __str__(self):
         outs = np.flatnonzero(self.fast != self.csim)
@@ -115,23 +116,27 @@ def compare(library: str, x: np.ndarray, n_out: int, out_dtype, *, threads: int 
                 return mismatch(start + i, part[i].copy(), a[i].copy(), b[i].copy())
             return None
 
-        starts = range(0, len(x), chunk)
-        if threads > 1 and len(x):
-            # the C simulation fills its activation tables at first use, unguarded: once, alone
-            first = run(0)
-            if first is not None:
-                return first
-            starts = starts[1:]
-        if threads > 1:
-            with concurrent.futures.ThreadPoolExecutor(threads) as pool:
-                results = list(pool.map(run, starts))
-        else:
-            results = []
-            for s in starts:  # stop at the first difference
-                results.append(run(s))
-                if results[-1] is not None:
-                    break
-        return next((r for r in results if r is not None), None)
+        # the C simulation fills its activation tables at first use, unguarded: the first chunk alone
+        results = [run(0)] if len(x) else []
+        rest = range(chunk, len(x), chunk)
+        if results and results[0] is None:
+            if threads > 1:
+                with concurrent.futures.ThreadPoolExecutor(threads) as pool:
+                    results += list(pool.map(run, rest))
+            else:
+                for s in rest:  # stop at the first difference
+                    results.append(run(s))
+                    if results[-1] is not None:
+                        break
+        first = next((r for r in results if r is not None), None)
+        if first is not None and hasattr(lib, "fpyga_fast_first_layer_differing"):
+            trace = lib.fpyga_fast_first_layer_differing
+            trace.restype = ctypes.c_int
+            trace.argtypes = [ctypes.c_void_p]
+            sample = np.ascontiguousarray(first.inputs)
+            first.layer = int(trace(sample.ctypes.data))
+            del trace
+        return first
     finally:
         import _ctypes
 
