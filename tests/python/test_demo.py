@@ -85,11 +85,13 @@ def test_network_beats_the_trigger_lookup():
 
 def test_kernel_on_emu_equals_hls4ml_csim(nn_xclbins, emu, tmp_path):
     from fpyga.demo.__main__ import hls4ml_predict
+    from fpyga.demo.convert import convert
+    from fpyga.demo.model import models_dir
 
     m = load("iris")
     d = data.iris(m.meta["seed"], m.meta["val_fraction"])
     x = m.standardize(d.x_val)
-    y_hls = hls4ml_predict("iris", x, tmp_path)
+    y_hls = hls4ml_predict(convert(models_dir() / "iris", tmp_path / "hls4ml_iris"), x)
     run = host.run_python_host(nn_xclbins["iris"], x, 3, device=emu)
     np.testing.assert_array_equal(run.raw, fpyga._core.to_fixed(y_hls, "ap_fixed<16,6>"))
     np.testing.assert_array_equal(run.outputs, y_hls.astype(np.float32))
