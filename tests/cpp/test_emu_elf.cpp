@@ -151,6 +151,31 @@ const std::vector<damage>& damages() {
          r.r_info = ELF64_R_INFO(100000, ELF64_R_TYPE(r.r_info));
        },
        "names symbol 100000"},
+      {"dynamic_address", [](bytes& b) { phdr(b, PT_DYNAMIC).p_vaddr += 0x10; },
+       "does not map to its file offset"},
+      {"relacount",
+       [](bytes& b) {
+         auto& r = at<Elf64_Rela>(b, file_offset(b, dyn(b, DT_RELA).d_un.d_ptr));
+         r.r_info = ELF64_R_INFO(0, R_X86_64_64);  // glibc asserted: the first are relative
+       },
+       "is not a relative relocation, but DT_RELACOUNT says"},
+      {"init_array_slot",
+       [](bytes& b) {
+         // The relocation that fills init_array[0] moves to another word: the slot would be
+         // called at its link-time address.
+         const auto init = dyn(b, DT_INIT_ARRAY).d_un.d_ptr;
+         const auto rela = file_offset(b, dyn(b, DT_RELA).d_un.d_ptr);
+         const auto n = dyn(b, DT_RELASZ).d_un.d_val / sizeof(Elf64_Rela);
+         for (std::uint64_t i = 0; i < n; ++i) {
+           auto& r = at<Elf64_Rela>(b, rela + i * sizeof(Elf64_Rela));
+           if (r.r_offset == init) {
+             r.r_offset = init + 0x2f;
+             return;
+           }
+         }
+         throw std::runtime_error("test: no relocation fills init_array[0]");
+       },
+       "has no relocation"},
       {"verneed",
        [](bytes& b) {
          at<Elf64_Verneed>(b, file_offset(b, dyn(b, DT_VERNEED).d_un.d_ptr)).vn_aux = 1u << 30;
@@ -183,8 +208,8 @@ TEST_F(emu_elf, each_damage_is_refused_with_what_is_wrong) {
 }
 
 // Through the overlay: each damaged file is an xclbin_error naming it, nothing was loaded, and the
-// device then loads and runs the real kernel. (Before the check, `strtab`, `gnu_hash_buckets`,
-// `relaent`, `rela_target` and `init_array` killed the process inside dlopen.)
+// device then loads and runs the real kernel. (Without the check, damages like these end the
+// process inside dlopen: SIGSEGV, or ld.so's "Inconsistency detected" exit.)
 TEST_F(emu_elf, emu_refuses_them_and_stays_usable) {
   auto dev = fpyga::device::open("emu");
   for (const auto& d : damages()) {

@@ -10,6 +10,7 @@
 #include <cstring>
 #include <map>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -21,9 +22,11 @@ namespace {
 #if defined(__x86_64__)
 constexpr std::uint16_t host_machine = EM_X86_64;
 constexpr const char* host_machine_name = "x86-64";
+constexpr std::uint32_t relative_type = R_X86_64_RELATIVE;
 #elif defined(__aarch64__)
 constexpr std::uint16_t host_machine = EM_AARCH64;
 constexpr const char* host_machine_name = "AArch64";
+constexpr std::uint32_t relative_type = R_AARCH64_RELATIVE;
 #else
 #error "emu_elf.cpp: add this host's ELF machine"
 #endif
@@ -193,9 +196,12 @@ class elf_checker {
     for (const auto& ph : others) {
       const std::string what = "segment of type " + hex(ph.p_type);
       if (ph.p_type == PT_DYNAMIC || ph.p_type == PT_NOTE || ph.p_type == PT_GNU_PROPERTY ||
-          ph.p_type == PT_GNU_EH_FRAME)
-        file_backed(ph.p_vaddr, ph.p_filesz, what);
-      else if (ph.p_type == PT_GNU_RELRO && ph.p_memsz)
+          ph.p_type == PT_GNU_EH_FRAME || (ph.p_type == PT_TLS && ph.p_filesz)) {
+        // The loader reads them at their address, this check at their offset: the same bytes.
+        if (file_backed(ph.p_vaddr, ph.p_filesz, what) != ph.p_offset)
+          fail(what + " at address " + hex(ph.p_vaddr) + " does not map to its file offset " +
+               std::to_string(ph.p_offset));
+      } else if (ph.p_type == PT_GNU_RELRO && ph.p_memsz)
         need_mapped(ph.p_vaddr, ph.p_memsz, what);
       if (ph.p_type == PT_NOTE || ph.p_type == PT_GNU_PROPERTY) notes(ph);
     }
@@ -428,6 +434,25 @@ class elf_checker {
     const bool textrel = dyn(DT_TEXTREL) || (dyn(DT_FLAGS).value_or(0) & DF_TEXTREL);
     rela_table(dyn(DT_RELA), dyn(DT_RELASZ), "DT_RELA", textrel);
     rela_table(dyn(DT_JMPREL), dyn(DT_PLTRELSZ), "DT_JMPREL", textrel);
+    // glibc asserts that the first DT_RELACOUNT relocations are relative ones.
+    if (const auto count = dyn(DT_RELACOUNT); count && *count) {
+      if (*count > dyn(DT_RELASZ).value_or(0) / sizeof(Elf64_Rela))
+        fail("DT_RELACOUNT " + std::to_string(*count) + " exceeds the DT_RELA entries");
+      const std::uint64_t off = file_backed(*dyn(DT_RELA), 1, "DT_RELA");
+      for (std::uint64_t i = 0; i < *count; ++i)
+        if (ELF64_R_TYPE(read<Elf64_Rela>(off + i * sizeof(Elf64_Rela), "DT_RELA").r_info) !=
+            relative_type)
+          fail("DT_RELA entry " + std::to_string(i) +
+               " is not a relative relocation, but "
+               "DT_RELACOUNT says the first " +
+               std::to_string(*count) + " are");
+    }
+    // In a shared object every init/fini function pointer is relocated; a slot nothing relocates
+    // would be called at its link-time address.
+    for (const auto& [addr, size] : arrays_)
+      for (std::uint64_t slot = addr; slot < addr + size; slot += 8)
+        if (!relocated_.count(slot))
+          fail("init/fini array slot at address " + hex(slot) + " has no relocation");
   }
 
   void rela_table(std::optional<std::uint64_t> addr, std::optional<std::uint64_t> size,
@@ -442,6 +467,7 @@ class elf_checker {
       const std::string what = std::string(name) + " entry " + std::to_string(i);
       const auto type = ELF64_R_TYPE(r.r_info);
       const auto sym = ELF64_R_SYM(r.r_info);
+      relocated_.insert(r.r_offset);
       if (sym >= nsyms_)
         fail(what + " names symbol " + std::to_string(sym) + ", the table has " +
              std::to_string(nsyms_));
@@ -475,6 +501,7 @@ class elf_checker {
   std::map<std::uint64_t, std::uint64_t> dyn_;
   std::vector<std::uint64_t> strings_;
   std::vector<std::pair<std::uint64_t, std::uint64_t>> arrays_;
+  std::set<std::uint64_t> relocated_;  ///< addresses some relocation writes
   std::uint64_t strsz_ = 0, strtab_off_ = 0, symtab_off_ = 0, nsyms_ = 0;
   unsigned max_version_ = 1;  // 0 local, 1 global need no record
 };
