@@ -5,10 +5,12 @@
 One process, the contenders interleaved in each repeat (these machines are noisy); medians of the
 per-sample time over the repeats, and their ratios:
 
-- bare: the compiled network's ``nn_batch`` called directly (ctypes) on raw ap_fixed bits, one
-  call over the whole batch on one core: the floor of any host.
+- bare: the compiled network's batch kernel called directly (ctypes) on raw ap_fixed bits, one
+  call over the whole batch on one core: the floor of any host. For both kernels of the xclbin:
+  the fast path (``nn_batch``) and the C-simulation kernel (``nn_batch_csim``).
 - Model 1 CU / 2 CU: ``Model.predict(X)`` on the emulated device, float in and float out
-  (conversion in C++, overlapped with the kernel runs), with xclbins of 1 and 2 compute units.
+  (conversion in C++, overlapped with the kernel runs), with xclbins of 1 and 2 compute units, on
+  each kernel (``exact="csim"`` for the C-simulation one).
 - hls4ml: ``hls_model.predict(X)`` after ``compile()`` (hls4ml's C simulation, one ctypes call
   per sample, on one core).
 
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import ctypes
+import os
 import struct
 import sys
 import tempfile
@@ -51,7 +54,7 @@ def main(argv=None) -> int:
     p.add_argument("--model", default="muon", choices=["muon", "iris"])
     p.add_argument("--samples", type=int, default=20000)
     p.add_argument("--repeats", type=int, default=7)
-    p.add_argument("--hls4ml-samples", type=int, default=5000,
+    p.add_argument("--hls4ml-samples", type=int, default=3000,
                    help="samples for hls4ml's predict (slow: per-sample Python loop)")
     args = p.parse_args(argv)
 
@@ -63,63 +66,82 @@ def main(argv=None) -> int:
 
     work = Path(tempfile.mkdtemp(prefix="fpyga-bench-hls4ml-"))
     hls_model = convert(models_dir() / args.model, work / "prj")
-    xb1 = fpyga.hls4ml.build(hls_model, work / "one" / f"{args.model}.xclbin", compute_units=1)
-    xb2 = fpyga.hls4ml.build(hls_model, work / "two" / f"{args.model}.xclbin", compute_units=2)
+    xb = {1: fpyga.hls4ml.build(hls_model, work / "one" / f"{args.model}.xclbin", compute_units=1),
+          2: fpyga.hls4ml.build(hls_model, work / "two" / f"{args.model}.xclbin", compute_units=2)}
     hls_model.compile()
 
     emu = fpyga.Device.open("emu")
-    m1 = fpyga.hls4ml.Model(xb1, device=emu)
+    probe = fpyga.hls4ml.Model(xb[1], device=emu)
+    kernels = probe.info["kernels"]
+    n_in, n_out, in_type, out_type = probe.n_inputs, probe.n_outputs, probe.input_type, probe.output_type
+    del probe
     rng = np.random.default_rng(1)
-    x = rng.normal(0, 1.5, (args.samples, m1.n_inputs)).astype(np.float32)
+    x = rng.normal(0, 1.5, (args.samples, n_in)).astype(np.float32)
     xh = x[: args.hls4ml_samples]
 
+    # The bare network: the xclbin's kernel object called directly, on one core.
     so_path = work / "kernel.so"
-    so_path.write_bytes(bitstream(xb1))
+    so_path.write_bytes(bitstream(xb[1]))
     lib = ctypes.CDLL(str(so_path))
-    nn_batch = lib.nn_batch
-    nn_batch.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int]
-    raw_in = _core.to_fixed(x, m1.input_type)
-    raw_out = np.zeros((len(x), m1.n_outputs), raw_in.dtype)
+    raw_in = _core.to_fixed(x, in_type)
+    raw_out = np.zeros((len(x), n_out), raw_in.dtype)
+    bare = {}
+    for exact, kernel in (("fast", kernels["batch"]), ("csim", kernels.get("batch_csim"))):
+        if kernel is None:
+            continue
+        fn = getattr(lib, kernel)
+        fn.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int]
+        bare[exact] = lambda fn=fn: fn(raw_in.ctypes.data, raw_out.ctypes.data, len(x))
 
-    def bare():
-        nn_batch(raw_in.ctypes.data, raw_out.ctypes.data, len(x))
+    contenders = {}
+    for exact in bare:
+        contenders[f"bare_{exact}"] = ("bare", exact, None)
+        for cu in (1, 2):
+            contenders[f"model_{exact}_{cu}cu"] = ("model", exact, cu)
+    contenders["hls4ml"] = ("hls4ml", None, None)
 
-    # warm-up, and the contenders agree
-    bare()
-    y1 = m1.predict(x)
-    assert np.array_equal(_core.from_fixed(raw_out, m1.output_type), y1), "bare loop and Model differ"
+    def run(kind, exact, cu):
+        if kind == "bare":
+            return timed(bare[exact]) / len(x)
+        if kind == "hls4ml":
+            return timed(lambda: hls_model.predict(xh)) / len(xh)
+        # A device holds one xclbin: each Model loads its own before it is timed.
+        m = fpyga.hls4ml.Model(xb[cu], device=emu, exact="csim" if exact == "csim" else None)
+        m.predict(x[:64])
+        t = timed(lambda: m.predict(x)) / len(x)
+        y = m.predict(x[:512])
+        bare[exact]()
+        assert np.array_equal(y, _core.from_fixed(raw_out[:512], out_type)), f"{exact} {cu} CU differs from bare"
+        return t
+
     yh = np.asarray(hls_model.predict(xh)).reshape(len(xh), -1)
-    assert np.array_equal(yh, y1[: len(xh)]), "hls4ml and Model differ"
+    m = fpyga.hls4ml.Model(xb[1], device=emu)
+    assert np.array_equal(yh, m.predict(xh)), "hls4ml and Model differ"
+    del m
 
-    rows = {"bare": [], "model_1cu": [], "model_2cu": [], "hls4ml": []}
-    m2 = None
+    rows = {k: [] for k in contenders}
     for r in range(args.repeats):
-        order = ["bare", "model_1cu", "model_2cu", "hls4ml"]
+        order = list(contenders)
         if r % 2:
             order.reverse()
-        for what in order:
-            if what == "bare":
-                rows[what].append(timed(bare) / len(x))
-            elif what == "model_1cu":
-                rows[what].append(timed(lambda: m1.predict(x)) / len(x))
-            elif what == "model_2cu":
-                # a device holds one xclbin: the 1-CU and 2-CU models take turns on emu
-                m2 = fpyga.hls4ml.Model(xb2, device=emu)
-                rows[what].append(timed(lambda: m2.predict(x)) / len(x))
-                m1 = fpyga.hls4ml.Model(xb1, device=emu)
-            else:
-                rows[what].append(timed(lambda: hls_model.predict(xh)) / len(xh))
-        print(f"repeat {r + 1}/{args.repeats}: " + ", ".join(f"{k} {v[-1] * 1e6:.2f} us" for k, v in rows.items()),
+        for k in order:
+            rows[k].append(run(*contenders[k]))
+        print(f"repeat {r + 1}/{args.repeats}: " + ", ".join(f"{k} {v[-1] * 1e6:.3f}" for k, v in rows.items()),
               file=sys.stderr)
 
     med = {k: float(np.median(v)) * 1e6 for k, v in rows.items()}
-    print(f"\n{args.model}: {m1.n_inputs} inputs, {m1.n_outputs} outputs, {args.samples} samples "
-          f"({args.hls4ml_samples} for hls4ml), {args.repeats} repeats, medians per sample:")
+    load = os.getloadavg()[0]
+    print(f"\n{args.model}: {n_in} inputs, {n_out} outputs, {args.samples} samples ({args.hls4ml_samples} for "
+          f"hls4ml), {args.repeats} repeats, load average {load:.1f} on {os.cpu_count()} cores; medians per sample:")
     for k, v in med.items():
-        print(f"  {k:<10} {v:9.3f} us")
-    print(f"Model 1 CU / bare           {med['model_1cu'] / med['bare']:.3f}x  (target <= 1.05)")
-    print(f"hls4ml / Model 2 CU         {med['hls4ml'] / med['model_2cu']:.2f}x faster (target >= 1.5)")
-    print(f"Model 1 CU / Model 2 CU     {med['model_1cu'] / med['model_2cu']:.2f}x (scaling 1 -> 2 CUs)")
+        print(f"  {k:<18} {v:10.3f} us")
+    for exact in bare:
+        print(f"[{exact}] Model 1 CU / bare kernel      {med[f'model_{exact}_1cu'] / med[f'bare_{exact}']:.3f}x "
+              f"(target <= 1.05)")
+        print(f"[{exact}] hls4ml / Model 2 CU           {med['hls4ml'] / med[f'model_{exact}_2cu']:.1f}x faster "
+              f"(target >= 1.5)")
+        print(f"[{exact}] Model 1 CU / Model 2 CU       {med[f'model_{exact}_1cu'] / med[f'model_{exact}_2cu']:.2f}x "
+              f"(1 -> 2 CUs)")
     return 0
 
 
