@@ -93,6 +93,10 @@ TSAN_BUILD := $(ROOT)/build-tsan
 SANITIZE_PYTEST ?= tests/python
 # The suites whose tests start kernels from several threads, or race host calls with runs.
 TSAN_TESTS ?= ^(emu_|api_|XrtNoop\.|xrt_hardening\.|NnModelEmu\.)
+# Not emu_bounds: its faults are caught by a SIGSEGV handler that leaves with siglongjmp, which
+# crashes under TSan's own signal handling (two of its tests, 2026-11-30); the normal and the
+# ASan passes run them.
+TSAN_EXCLUDE ?= ^emu_bounds\.
 # `make tsan` builds only what those suites need: the CLI, the kernels and these test programs.
 TSAN_PROGRAMS ?= fpyga_test_(emu|emu_memory|emu_args|api|xrt_noop|xrt_hardening|nn_model)\b
 SAN_OPTIONS_COMMON := print_stacktrace=1
@@ -132,7 +136,7 @@ tsan: venv
 	rm -rf $(TSAN_BUILD)/sanitizer-logs && mkdir -p $(TSAN_BUILD)/sanitizer-logs
 	cd $(TSAN_BUILD) && \
 	  TSAN_OPTIONS=$(SAN_OPTIONS_COMMON):second_deadlock_stack=1:die_after_fork=0:log_path=$(TSAN_BUILD)/sanitizer-logs/tsan \
-	  ctest --output-on-failure -j $(JOBS) -R '$(TSAN_TESTS)'; \
+	  ctest --output-on-failure -j $(JOBS) -R '$(TSAN_TESTS)' -E '$(TSAN_EXCLUDE)'; \
 	  status=$$?; $(ROOT)/.ci/check-sanitizer-logs $(TSAN_BUILD)/sanitizer-logs && exit $$status
 
 clean:
