@@ -90,7 +90,12 @@ fuzz: deps
 #   make tsan      TSan on the library and the C++ suites that run kernels from several threads.
 ASAN_BUILD := $(ROOT)/build-asan
 TSAN_BUILD := $(ROOT)/build-tsan
-SANITIZE_PYTEST ?= tests/python
+# The Python suites that drive the native core (buffers, kernels, overlays, devices, the nn
+# binding, the hardening cases); the slow integration suites (hls4ml builds, the demo, Dask,
+# the server, notebooks, the toolchain) run in `make test` and add little here but time.
+SANITIZE_PYTEST ?= $(addprefix tests/python/,test_buffer.py test_device.py test_fixed.py \
+  test_hardening_lifetime.py test_hardening_python.py test_hardening_xclbin.py test_kernel.py \
+  test_nn_core.py test_opencl.py test_overlay.py test_pynq_flows.py test_xrt_noop.py)
 # The suites whose tests start kernels from several threads, or race host calls with runs.
 TSAN_TESTS ?= ^(emu_|api_|XrtNoop\.|xrt_hardening\.|NnModelEmu\.)
 # Not emu_bounds: its faults are caught by a SIGSEGV handler that leaves with siglongjmp, which
