@@ -62,20 +62,32 @@ demo: build
 retrain: build
 	cd $(ROOT) && $(VENV)/bin/python -m fpyga.demo.train
 
-# libFuzzer over the xclbin reader (and the pack description) with ASan+UBSan, built by clang-14
-# in build-fuzz. FUZZ_TIME seconds per target; findings land in build-fuzz/tests/fuzz/artifacts.
+# libFuzzer over the xclbin reader, the pack description, emu's load up to the ELF check and the
+# XRT backend's load on the noop shim, with ASan+UBSan, built by clang-14 in build-fuzz. FUZZ_TIME seconds per target; findings land in build-fuzz/tests/fuzz/artifacts.
 FUZZ_BUILD := $(ROOT)/build-fuzz
 FUZZ_TIME ?= 600
+# Real files seed every target but fpyga_fuzz_description: the F1 awsxclbin and the project's
+# kernels from `make build` (4-367 KB, so -max_len is raised from libFuzzer's 4096).
+FUZZ_SEEDS := $(or $(FPYGA_TEST_DATA),$(ROOT)/../shared/data)/xclbin $(BUILD)/kernels
+FUZZ_MAX_LEN ?= 400000
+FUZZ_RUN = -max_total_time=$(FUZZ_TIME) -print_final_stats=1 -artifact_prefix=artifacts/
 fuzz: deps
 	CC=clang-14 CXX=clang++-14 cmake -S $(ROOT) -B $(FUZZ_BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo \
 	  -DFPYGA_FUZZ=ON -DFPYGA_SANITIZE=ON -DFPYGA_BUILD_TESTS=OFF -DFPYGA_BUILD_PYTHON=OFF \
 	  -DFPYGA_BUILD_KERNELS=OFF -DFPYGA_BUILD_BENCH=OFF -DFPYGA_BUILD_TOOLS=OFF
-	cmake --build $(FUZZ_BUILD) --target fpyga_fuzz_xclbin fpyga_fuzz_description fpyga_fuzz_corpus -j $(JOBS)
-	mkdir -p $(FUZZ_BUILD)/tests/fuzz/artifacts
-	cd $(FUZZ_BUILD)/tests/fuzz && ./fpyga_fuzz_xclbin corpus -dict=$(ROOT)/tests/fuzz/xclbin.dict \
-	  -max_total_time=$(FUZZ_TIME) -print_final_stats=1 -artifact_prefix=artifacts/
-	cd $(FUZZ_BUILD)/tests/fuzz && ./fpyga_fuzz_description corpus_description \
-	  -max_total_time=$(FUZZ_TIME) -print_final_stats=1 -artifact_prefix=artifacts/
+	cmake --build $(FUZZ_BUILD) --target fpyga_fuzz_xclbin fpyga_fuzz_description \
+	  fpyga_fuzz_emu_load fpyga_fuzz_xrt_load fpyga_fuzz_corpus -j $(JOBS)
+	mkdir -p $(FUZZ_BUILD)/tests/fuzz/artifacts $(FUZZ_BUILD)/tests/fuzz/seeds_real
+	for d in $(FUZZ_SEEDS); do cp $$d/*.xclbin $$d/*.awsxclbin $(FUZZ_BUILD)/tests/fuzz/seeds_real/ 2>/dev/null || true; done; \
+	  ls $(FUZZ_BUILD)/tests/fuzz/seeds_real
+	cd $(FUZZ_BUILD)/tests/fuzz && ./fpyga_fuzz_xclbin corpus seeds_real -dict=$(ROOT)/tests/fuzz/xclbin.dict \
+	  -max_len=$(FUZZ_MAX_LEN) $(FUZZ_RUN)
+	cd $(FUZZ_BUILD)/tests/fuzz && ./fpyga_fuzz_description corpus_description $(FUZZ_RUN)
+	cd $(FUZZ_BUILD)/tests/fuzz && mkdir -p corpus_emu && ./fpyga_fuzz_emu_load corpus_emu seeds_real corpus \
+	  -dict=$(ROOT)/tests/fuzz/xclbin.dict -max_len=$(FUZZ_MAX_LEN) $(FUZZ_RUN)
+	cd $(FUZZ_BUILD)/tests/fuzz && mkdir -p corpus_xrt && XCL_EMULATION_MODE=noop \
+	  ./fpyga_fuzz_xrt_load corpus_xrt seeds_real corpus -dict=$(ROOT)/tests/fuzz/xclbin.dict \
+	  -max_len=$(FUZZ_MAX_LEN) $(FUZZ_RUN)
 
 # Sanitizer passes; CI (.ci/run) runs both after `make test`. Each builds in a directory of its
 # own and fails on any sanitizer report, from a test or from any process a test starts: ASan,

@@ -488,6 +488,10 @@ void parse_embedded_metadata(const region& r, xclbin& x) {
 }
 
 /// Cross-section checks: indices in CONNECTIVITY must name entries that exist.
+/// Kernels have tens of arguments; Vitis caps an AXI-lite register map at 64 KiB, so no real
+/// argument index comes near this.
+constexpr std::int32_t max_arg_index_without_metadata = 4095;
+
 void check_connectivity(const region& r, const xclbin& x) {
   for (std::size_t i = 0; i < x.connectivity.size(); ++i) {
     const auto& c = x.connectivity[i];
@@ -504,7 +508,15 @@ void check_connectivity(const region& r, const xclbin& x) {
     const ip_info& ip = x.ips[static_cast<std::size_t>(c.ip_index)];
     if (ip.type != ip_type::kernel && ip.type != ip_type::ps_kernel) continue;
     const kernel_info* k = x.find_kernel(ip.kernel_name());
-    if (!k) continue;  // no metadata: no backend opens it as a kernel
+    if (!k) {
+      // No metadata: no backend opens it as a kernel, but XRT still sizes per-IP tables by the
+      // largest arg_index while loading (a fuzzed 100663298 asked it for 2.4 GB).
+      if (c.arg_index > max_arg_index_without_metadata)
+        r.fail(entry + " names argument " + std::to_string(c.arg_index) + " of '" + ip.name +
+               "', which has no kernel metadata; at most " +
+               std::to_string(max_arg_index_without_metadata) + " is accepted");
+      continue;
+    }
     const bool known = std::any_of(k->args.begin(), k->args.end(), [&](const arg_info& a) {
       return a.index == static_cast<unsigned>(c.arg_index);
     });
@@ -651,6 +663,9 @@ xclbin xclbin::parse(std::span<const std::byte> data, std::string_view source_na
     }
   }
   if (connectivity_region) check_connectivity(*connectivity_region, x);
+  // A network description is checked with the rest of the file, so a damaged one is refused
+  // here, naming the file and field, never later by info or a host (fuzz finding: to_json threw).
+  (void)network_info::of(x);
   return x;
 }
 

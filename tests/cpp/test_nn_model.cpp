@@ -195,16 +195,15 @@ TEST(NetworkSection, MalformedSectionInAFileNamesTheFileAndField) {
   const auto* p = reinterpret_cast<const std::byte*>(text.data());
   x.other_sections.push_back({fpyga::section_kind::user_metadata, "fpyga_network",
                               std::vector<std::byte>(p, p + text.size())});
-  const auto back = fpyga::xclbin::parse(x.write(), "spoiled.xclbin");
+  // Refused by the reader itself, so no later step (info --json, a host) meets it.
   try {
-    fpyga::network_info::of(back);
+    fpyga::xclbin::parse(x.write(), "spoiled.xclbin");
     FAIL() << "a zero extent was accepted";
   } catch (const fpyga::xclbin_error& e) {
     const std::string m = e.what();
     EXPECT_NE(m.find("spoiled.xclbin"), std::string::npos) << m;
     EXPECT_NE(m.find("outputs[0].shape"), std::string::npos) << m;
   }
-  EXPECT_THROW(back.to_json(), fpyga::xclbin_error);
 
   // Not JSON at all.
   auto y = pack(description(nullptr));

@@ -116,6 +116,22 @@ TEST_F(hardening, connectivity_arg_index_past_the_kernels_arguments) {
   EXPECT_EQ(parse_error(b), "");
 }
 
+// A kernel IP without metadata (renamed) with a huge arg_index: XRT sized per-IP tables by it
+// while loading (fuzz finding: 2.4 GB for 100663298). Small indices stay accepted.
+TEST_F(hardening, connectivity_of_an_ip_without_metadata_is_bounded) {
+  const auto conn = section_offset(bytes, fpyga::section_kind::connectivity);
+  const auto ips = section_offset(bytes, fpyga::section_kind::ip_layout);
+  auto b = bytes;
+  b[ips + 8 + 16] = static_cast<std::byte>('}');  // IP 0: "}ector_add:vector_add_1"
+  put<std::int32_t>(b, conn + 4, 7);
+  EXPECT_EQ(parse_error(b), "");
+  put<std::int32_t>(b, conn + 4, 100663298);
+  const auto e = parse_error(b);
+  EXPECT_THAT(e, HasSubstr("CONNECTIVITY"));
+  EXPECT_THAT(e, HasSubstr("entry 0 names argument 100663298 of '}ector_add"));
+  EXPECT_THAT(e, HasSubstr("no kernel metadata"));
+}
+
 // Item 15: a bank at 0xfffffffffffff000 of 16 GiB wraps around.
 TEST_F(hardening, banks_that_wrap_around_the_address_space) {
   const auto off = section_offset(bytes, fpyga::section_kind::mem_topology);
