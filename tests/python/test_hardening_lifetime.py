@@ -162,9 +162,11 @@ def test_a_buffer_the_host_cannot_back_is_a_memory_error(emu, xclbin_dir):
         info = {line.split(":")[0]: int(line.split()[1]) * 1024 for line in f}
     available = info["MemAvailable"] + info.get("SwapFree", 0)
     bank = max(m["size"] for m in ol.mem_dict.values() if m["used"])
-    size = available // 4 * 3
+    # Host copy + device copy of 0.6 x what is available cannot be backed; it fits the 16 GiB bank
+    # on hosts with up to about 26 GiB available.
+    size = available // 10 * 6
     if size > bank:
-        pytest.skip(f"the bank ({bank} bytes) is smaller than 3/4 of the host's available memory "
+        pytest.skip(f"the bank ({bank} bytes) is smaller than 0.6 x the host's available memory "
                     f"({available} bytes): a buffer the host cannot back does not fit in it")
     with pytest.raises(MemoryError, match="host memory"):
         pynq.allocate(size, "u1", target=ol.device)
