@@ -20,7 +20,6 @@ from .project import NetworkError
 
 
 def _convert_keras(json_path: Path, h5_path: Path, out_dir: Path, args):
-    import hls4ml
     from hls4ml.converters import keras_v2_to_hls
 
     for p in (json_path, h5_path):
@@ -33,7 +32,6 @@ def _convert_keras(json_path: Path, h5_path: Path, out_dir: Path, args):
         "HLSConfig": {"Model": {"Precision": args.precision, "ReuseFactor": args.reuse_factor,
                                 "Strategy": args.strategy}},
     }
-    del hls4ml
     return keras_v2_to_hls(config)
 
 
