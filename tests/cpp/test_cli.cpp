@@ -18,6 +18,8 @@
 
 using testing::HasSubstr;
 namespace fs = std::filesystem;
+using fpyga::test::quote;
+using fpyga::test::slurp;
 
 namespace {
 
@@ -25,17 +27,6 @@ struct result {
   int status = -1;
   std::string out, err;
 };
-
-std::string slurp(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-}
-
-std::string quote(const std::string& s) {
-  std::string q = "'";
-  for (char c : s) q += c == '\'' ? std::string("'\\''") : std::string(1, c);
-  return q + "'";
-}
 
 class cli : public testing::Test {
  protected:

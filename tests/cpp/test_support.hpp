@@ -6,6 +6,8 @@
 
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <string>
 
 namespace fpyga::test {
@@ -28,6 +30,19 @@ inline std::filesystem::path shared_xclbin_dir() {
 inline std::filesystem::path built_xclbin_dir() {
   const char* d = std::getenv("FPYGA_XCLBIN_DIR");
   return d ? std::filesystem::path(d) : std::filesystem::path(FPYGA_BINARY_DIR_DEFAULT) / "kernels";
+}
+
+/// The whole of a file.
+inline std::string slurp(const std::filesystem::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+}
+
+/// `s` quoted for the shell (single quotes).
+inline std::string quote(const std::string& s) {
+  std::string q = "'";
+  for (char c : s) q += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return q + "'";
 }
 
 }  // namespace fpyga::test
