@@ -1,6 +1,6 @@
 """fpyga.dask.predict on a LocalCluster: 1 worker against 2, and the cost of a Dask chunk.
 
-    .venv/bin/python bench/dask_predict.py [--model muon] [--samples 400000] [--chunk 20000] [--repeats 5]
+    .venv/bin/python bench/dask_predict.py [--model muon] [--samples 400000] [--chunk 20000] [--repeats 5] [--pin]
 
 One process drives two LocalClusters side by side (worker processes, one thread each, an emu
 device each): A with 1 worker, B with 2. The network is built with one compute unit, so that a
@@ -40,12 +40,25 @@ def timed(fn) -> float:
     return time.perf_counter() - t
 
 
+def pin_process(core: int) -> list:
+    """Pins every thread of this process, and those it starts later, to one core."""
+    for tid in os.listdir("/proc/self/task"):
+        try:
+            os.sched_setaffinity(int(tid), {core})
+        except ProcessLookupError:  # a thread that ended meanwhile
+            pass
+    return sorted(os.sched_getaffinity(0))
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--model", default="muon", choices=["muon", "iris"])
     p.add_argument("--samples", type=int, default=400000)
     p.add_argument("--chunk", type=int, default=20000)
     p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--pin", action="store_true",
+                   help="pin each worker process (all its threads) to a core of its own, as a batch "
+                        "system gives each worker its cores; without it the workers share all cores")
     args = p.parse_args(argv)
 
     import dask.array as da
@@ -67,7 +80,12 @@ def main(argv=None) -> int:
                "PYTHONPATH": os.environ.get("PYTHONPATH", "")}
         c = distributed.LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True,
                                      dashboard_address=":0", env=env, silence_logs=40)
-        return c, distributed.Client(c)
+        client = distributed.Client(c)
+        if args.pin:
+            cores = sorted(os.sched_getaffinity(0))
+            for i, address in enumerate(sorted(client.scheduler_info()["workers"])):
+                client.run(pin_process, cores[i % len(cores)], workers=[address])
+        return c, client
 
     (ca, a), (cb, b) = cluster(1, "a"), cluster(2, "b")
     try:
@@ -134,6 +152,7 @@ def main(argv=None) -> int:
     med = {k: float(np.median(v)) for k, v in rows.items()}
     n_chunks = -(-args.samples // args.chunk)
     print(f"\n{args.model}: {local.n_inputs} inputs, {local.n_outputs} outputs, 1 CU per device; "
+          f"{'each worker pinned to a core of its own; ' if args.pin else 'workers unpinned; '}"
           f"{args.samples} samples in {n_chunks} chunks of {args.chunk}; {args.repeats} repeats, medians")
     for name in ("A", "B"):
         devices = ", ".join(f"{s['name']}: {'/'.join(s['devices'])}" for s in report[name].values())
