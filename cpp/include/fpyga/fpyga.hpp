@@ -9,5 +9,6 @@
 #include "fpyga/network.hpp"
 #include "fpyga/nn_model.hpp"
 #include "fpyga/overlay.hpp"
+#include "fpyga/stream.hpp"
 #include "fpyga/warning.hpp"
 #include "fpyga/xclbin.hpp"
