@@ -319,6 +319,8 @@ std::vector<fpyga::run> runs_of(py::handle waitfor) {
   std::vector<fpyga::run> runs;
   if (waitfor.is_none()) return runs;
   for (auto h : waitfor) {
+    // PYNQ skips None entries: chains are built as `waitfor=(previous, None)`.
+    if (h.is_none()) continue;
     auto* pr = py::isinstance<py_run>(h) ? &h.cast<py_run&>() : nullptr;
     if (pr == nullptr)
       throw py::type_error("waitfor expects handles returned by start(), got " +

@@ -16,23 +16,45 @@ Examples
 from . import _core
 from .buffer import PynqBuffer, allocate
 from .device import Device, Memory
-from .kernel import Kernel, RegisterMap, WaitHandle
-from .overlay import DefaultIP, Overlay
+from .driver import DefaultIP, UnsupportedConfiguration
+from .kernel import Kernel, Register, RegisterMap, WaitHandle, XrtArgument
+from .mmio import MMIO
+from .overlay import Overlay
+from .pmbus import DataRecorder, get_rails
 from .pynq_alias import install_pynq_alias
 from .xclbin import XclBin
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "DataRecorder",
     "DefaultIP",
     "Device",
     "Kernel",
+    "MMIO",
     "Memory",
     "Overlay",
     "PynqBuffer",
+    "Register",
     "RegisterMap",
+    "UnsupportedConfiguration",
     "WaitHandle",
     "XclBin",
+    "XrtArgument",
     "allocate",
+    "get_rails",
     "install_pynq_alias",
 ]
+
+# Modules PYNQ code reaches as attributes after a bare `import pynq` (pynq.ps.CPU_ARCH,
+# pynq.pl_server.Device), imported on first use.
+_PYNQ_MODULES = {"ps": ".pynq_compat.ps", "pl_server": ".pynq_compat.pl_server",
+                 "registers": ".pynq_compat.registers"}
+
+
+def __getattr__(name):
+    if name in _PYNQ_MODULES:
+        import importlib
+
+        return importlib.import_module(_PYNQ_MODULES[name], __name__)
+    raise AttributeError(f"module 'fpyga' has no attribute {name!r}")

@@ -5,7 +5,7 @@ import operator
 import numpy as np
 
 from . import _core
-from .device import Device, Memory
+from .device import Device, Memory, _track
 
 __all__ = ["PynqBuffer", "allocate"]
 
@@ -134,7 +134,10 @@ def allocate(shape, dtype="u4", target=None, cacheable=False, **kwargs):
             f"than memory '{mem.tag}' holds ({mem.size} bytes, {_human(mem.size)})"
         )
     buf = _core.buffer(mem.device, nbytes, mem)
-    return np.ndarray.__new__(PynqBuffer, shape, dtype, buffer=buf)
+    array = np.ndarray.__new__(PynqBuffer, shape, dtype, buffer=buf)
+    if not hasattr(mem, "usage"):
+        _track(mem, array)  # a core without usage reports: Memory.mem_used counts these
+    return array
 
 
 def _plain_dtype(dtype):

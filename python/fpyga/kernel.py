@@ -4,15 +4,55 @@
 against the kernel's metadata, and the GIL is released while the kernel runs.
 """
 
+import asyncio
+import collections
 import inspect
 import keyword
 
 from . import _core
 
-__all__ = ["Kernel", "Register", "RegisterMap", "WaitHandle"]
+__all__ = ["Kernel", "Register", "RegisterMap", "WaitHandle", "XrtArgument"]
 
-#: The handle ``Kernel.start`` returns: ``wait()``, ``done``, ``state``.
+#: The handle ``Kernel.start`` returns: ``wait()``, ``wait_async()``, ``done``, ``state``.
 WaitHandle = _core.run
+
+
+async def _wait_async(self):
+    """Waits for the run without blocking the event loop (``await handle.wait_async()``)."""
+    if not self.done:
+        # wait() releases the GIL; a worker thread holds it, the loop stays free.
+        await asyncio.get_running_loop().run_in_executor(None, self.wait)
+    self.wait()  # raises the run's error, if it failed
+
+
+WaitHandle.wait_async = _wait_async
+
+
+class XrtArgument(collections.namedtuple("XrtArgument", ["name", "index", "type", "mem"])):
+    """One entry of ``Kernel.args``, as PYNQ gives it: ``(name, index, type, mem)`` with
+    ``index`` counted from 1 in register order (PYNQ's numbering) and ``mem`` the bank tag
+    (``None`` for scalars). The core's view of the argument (``kind``, ``offset``, ``size``,
+    ``memories``...) is reachable as attributes too."""
+
+    # No __slots__: each instance keeps its core argument in its own __dict__.
+    def __getattr__(self, name):
+        arg = self.__dict__.get("_arg")
+        if arg is not None and not name.startswith("_"):
+            return getattr(arg, name)
+        raise AttributeError(f"XrtArgument has no attribute {name!r}")
+
+
+def _xrt_arguments(kernel_args, description):
+    registers = description.get("registers", {})
+    args = {}
+    for a in kernel_args:
+        if a.kind == "stream":
+            continue  # streams are not registers, and PYNQ does not list them in args
+        mem = registers.get(a.name, {}).get("memory")
+        x = XrtArgument(a.name, len(args) + 1, a.type, mem)
+        x._arg = a
+        args[a.name] = x
+    return args
 
 
 class Kernel(_core.kernel):
@@ -34,7 +74,7 @@ class Kernel(_core.kernel):
     signature : inspect.Signature
         Parameters named like the kernel's arguments, annotated with their C types.
     args : dict
-        ``{name: fpyga._core.kernel_arg}`` in argument order.
+        ``{name: XrtArgument(name, index, type, mem)}`` in register order, as in PYNQ.
     register_map : RegisterMap
         The AXI-lite registers of the (first) compute unit.
     """
@@ -49,7 +89,7 @@ class Kernel(_core.kernel):
             for a in self.kernel_args
         ]
         self.signature = inspect.Signature(params)
-        self.args = {a.name: a for a in self.kernel_args}
+        self.args = _xrt_arguments(self.kernel_args, self.description)
         self._register_map = None
 
     @property
@@ -125,6 +165,33 @@ class Register:
 
     __index__ = __int__
 
+    @property
+    def width(self):
+        """int: the register's width in bits (32, or 64 for pointers)."""
+        return 32 * self._words
+
+    def __getitem__(self, index):
+        """Bits of the value, as PYNQ's ``Register`` slices them: ``reg[3]`` is bit 3,
+        ``reg[7:4]`` bits 7 down to 4 (both ends included), and an ascending slice
+        ``reg[0:3]`` the same bits in reversed order."""
+        low, high, reverse = _bit_range(index, self.width)
+        width = high - low + 1
+        bits = (self.value >> low) & ((1 << width) - 1)
+        return _reverse_bits(bits, width) if reverse else bits
+
+    def __setitem__(self, index, value):
+        """Writes bits of the register (a read-modify-write), indexed as in ``__getitem__``."""
+        low, high, reverse = _bit_range(index, self.width)
+        width = high - low + 1
+        value = int(value)
+        if not 0 <= value < (1 << width):
+            raise ValueError(f"register {self._name}: {value} does not fit bits {high}:{low} "
+                             f"({width} bits)")
+        if reverse:
+            value = _reverse_bits(value, width)
+        mask = ((1 << width) - 1) << low
+        self.value = (self.value & ~mask) | (value << low)
+
     def __getattr__(self, name):
         fields = object.__getattribute__(self, "_fields")
         if name in fields:
@@ -157,6 +224,34 @@ class Register:
             )
             return f"Register({parts})"
         return f"Register(value={v})"
+
+
+def _bit_range(index, width):
+    """``(low, high, reversed)`` bit positions of a PYNQ register index or closed slice."""
+    if isinstance(index, int):
+        if not 0 <= index < width:
+            raise IndexError(f"bit {index} is outside a {width}-bit register")
+        return index, index, False
+    if not isinstance(index, slice):
+        raise TypeError(f"register bits are indexed by an int or a slice, not "
+                        f"{type(index).__name__}")
+    start, stop, step = index.start, index.stop, index.step
+    if step in (None, -1):
+        start = width - 1 if start is None else start
+        stop = 0 if stop is None else stop
+    elif step == 1:
+        start = 0 if start is None else start
+        stop = width - 1 if stop is None else stop
+    else:
+        raise ValueError(f"register slice step {step}: only 1 and -1 are valid")
+    for end in (start, stop):
+        if not 0 <= end < width:
+            raise IndexError(f"slice end {end} is outside a {width}-bit register")
+    return (stop, start, False) if start >= stop else (start, stop, True)
+
+
+def _reverse_bits(value, width):
+    return int(format(value, f"0{width}b")[::-1], 2)
 
 
 class RegisterMap:

@@ -1,16 +1,16 @@
 """Overlays: an xclbin loaded on a device, shaped like PYNQ 3.0.1's ``Overlay`` on Alveo/XRT."""
 
 import os
+import warnings
 
 from . import _core
 from .device import Device, Memory, _attribute_name
-from .kernel import Kernel
+from .driver import DefaultIP, UnsupportedConfiguration, driver_for
+from .kernel import Kernel, WaitHandle
+from .repr_dict import ReprDict
 from .xclbin import clock_dict, ip_dict, mem_dict
 
-__all__ = ["DefaultIP", "Overlay"]
-
-#: PYNQ's name for the driver class of a kernel without a specific driver.
-DefaultIP = Kernel
+__all__ = ["DefaultIP", "Overlay", "UnsupportedConfiguration", "WaitHandle"]
 
 
 class Overlay:
@@ -24,17 +24,23 @@ class Overlay:
     ----------
     bitfile_name : str or os.PathLike
         Path of the xclbin or awsxclbin.
+    dtbo : None
+        PYNQ's device tree overlay, which exists only on Zynq boards: must be None.
     download : bool
         Load it onto the device now (default). Otherwise call :meth:`download` later.
     ignore_version : bool
         Accepted for compatibility with PYNQ (xclbins carry no PYNQ version).
     device : Device, optional
         The device to load it on; default ``Device.active_device``.
+    gen_cache : bool
+        Accepted for compatibility with PYNQ (which does nothing with it on XRT either).
 
     Attributes
     ----------
     ip_dict : dict
-        One entry per compute unit, with PYNQ's keys (phys_addr, registers, cu_name, ...).
+        One entry per compute unit, with PYNQ's keys (phys_addr, registers, cu_name, ...,
+        and ``device`` and ``driver``: the class an attribute of this compute unit is built
+        with, see :class:`fpyga.DefaultIP`).
     mem_dict : dict
         One entry per memory bank, by raw tag.
     clock_dict : dict
@@ -50,7 +56,9 @@ class Overlay:
         When the file is not a valid xclbin (the message names the file and section).
     """
 
-    def __init__(self, bitfile_name, download=True, ignore_version=False, device=None, **kwargs):
+    def __init__(self, bitfile_name, dtbo=None, download=True, ignore_version=False, device=None,
+                 gen_cache=False):
+        _no_dtbo(dtbo)
         path = os.fspath(bitfile_name)
         if not os.path.isfile(path):
             raise FileNotFoundError(f"Overlay: bitstream file {path!r} does not exist")
@@ -60,6 +68,7 @@ class Overlay:
         elif not isinstance(device, Device):
             raise TypeError(f"Overlay: device must be a fpyga.Device, got {type(device).__name__}")
         self.device = device
+        self.ignore_version = ignore_version
         self._core = None
         self._attributes = []
         if download:
@@ -70,17 +79,44 @@ class Overlay:
             self._describe()
 
     def _describe(self):
-        self.ip_dict = ip_dict(self._xclbin)
-        self.mem_dict = mem_dict(self._xclbin)
-        self.clock_dict = clock_dict(self._xclbin)
+        self.ip_dict = ReprDict(ip_dict(self._xclbin), rootname="ip_dict")
+        self.mem_dict = ReprDict(mem_dict(self._xclbin), rootname="mem_dict")
+        self.clock_dict = ReprDict(clock_dict(self._xclbin), rootname="clock_dict")
+        # As PYNQ's, entries name the device and the driver class their attribute gets.
+        for desc in self.ip_dict.values():
+            desc["device"] = self.device
+            desc["driver"] = driver_for(desc, self.ignore_version)
         self.__doc__ = self._docstring()
 
-    def download(self):
-        """Loads the xclbin onto the device (replacing what the device had loaded)."""
-        self._core = _core.overlay(self.device._core, self.bitfile_name)
-        self._xclbin = self._core.xclbin
-        self._describe()
-        self._bind_attributes()
+    def download(self, dtbo=None):
+        """Loads the xclbin onto the device (replacing what the device had loaded).
+
+        Downloading the overlay that is loaded reloads nothing (XRT, too, skips a load of the
+        xclbin a device holds): compute-unit objects taken before keep working.
+
+        Raises
+        ------
+        ValueError, RuntimeError
+            When the load fails: the device keeps what it had loaded. When building the
+            compute units' drivers fails after the load, the new program is released whole
+            (nothing stays loaded that no overlay owns) and the driver's error is raised.
+        """
+        _no_dtbo(dtbo)
+        if self.is_loaded():
+            self._describe()
+            return
+        core = _core.overlay(self.device._core, self.bitfile_name)
+        try:
+            self._core = core
+            self._xclbin = core.xclbin
+            self.device._set_loaded_overlay(self)
+            self._describe()
+            self._bind_attributes()
+        except BaseException:
+            self._unbind()
+            core.release()
+            self.device._set_loaded_overlay(None)
+            raise
 
     def is_loaded(self):
         """bool: True while this overlay is the one loaded on its device."""
@@ -96,6 +132,11 @@ class Overlay:
         """
         if self._core is not None:
             self._core.release()
+            if self.device._loaded_overlay() is self:
+                self.device._set_loaded_overlay(None)
+        self._unbind()
+
+    def _unbind(self):
         for name in self._attributes:
             self.__dict__.pop(name, None)
         self._attributes = []
@@ -136,7 +177,7 @@ class Overlay:
             kernel_name = desc["cu_name"].partition(":")[0]
             by_kernel.setdefault(kernel_name, []).append(inst)
             if self._free_name(inst):
-                add(inst, Kernel(self._core, inst, desc))
+                add(inst, _driver(inst, desc))
         for kernel_name, insts in by_kernel.items():
             if self._free_name(kernel_name):
                 add(kernel_name, Kernel(self._core, kernel_name, self.ip_dict[insts[0]]))
@@ -158,6 +199,9 @@ class Overlay:
             )
         raise AttributeError(f"'Overlay' object has no attribute {name!r}")
 
+    def gen_cache(self):
+        """Accepted for compatibility with PYNQ, which caches nothing for an xclbin either."""
+
     def _docstring(self):
         lines = [f"Overlay {os.path.basename(self.bitfile_name)}", ""]
         lines.append("Kernels (compute units)")
@@ -166,7 +210,9 @@ class Overlay:
             args = ", ".join(
                 f"{n}: {r['type']}" for n, r in desc["registers"].items() if n != "CTRL"
             )
-            lines.append(f"{inst} : fpyga.Kernel  ({desc['cu_name']}({args}))")
+            driver = desc.get("driver", Kernel)
+            lines.append(f"{inst} : {driver.__module__}.{driver.__qualname__}  "
+                         f"({desc['cu_name']}({args}))")
         lines.append("")
         lines.append("Memories")
         lines.append("--------")
@@ -183,3 +229,20 @@ class Overlay:
     def __repr__(self):
         state = "loaded" if self.is_loaded() else "not loaded"
         return f"<fpyga.Overlay {self.bitfile_name} on {self.device.spec} ({state})>"
+
+
+def _no_dtbo(dtbo):
+    if dtbo is not None:
+        raise ValueError(f"Overlay: dtbo={dtbo!r}: device tree overlays exist only on Zynq "
+                         f"boards; an xclbin on a card has none (pass dtbo=None)")
+
+
+def _driver(name, desc):
+    """The compute unit's attribute: its driver class built with its ip_dict entry; DefaultIP
+    when the driver declines the configuration (UnsupportedConfiguration), as in PYNQ."""
+    try:
+        return desc["driver"](desc)
+    except UnsupportedConfiguration as e:
+        warnings.warn(f"Configuration of IP {name} not supported by {desc['driver'].__name__}: "
+                      f"{e}; using DefaultIP", UserWarning, stacklevel=4)
+        return DefaultIP(desc)

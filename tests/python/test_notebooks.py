@@ -16,7 +16,9 @@ INTRO = sorted(NOTEBOOKS.glob("[0-9]-*.ipynb"))
 def test_intro_notebooks_exist():
     names = [p.name for p in INTRO]
     assert names == ["1-vector-addition.ipynb", "2-exploring-bitstream.ipynb", "3-vadd-vmult.ipynb",
-                     "4-kernel-optimization.ipynb", "5-multiple-devices.ipynb"]
+                     "4-kernel-optimization.ipynb", "5-multiple-devices.ipynb",
+                     "6-driver-classes.ipynb", "7-accelerator-scheduling.ipynb",
+                     "8-power-measurement.ipynb"]
 
 
 @pytest.mark.parametrize("path", INTRO, ids=[p.stem for p in INTRO])
