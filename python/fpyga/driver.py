@@ -116,6 +116,20 @@ class DefaultIP(Kernel, metaclass=RegisterIP):
                                     device)
         self._interrupts = {}
         self._gpio = {}
+        if "cu_index" in description:
+            self.cu_mask = 1 << description["cu_index"]
+
+    def start_ert(self, *args, waitfor=(), **kwargs):
+        """PYNQ's name for ``start`` through XRT's scheduler (the only way fpyga starts runs)."""
+        return self.start(*args, waitfor=waitfor, **kwargs)
+
+    def start_sw(self, *args, ap_ctrl=1, waitfor=None, **kwargs):
+        """PYNQ's register-level start: the same run as ``start``; ``ap_ctrl`` must be 1
+        (AP_START), the only control value a scheduled run uses."""
+        if ap_ctrl != 1:
+            raise ValueError(f"{self.name}.start_sw: ap_ctrl={ap_ctrl!r}: only 1 (AP_START) is "
+                             f"supported; write the CTRL register through register_map instead")
+        return self.start(*args, waitfor=waitfor, **kwargs)
 
     def read(self, offset=0):
         """Reads the 32-bit register at byte ``offset`` (``self.mmio.read``)."""

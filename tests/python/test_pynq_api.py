@@ -204,12 +204,21 @@ def test_a_failed_load_keeps_the_old_overlay_loaded(emu, xclbin_dir, tmp_path):
 def test_default_ip_from_an_ip_dict_entry(vadd, emu, xclbin_dir):
     ip = pynq.DefaultIP(vadd.ip_dict["vadd_1"])
     assert ip.device is emu and ip.signature == vadd.vadd_1.signature
+    assert ip.cu_mask == 1 << vadd.ip_dict["vadd_1"]["cu_index"]
     a, b, c = buffers(emu, 16)
     a[:] = 3
     a.sync_to_device()
     ip.call(a, a, c, 16)
     c.sync_from_device()
     assert list(c) == [6] * 16
+    a[:] = 4
+    a.sync_to_device()
+    ip.start_sw(a, a, c, 16).wait()
+    ip.start_ert(a, c, c, 16, waitfor=(None,)).wait()
+    c.sync_from_device()
+    assert list(c) == [12] * 16
+    with pytest.raises(ValueError, match="ap_ctrl"):
+        ip.start_sw(a, a, c, 16, ap_ctrl=0x81)
     other = pynq.Overlay(xclbin_dir / "vmult.xclbin", device=emu)
     with pytest.raises(RuntimeError, match="'vadd_1'.*not loaded on device emu:0"):
         pynq.DefaultIP(vadd.ip_dict["vadd_1"])
