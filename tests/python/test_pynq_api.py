@@ -201,6 +201,33 @@ def test_a_failed_load_keeps_the_old_overlay_loaded(emu, xclbin_dir, tmp_path):
     assert list(c) == [4] * 8
 
 
+def test_failed_loads_on_xrt_noop(xclbin_dir, tmp_path):
+    bad = tmp_path / "bad.xclbin"
+    bad.write_bytes(b"xclbin2\0" + b"\xff" * 600)
+    out = noop(f"""
+        dev = pynq.Device.active_device
+        old = pynq.Overlay(XCLBIN_DIR + "/vmult.xclbin")
+        try:
+            pynq.Overlay({str(bad)!r})
+        except ValueError:
+            print("bad file refused; old loaded:", old.is_loaded(), dev.bitfile_name == old.bitfile_name)
+        class Broken(pynq.DefaultIP):
+            bindto = ["xilinx.com:hls:vadd:1.0"]
+            def __init__(self, description):
+                raise RuntimeError("driver bug")
+        try:
+            pynq.Overlay(XCLBIN_DIR + "/vadd.xclbin")
+        except RuntimeError as e:
+            print("driver failed:", e, "| loaded:", old.is_loaded(), dev.bitfile_name, dev.ip_dict)
+        Broken.unregister()
+        ol = pynq.Overlay(XCLBIN_DIR + "/vadd.xclbin")
+        print("reload:", ol.is_loaded(), type(ol.vadd_1).__name__)
+    """, xclbin_dir)
+    assert "bad file refused; old loaded: True True" in out
+    assert "driver failed: driver bug | loaded: False None {}" in out
+    assert "reload: True DefaultIP" in out
+
+
 def test_default_ip_from_an_ip_dict_entry(vadd, emu, xclbin_dir):
     ip = pynq.DefaultIP(vadd.ip_dict["vadd_1"])
     assert ip.device is emu and ip.signature == vadd.vadd_1.signature
