@@ -15,7 +15,6 @@ never a made-up number; ``Sensor.note`` says why.
 """
 
 import threading
-import time
 
 __all__ = ["DataRecorder", "Rail", "Sensor", "get_rails", "get_xrt_sysfs_rails"]
 
