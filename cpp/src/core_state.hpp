@@ -98,6 +98,11 @@ struct kernel_state {
   std::vector<std::vector<std::vector<unsigned>>> cu_arg_memories;
   std::uint64_t all_cus = 0;
   std::size_t wide_bytes = 0;  ///< storage of all wide scalars, for the per-call scratch
+  /// Arguments the host passes: every argument but the streams (which a stream connection
+  /// feeds). `host_args` maps each host position to its argument index; empty when the kernel
+  /// has no stream argument (positions are then the argument indices).
+  std::size_t host_count = 0;
+  std::vector<std::uint32_t> host_args;
   /// The backend's one-pass call, when it has one and every argument is a buffer or an integer.
   backend::kernel_impl::one_pass_fn one_pass = nullptr;
 };

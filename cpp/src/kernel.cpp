@@ -322,6 +322,68 @@ void bind_wide(const kernel_state& st, std::size_t i, const arg_plan& p, const a
   }
 }
 
+/// A wrong number of host arguments. Stream arguments are fed by their stream connection, so a
+/// host passing one (all arguments given) is told which and why.
+[[noreturn, gnu::cold, gnu::noinline]] void argument_count_error(const kernel_state& st,
+                                                                std::size_t given) {
+  std::string sig;
+  for (const auto& a : st.args)
+    if (a.kind != arg_kind::stream) sig += (sig.empty() ? "" : ", ") + a.type + " " + a.name;
+  std::string streams;
+  const kernel_arg* first_stream = nullptr;
+  for (const auto& a : st.args)
+    if (a.kind == arg_kind::stream) {
+      if (!first_stream) first_stream = &a;
+      streams += (streams.empty() ? "'" : ", '") + a.name + "'";
+    }
+  if (first_stream && given == st.args.size()) {
+    std::string where;
+    for (const auto& m : first_stream->memories) where += (where.empty() ? "" : ", ") + m.tag();
+    throw type_error("kernel '" + st.name + "': argument '" + first_stream->name +
+                     "' is connected to a stream" + (where.empty() ? "" : " (" + where + ")") +
+                     ", not passed by the host; pass the " + std::to_string(st.host_count) +
+                     " host argument(s) only (" + sig + ")");
+  }
+  throw type_error("kernel '" + st.name + "' takes " + std::to_string(st.host_count) +
+                   " arguments (" + sig + "), got " + std::to_string(given) +
+                   (streams.empty() ? "" : "; stream argument(s) " + streams +
+                                               " are connected to streams, not passed by the host"));
+}
+
+/// bind() for a kernel with stream arguments: the host's values go to the other positions; each
+/// stream position gets an empty bound_arg (the backend feeds it from its stream connection).
+[[gnu::noinline]] std::uint64_t bind_with_streams(const kernel_state& st,
+                                                  std::span<const arg_value> args,
+                                                  backend::bound_arg* out, std::byte* scratch) {
+  std::uint64_t mask = st.all_cus;
+  std::size_t scratch_used = 0;
+  std::size_t next = 0;
+  for (std::size_t i = 0; i < st.plan.size(); ++i) {
+    if (st.plan[i].kind == arg_plan::how::stream) {
+      std::construct_at(out + i, backend::bound_arg{});
+      continue;
+    }
+    const hot_arg& p = st.hot[i];
+    const arg_value& v = args[next++];
+    if (p.kind == arg_plan::how::buffer) {
+      const backend::buffer_impl* bi = nullptr;
+      const std::uint64_t fits = buffer_fits(p, v, st.program.get(), bi) & mask;
+      if (!fits) buffer_arg_error(st, i, v, mask);
+      mask = fits;
+      std::construct_at(out + i, backend::bound_arg{const_cast<backend::buffer_impl*>(bi),
+                                                    v.buffer_offset(), bi->serial, {}});
+      continue;
+    }
+    std::uint64_t bits;
+    if (integer_bits(p, v, bits)) {
+      std::construct_at(out + i, backend::bound_arg{nullptr, 0, bits, {}});
+      continue;
+    }
+    bind_scalar(st, i, v, scratch, scratch_used, *std::construct_at(out + i));
+  }
+  return mask;
+}
+
 /// Validates and converts `args`; returns the mask of CUs whose connectivity fits. Buffers and
 /// in-range integers (nearly every argument of an HLS kernel) are handled inline with direct
 /// branches; everything else, and every failure, goes to out-of-line code. [[gnu::hot]] here and on
@@ -331,12 +393,10 @@ void bind_wide(const kernel_state& st, std::size_t i, const arg_plan& p, const a
                                 backend::bound_arg* out, std::byte* scratch) {
   if (st.program->released) [[unlikely]]
     check_loaded(*st.program, "kernel '" + st.name + "'");
-  if (args.size() != st.hot.size()) [[unlikely]] {
-    std::string sig;
-    for (const auto& a : st.args) sig += (sig.empty() ? "" : ", ") + a.type + " " + a.name;
-    throw type_error("kernel '" + st.name + "' takes " + std::to_string(st.args.size()) +
-                     " arguments (" + sig + "), got " + std::to_string(args.size()));
-  }
+  if (args.size() != st.host_count) [[unlikely]]
+    argument_count_error(st, args.size());
+  if (!st.host_args.empty()) [[unlikely]]
+    return bind_with_streams(st, args, out, scratch);
   std::uint64_t mask = st.all_cus;
   std::size_t scratch_used = 0;
   const hot_arg* plan = st.hot.data();
@@ -422,6 +482,10 @@ std::shared_ptr<kernel_state> make_kernel_state(const std::shared_ptr<backend::p
     if (st->plan.back().kind == arg_plan::how::wide) st->wide_bytes += st->plan.back().storage;
     st->args.push_back(std::move(k));
   }
+  for (std::size_t i = 0; i < st->plan.size(); ++i)
+    if (st->plan[i].kind != arg_plan::how::stream) st->host_args.push_back(static_cast<std::uint32_t>(i));
+  st->host_count = st->host_args.size();
+  if (st->host_count == st->plan.size()) st->host_args.clear();
   for (const auto& p : st->plan)
     st->hot.push_back(
         {p.kind, static_cast<std::uint32_t>(p.cu_fits.size()), p.cu_fits.data(), p.lo, p.hi});
@@ -445,7 +509,7 @@ namespace {
   std::vector<backend::bound_arg> out(std::max(args.size(), st.plan.size()));
   std::vector<std::byte> scratch(st.wide_bytes);
   const std::uint64_t mask = bind(st, args, out.data(), scratch.data());
-  st.impl->call({out.data(), args.size()}, mask);
+  st.impl->call({out.data(), st.plan.size()}, mask);
 }
 }  // namespace
 
@@ -465,7 +529,7 @@ namespace {
   std::byte scratch[stack_scratch];
   auto* out = reinterpret_cast<backend::bound_arg*>(storage);
   const std::uint64_t mask = bind(st, args, out, scratch);
-  st.impl->call({out, args.size()}, mask);
+  st.impl->call({out, st.plan.size()}, mask);
 }
 
 fpyga::run kernel::start_args(std::span<const arg_value> args, std::span<const fpyga::run> waitfor) const {
@@ -483,14 +547,16 @@ fpyga::run kernel::start_args(std::span<const arg_value> args, std::span<const f
   }
   // The run keeps its buffers (and their device memory) until it ends, whatever the host frees.
   std::vector<std::shared_ptr<backend::buffer_impl>> held;
-  for (std::size_t i = 0; i < args.size(); ++i)
+  for (std::size_t j = 0; j < args.size(); ++j) {
+    const std::size_t i = st.host_args.empty() ? j : st.host_args[j];
     if (out[i].buffer) {
-      held.push_back(args[i].buffer().impl());
+      held.push_back(args[j].buffer().impl());
       out[i].buffer->uses.fetch_add(1);
     }
+  }
   std::shared_ptr<backend::run_impl> r;
   try {
-    r = st.impl->start({out.data(), args.size()}, mask, deps);
+    r = st.impl->start({out.data(), st.plan.size()}, mask, deps);
   } catch (...) {
     for (auto& b : held) b->uses.fetch_sub(1);
     throw;

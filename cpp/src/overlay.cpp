@@ -10,6 +10,7 @@
 #include "backends/backend.hpp"
 #include "core_state.hpp"
 #include "fpyga/error.hpp"
+#include "fpyga/stream.hpp"
 
 namespace fpyga {
 namespace {
@@ -96,6 +97,9 @@ overlay::overlay(const fpyga::device& dev, const std::string& path) {
     bin.source = path;
   else
     bin = fpyga::xclbin::read(path);
+  // A stream design no runtime can run (a dangling stream, two producers on one FIFO,
+  // mismatched widths) is refused before the device is touched, naming the ports.
+  (void)stream_layout::of(bin);
   auto& d = *dev.impl();
   std::lock_guard lock(load_mutex());
   auto old = d.current && !d.current->released ? d.current : nullptr;

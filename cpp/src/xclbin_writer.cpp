@@ -12,9 +12,11 @@
 #include <pugixml.hpp>
 #include <set>
 #include <sstream>
+#include <utility>
 
 #include "fpyga/error.hpp"
 #include "fpyga/network.hpp"
+#include "fpyga/stream.hpp"
 #include "fpyga/xclbin.hpp"
 #include "xclbin_format.hpp"
 
@@ -170,6 +172,39 @@ platform_parts split_vbnv(const std::string& vbnv) {
   return p;
 }
 
+/// The ports of a kernel whose description lists none: one slave control port (unless
+/// `control_port` is false: a free-running kernel without scalars has no AXI-lite interface),
+/// one master port per m_axi bundle, one port per stream argument. `stream_modes` gives a
+/// stream's mode by argument name (read_only / write_only, as Vitis writes them; "stream" when
+/// unknown) and `stream_widths` its TDATA width.
+std::vector<port_info> derived_ports(const kernel_info& k,
+                                     const std::map<std::string, std::string>& stream_modes,
+                                     bool control_port,
+                                     const std::map<std::string, unsigned>& stream_widths = {}) {
+  std::vector<port_info> ports;
+  std::set<std::string> seen;
+  for (const auto& a : k.args) {
+    if (a.port.empty() || !seen.insert(a.port).second) continue;
+    if (a.kind == arg_kind::scalar && !control_port) continue;
+    port_info p;
+    p.name = a.port;
+    p.mode = a.kind == arg_kind::scalar ? "slave" : a.kind == arg_kind::global ? "master" : "stream";
+    if (a.kind == arg_kind::stream)
+      if (auto m = stream_modes.find(a.name); m != stream_modes.end()) p.mode = m->second;
+    p.range = a.kind == arg_kind::scalar   ? 0x1000
+              : a.kind == arg_kind::global ? 0xFFFFFFFFFFFFFFFFull
+                                           : 0;
+    p.data_width = 32;
+    if (auto w = stream_widths.find(a.name); a.kind == arg_kind::stream && w != stream_widths.end())
+      p.data_width = w->second;
+    ports.push_back(p);
+  }
+  if (control_port &&
+      !std::any_of(ports.begin(), ports.end(), [](const port_info& p) { return p.mode == "slave"; }))
+    ports.push_back({"S_AXI_CONTROL", "slave", 0x1000, 32});
+  return ports;
+}
+
 std::string embedded_metadata_xml(const xclbin& x) {
   pugi::xml_document doc;
   auto decl = doc.append_child(pugi::node_declaration);
@@ -206,34 +241,26 @@ std::string embedded_metadata_xml(const xclbin& x) {
     kernel.append_attribute("preferredWorkGroupSizeMultiple") = "0";
     kernel.append_attribute("workGroupSize") = "1";
     kernel.append_attribute("interrupt") = "true";
-    std::vector<port_info> ports = k.ports;
-    if (ports.empty()) {
-      // Derived from the args: one slave control port, one master/stream port per bundle.
-      std::set<std::string> seen;
-      for (const auto& a : k.args) {
-        if (a.port.empty() || !seen.insert(a.port).second) continue;
-        port_info p;
-        p.name = a.port;
-        p.mode = a.kind == arg_kind::scalar   ? "slave"
-                 : a.kind == arg_kind::global ? "master"
-                                              : "stream";
-        p.range = a.kind == arg_kind::scalar   ? 0x1000
-                  : a.kind == arg_kind::global ? 0xFFFFFFFFFFFFFFFFull
-                                               : 0;
-        p.data_width = 32;
-        ports.push_back(p);
+    const std::vector<port_info> ports = k.ports.empty() ? derived_ports(k, {}, true) : k.ports;
+    // PYNQ reads the block protocol here; written when every compute unit agrees on one other
+    // than the default ap_ctrl_hs (free-running ap_ctrl_none kernels, ap_ctrl_chain).
+    std::optional<control_protocol> control;
+    bool agree = true;
+    for (const auto& ip : x.ips)
+      if (ip.type == ip_type::kernel && ip.kernel_name() == k.name) {
+        if (control && *control != ip.control) agree = false;
+        control = ip.control;
       }
-      if (!std::any_of(ports.begin(), ports.end(),
-                       [](const port_info& p) { return p.mode == "slave"; }))
-        ports.push_back({"S_AXI_CONTROL", "slave", 0x1000, 32});
-    }
+    if (agree && control && *control != control_protocol::ap_ctrl_hs)
+      kernel.append_attribute("hwControlProtocol") = std::string(to_string(*control)).c_str();
     for (const auto& p : ports) {
       auto port = kernel.append_child("port");
       port.append_attribute("name") = p.name.c_str();
       port.append_attribute("mode") = p.mode.c_str();
       port.append_attribute("range") = hex(p.range).c_str();
       port.append_attribute("dataWidth") = std::to_string(p.data_width).c_str();
-      port.append_attribute("portType") = p.mode == "stream" ? "stream" : "addressable";
+      const bool stream = p.mode == "stream" || p.mode == "read_only" || p.mode == "write_only";
+      port.append_attribute("portType") = stream ? "stream" : "addressable";
       port.append_attribute("base") = "0x0";
     }
     for (const auto& a : k.args) {
@@ -467,6 +494,21 @@ std::array<std::uint8_t, 16> content_uuid(const std::vector<std::byte>& bytes) {
   return u;
 }
 
+/// TDATA widths of a kernel's stream arguments as the description's "streams" section gives
+/// them (its "args" entries); empty when it gives none.
+std::map<std::string, unsigned> stream_widths_of(const json& j, const kernel_info& k) {
+  std::map<std::string, unsigned> out;
+  if (!j.contains("streams") || !j["streams"].is_object() || !j["streams"].contains("args") ||
+      !j["streams"]["args"].is_array())
+    return out;
+  for (const auto& a : j["streams"]["args"])
+    if (a.is_object() && a.value("kernel", "") == k.name && a.contains("arg") &&
+        a["arg"].is_string() && a.contains("data_bits") && a["data_bits"].is_number_unsigned() &&
+        a["data_bits"].get<std::uint64_t>() <= 0xFFFFFFFFu)
+      out[a["arg"].get<std::string>()] = a["data_bits"].get<unsigned>();
+  return out;
+}
+
 }  // namespace
 
 xclbin xclbin::from_description(std::string_view json_text, std::vector<std::byte> bits) {
@@ -478,7 +520,7 @@ xclbin xclbin::from_description(std::string_view json_text, std::vector<std::byt
     throw value_error(std::string("xclbin description is not valid JSON: ") + e.what());
   }
   R::only_keys(j, "description", {"mode", "platform", "uuid", "timestamp", "clocks", "memories",
-                                  "kernels", "network"});
+                                  "kernels", "network", "streams"});
 
   xclbin x;
   x.bitstream = std::move(bits);
@@ -561,10 +603,12 @@ xclbin xclbin::from_description(std::string_view json_text, std::vector<std::byt
     const auto& args = R::array(kj, "args", kwhere);
     std::uint64_t next_offset = 0x10;  // after the control, GIE, IER and ISR registers
     std::map<std::string, unsigned> arg_by_name;
+    std::map<std::string, std::string> stream_modes;  // arg name -> read_only / write_only
     for (std::size_t ai = 0; ai < args.size(); ++ai) {
       const std::string where = kwhere + ".args[" + std::to_string(ai) + "]";
       const auto& aj = args[ai];
-      R::only_keys(aj, where, {"name", "type", "kind", "offset", "size", "port", "host_size"});
+      R::only_keys(aj, where,
+                   {"name", "type", "kind", "offset", "size", "port", "host_size", "direction"});
       arg_info a;
       a.index = static_cast<unsigned>(ai);
       a.name = R::string(aj, "name", where).value_or("");
@@ -605,6 +649,13 @@ xclbin xclbin::from_description(std::string_view json_text, std::vector<std::byt
                            "' needs an explicit size (fpyga cannot lay out that type)");
       a.port = R::string(aj, "port", where).value_or(default_port);
       a.host_size = R::number(aj, "host_size", where).value_or(a.size);
+      if (auto dir = R::string(aj, "direction", where)) {
+        if (a.kind != arg_kind::stream)
+          R::fail(where + ".direction", "only a stream argument has a direction");
+        if (*dir != "input" && *dir != "output")
+          R::fail(where + ".direction", "expected \"input\" or \"output\", got '" + *dir + "'");
+        stream_modes[a.name] = *dir == "input" ? "read_only" : "write_only";
+      }
       if (a.kind == arg_kind::stream) {
         a.offset = R::number(aj, "offset", where).value_or(0);
       } else {
@@ -618,25 +669,36 @@ xclbin xclbin::from_description(std::string_view json_text, std::vector<std::byt
     const auto& instances = R::array(kj, "instances", kwhere);
     json default_instances = json::array({json{{"name", k.name + "_1"}}});
     const json& inst_list = instances.empty() ? default_instances : instances;
+    bool all_free_running = true;
     for (std::size_t ii = 0; ii < inst_list.size(); ++ii) {
       const std::string where = kwhere + ".instances[" + std::to_string(ii) + "]";
       const auto& ij = inst_list[ii];
-      R::only_keys(ij, where, {"name", "base_address", "control", "connections"});
+      R::only_keys(ij, where, {"name", "base_address", "control", "connections", "ip_layout_name"});
       instance_info in;
       in.name = R::string(ij, "name", where).value_or("");
       if (in.name.empty()) R::fail(where, "needs a name");
-      in.base_address = R::number(ij, "base_address", where).value_or(next_cu_base);
-      next_cu_base = std::max(next_cu_base, in.base_address + 0x10000);
-      ip_info ip;
-      ip.index = static_cast<unsigned>(x.ips.size());
-      ip.type = ip_type::kernel;
-      ip.name = k.name + ":" + in.name;
-      for (const auto& other : x.ips)
-        if (other.name == ip.name) R::fail(where, "compute unit '" + ip.name + "' appears twice");
-      ip.base_address = in.base_address;
       const auto control = R::string(ij, "control", where).value_or("ap_ctrl_hs");
       const auto c = control_protocol_from_string(control);
       if (!c) R::fail(where + ".control", "unknown control protocol '" + control + "'");
+      if (*c == control_protocol::ap_ctrl_none) {
+        // A free-running compute unit has no control registers: Vitis leaves its IP_LAYOUT
+        // base address all ones, which XRT reads as "not host-controlled".
+        in.base_address = R::number(ij, "base_address", where).value_or(~std::uint64_t{0});
+      } else {
+        in.base_address = R::number(ij, "base_address", where).value_or(next_cu_base);
+        next_cu_base = std::max(next_cu_base, in.base_address + 0x10000);
+        all_free_running = false;
+      }
+      ip_info ip;
+      ip.index = static_cast<unsigned>(x.ips.size());
+      ip.type = ip_type::kernel;
+      // SDAccel 2018 awsxclbins name the IP by its kernel only; "ip_layout_name" writes such files.
+      ip.name = R::string(ij, "ip_layout_name", where).value_or(k.name + ":" + in.name);
+      if (ip.name.empty()) R::fail(where + ".ip_layout_name", "must not be empty");
+      // Instances must differ; old-style names repeat the kernel for every compute unit.
+      for (const auto& other : k.instances)
+        if (other.name == in.name) R::fail(where, "compute unit '" + k.name + ":" + in.name + "' appears twice");
+      ip.base_address = in.base_address;
       ip.control = *c;
       ip.interrupt_enabled = ip.control != control_protocol::ap_ctrl_none;
       if (ij.contains("connections")) {
@@ -663,6 +725,14 @@ xclbin xclbin::from_description(std::string_view json_text, std::vector<std::byt
       x.ips.push_back(std::move(ip));
       k.instances.push_back(std::move(in));
     }
+    // Stream directions, or a free-running kernel, need ports the plain derivation cannot
+    // give: read_only/write_only stream ports (PYNQ and XRT take a stream's direction from
+    // them) and no control port when nothing is host-controlled.
+    const bool has_scalar = std::any_of(k.args.begin(), k.args.end(),
+                                        [](const arg_info& a) { return a.kind == arg_kind::scalar; });
+    if (!stream_modes.empty() || (all_free_running && !has_scalar))
+      k.ports = derived_ports(k, stream_modes, !(all_free_running && !has_scalar),
+                              stream_widths_of(j, k));
     x.kernels.push_back(std::move(k));
   }
 
@@ -679,6 +749,24 @@ xclbin xclbin::from_description(std::string_view json_text, std::vector<std::byt
     } catch (const value_error& e) {
       throw value_error(std::string("xclbin description: ") + e.what());
     }
+  }
+
+  // fpyga's stream additions (FIFO depths, element layouts): stored as given, then the whole
+  // stream layout is checked, so a design no runtime can run is refused at build time.
+  if (j.contains("streams")) {
+    if (!j["streams"].is_object()) R::fail("streams", "expected an object (schema fpyga.streams/1)");
+    const auto text = j["streams"].dump(1);
+    const auto* p = reinterpret_cast<const std::byte*>(text.data());
+    x.other_sections.push_back({section_kind::user_metadata,
+                                std::string(stream_layout::section_name),
+                                std::vector<std::byte>(p, p + text.size())});
+    const std::string source = std::exchange(x.source, "<description>");
+    try {
+      (void)stream_layout::of(x);
+    } catch (const xclbin_error& e) {
+      throw value_error(e.what());
+    }
+    x.source = source;
   }
 
   // Field sizes are checked once, by writing; the bytes also give the default uuid.

@@ -51,6 +51,8 @@ DEFAULT_CLOCKS = (
 #: Where the first compute unit's control registers live on F1; later CUs follow 64 KiB apart.
 CU_BASE_ADDRESS = 0x1800000
 CU_STRIDE = 0x10000
+#: IP_LAYOUT base address of a compute unit without control registers (ap_ctrl_none).
+NO_CONTROL_BASE = 0xFFFFFFFFFFFFFFFF
 #: Offset of the first argument register (after CTRL, GIE, IER, ISR).
 FIRST_ARG_OFFSET = 0x10
 
@@ -82,9 +84,11 @@ class Arg:
     size: int = 0  # bytes of the register data (pointers: 8)
     host_size: int = 0  # bytes the host passes (sizeof the value, 8 for pointers/streams)
     bits: int = 0  # value width of a scalar (sizes its register)
+    direction: str = ""  # streams: "input" (the kernel reads it) or "output"
+    element: dict | None = None  # streams: what one element holds (see stream_element)
 
     def to_json(self) -> dict:
-        return {
+        out = {
             "name": self.name,
             "type": self.type,
             "kind": self.kind,
@@ -93,6 +97,9 @@ class Arg:
             "port": self.port,
             "host_size": self.host_size,
         }
+        if self.kind == "stream" and self.direction:
+            out["direction"] = self.direction
+        return out
 
 
 @dataclasses.dataclass
@@ -110,6 +117,7 @@ class Memory:
     size_bytes: int
     base_address: int = 0
     used: bool = False
+    stream: dict | None = None  # streaming_connection: {"source", "sink", "depth"}
 
     def to_json(self) -> dict:
         return {
@@ -262,6 +270,116 @@ def is_stream_type(t) -> bool:
     return _template_name(t) == "stream" and "hls::stream" in t.spelling
 
 
+_AXIS_TEMPLATES = ("ap_axiu", "ap_axis", "qdma_axis", "axis")
+
+
+def stream_element(t) -> dict:
+    """What one element of a stream of type ``t`` (the element type, not the stream) holds.
+
+    ``ap_axiu<W, U, TI, TD>`` / ``ap_axis`` give TDATA width W and the side-channel widths, as
+    Vitis's AXI4-Stream port has them; any other T gives its value width (``ap_*`` the template
+    width, else 8 * sizeof(T)) and no side channels.
+    """
+    t = t.get_canonical()
+    name = _template_name(t)
+    if name in _AXIS_TEMPLATES:
+        decl = t.get_declaration()
+        values = [decl.get_template_argument_value(i) for i in range(decl.get_num_template_arguments())]
+        if len(values) >= 4:
+            spelled = f"{name}<{values[0]}, {values[1]}, {values[2]}, {values[3]}>"
+            return {"type": spelled, "data_bits": values[0], "axis": True, "signed": name == "ap_axis",
+                    "user_bits": values[1], "id_bits": values[2], "dest_bits": values[3]}
+    spelled, bits = value_spelling(t)
+    signed = spelled.startswith(("ap_int<", "ap_fixed<")) or spelled in (
+        "char", "signed char", "short", "int", "long", "long long", "float", "double")
+    return {"type": spelled, "data_bits": bits, "axis": False, "signed": signed,
+            "user_bits": 0, "id_bits": 0, "dest_bits": 0}
+
+
+_READS = {"read", "read_nb", "empty", ">>"}
+_WRITES = {"write", "write_nb", "full", "<<"}
+
+
+def _body_tokens(cursor) -> list[str]:
+    return [t.spelling for t in cursor.get_tokens()]
+
+
+def _template_of(cursor):
+    """The template a function specialization was instantiated from (else the cursor)."""
+    ci = _cindex()
+    t = ci.conf.lib.clang_getSpecializedCursorTemplate(cursor)
+    return t if t is not None and not t.kind.is_invalid() else cursor
+
+
+def stream_uses(func, name: str, depth: int = 0, seen=None) -> set[str]:
+    """How function ``func`` uses its stream parameter ``name``: a set of "read"/"write".
+
+    Looks for ``name.read()``, ``name >> x``, ``name.write()``, ``name << x`` (and the _nb, empty
+    and full forms) in the body, and follows ``name`` into the functions it is passed to (also
+    function templates, through their template's body), as HLS does when it infers a port's
+    direction from its accesses.
+    """
+    ci = _cindex()
+    seen = set() if seen is None else seen
+    key = (func.hash, name)
+    if key in seen or depth > 16:
+        return set()
+    seen.add(key)
+    uses: set[str] = set()
+    toks = _body_tokens(func)
+    for i, tok in enumerate(toks[:-1]):
+        if tok != name:
+            continue
+        nxt = toks[i + 1]
+        if nxt in (".", "->") and i + 2 < len(toks):
+            nxt = toks[i + 2]
+        if nxt in _READS:
+            uses.add("read")
+        elif nxt in _WRITES:
+            uses.add("write")
+    for node in func.walk_preorder():
+        if node.kind != ci.CursorKind.CALL_EXPR:
+            continue
+        args = list(node.get_arguments())
+        for pos, a in enumerate(args):
+            ref = a
+            while ref.kind == ci.CursorKind.UNEXPOSED_EXPR and len(list(ref.get_children())) == 1:
+                ref = next(ref.get_children())
+            if ref.kind != ci.CursorKind.DECL_REF_EXPR or ref.spelling != name:
+                continue
+            callee = node.referenced
+            if callee is None or callee.kind not in (ci.CursorKind.FUNCTION_DECL, ci.CursorKind.FUNCTION_TEMPLATE):
+                continue
+            target = callee.get_definition() or callee
+            body = _template_of(target)
+            body = body.get_definition() or body
+            params = [p for p in body.get_children() if p.kind == ci.CursorKind.PARM_DECL]
+            if pos < len(params) and any(c.kind == ci.CursorKind.COMPOUND_STMT for c in body.get_children()):
+                uses |= stream_uses(body, params[pos].spelling, depth + 1, seen)
+    return uses
+
+
+def stream_direction(func, arg: "Arg", pointer_const: bool | None = None) -> str:
+    """"input" or "output" for stream argument ``arg`` of kernel ``func`` (KernelMetaError when
+    the body both reads and writes it, or does neither in a way fpyga can see)."""
+    if pointer_const is not None:
+        # An axis pointer: HLS reads a const one and writes the other.
+        return "input" if pointer_const else "output"
+    uses = stream_uses(func, arg.name)
+    if uses == {"read"}:
+        return "input"
+    if uses == {"write"}:
+        return "output"
+    if uses:
+        raise KernelMetaError(
+            f"stream argument '{arg.name}' is both read and written; an AXI4-Stream port has one "
+            "direction (read it in one kernel and write it in another)")
+    raise KernelMetaError(
+        f"stream argument '{arg.name}' is neither read nor written in the kernel (fpyga looks for "
+        f"{arg.name}.read()/write(), >>/<< and follows it into the functions it is passed to), so "
+        "its direction is unknown")
+
+
 def describe_arg(cursor, pragmas: dict[str, dict[str, str]] | None) -> Arg:
     """Derives an Arg from a PARM_DECL cursor and its INTERFACE pragmas ({mode: options})."""
     ci = _cindex()
@@ -282,7 +400,10 @@ def describe_arg(cursor, pragmas: dict[str, dict[str, str]] | None) -> Arg:
                 f"argument '{name}' is a reference to '{pointee.spelling}'; a kernel takes "
                 "pointers, values or hls::stream references")
         spelled = _unqualified_spelling(pointee.get_canonical()) + "&"
-        return Arg(name, spelled, "stream", name, size=0, host_size=8)
+        canon = pointee.get_canonical()
+        elem_t = canon.get_template_argument_type(0) if canon.get_num_template_arguments() > 0 else None
+        element = stream_element(elem_t) if elem_t is not None and elem_t.kind != ci.TypeKind.INVALID else None
+        return Arg(name, spelled, "stream", name, size=0, host_size=8, element=element)
     if is_stream_type(t):
         raise KernelMetaError(f"argument '{name}': hls::stream must be passed by reference")
     if t.kind in (ci.TypeKind.POINTER, ci.TypeKind.CONSTANTARRAY, ci.TypeKind.INCOMPLETEARRAY):
@@ -292,7 +413,8 @@ def describe_arg(cursor, pragmas: dict[str, dict[str, str]] | None) -> Arg:
         base, _ = value_spelling(pointee)
         spelled = f"{base} const *" if pointee.is_const_qualified() else f"{base}*"
         if mode == "axis":
-            return Arg(name, spelled, "stream", name, size=0, host_size=8)
+            return Arg(name, spelled, "stream", name, size=0, host_size=8, element=stream_element(pointee),
+                       direction="input" if pointee.is_const_qualified() else "output")
         if mode and mode not in ("m_axi", "s_axilite"):
             raise KernelMetaError(
                 f"argument '{name}': interface mode '{mode}' is not supported for a pointer "
@@ -327,6 +449,26 @@ def clang_args(include_dirs: Iterable[str] = (), defines: Iterable[str] = (), st
     args += [f"-I{d}" for d in include_dirs]
     args += [f"-D{d}" for d in defines]
     return args
+
+
+def is_c_source(path: str) -> bool:
+    """A plain C kernel: v++ compiles ``.c`` files as C (no extern "C" needed)."""
+    return str(path).endswith(".c")
+
+
+#: The C standard plain C kernels are parsed and compiled with.
+C_STD = "gnu11"
+
+
+def c_source_args(args: Sequence[str]) -> list[str]:
+    """``args`` (made for C++) for a C source: ``-x c`` and the C standard."""
+    out = list(args)
+    for i, a in enumerate(out):
+        if a == "c++" and i > 0 and out[i - 1] == "-x":
+            out[i] = "c"
+        elif a.startswith("-std="):
+            out[i] = f"-std={C_STD}"
+    return out
 
 
 def default_resource_dir() -> tuple[str | None, str | None]:
@@ -402,7 +544,7 @@ def parse_sources(sources: Sequence[str], kernel_names: Sequence[str], args: Seq
         if not os.path.exists(src):
             raise KernelMetaError(f"kernel source '{src}' does not exist")
         try:
-            tu = index.parse(src, args=list(args))
+            tu = index.parse(src, args=c_source_args(args) if is_c_source(src) else list(args))
         except ci.TranslationUnitLoadError as exc:
             raise KernelMetaError(f"libclang could not parse '{src}': {exc}") from exc
         errors = [d for d in tu.diagnostics if d.severity >= ci.Diagnostic.Error]
@@ -451,10 +593,20 @@ def parse_sources(sources: Sequence[str], kernel_names: Sequence[str], args: Seq
                 if not p.spelling:
                     raise KernelMetaError(f"kernel '{cur.spelling}' has an unnamed argument")
                 try:
-                    kargs.append(describe_arg(p, pragmas.get(p.spelling)))
+                    a = describe_arg(p, pragmas.get(p.spelling))
+                    if a.kind == "stream" and not a.direction:
+                        a.direction = stream_direction(cur, a)
+                    kargs.append(a)
                 except KernelMetaError as exc:
                     raise KernelMetaError(f"kernel '{cur.spelling}': {exc}") from None
             assign_offsets(kargs)
+            if control == "ap_ctrl_none":
+                host = [a.name for a in kargs if a.kind != "stream"]
+                if host:
+                    raise KernelMetaError(
+                        f"kernel '{cur.spelling}' is free-running (ap_ctrl_none) but takes host "
+                        f"argument(s) {', '.join(repr(h) for h in host)}; a free-running kernel has no "
+                        "control registers and takes streams only")
             found[cur.spelling] = Kernel(cur.spelling, kargs, control or "ap_ctrl_hs", src)
     missing = [k for k in kernel_names if k not in found]
     if missing:
@@ -523,6 +675,7 @@ def parse_connectivity(lines: Sequence[str], kernels: dict[str, Kernel],
     """
     counts: dict[str, list[str]] = {}
     sps: list[tuple[str, str, str, str]] = []
+    scs: list[tuple[str, str, str, str, str, int]] = []
     for raw in lines:
         line = raw.split("#")[0].strip()
         if not line or line.lower() == "[connectivity]":
@@ -554,10 +707,31 @@ def parse_connectivity(lines: Sequence[str], kernels: dict[str, Kernel],
             if not colon or not dot or not cu or not arg or not mem:
                 raise KernelMetaError(f"connectivity '{raw}': expected sp=<cu>.<arg>:<memory>")
             sps.append((raw, cu.strip(), arg.strip(), mem.strip()))
-        elif key in ("slr", "stream_connect", "connect"):
+        elif key in ("sc", "stream_connect"):
+            parts = [x.strip() for x in value.split(":")]
+            if len(parts) not in (2, 3) or not all(parts):
+                raise KernelMetaError(
+                    f"connectivity '{raw}': expected sc=<cu>.<output>:<cu>.<input>[:<depth>]")
+            ends = []
+            for part in parts[:2]:
+                cu, dot, arg = part.partition(".")
+                if not dot or not cu or not arg:
+                    raise KernelMetaError(
+                        f"connectivity '{raw}': '{part}' is not <cu>.<argument>")
+                ends.append((cu, arg))
+            depth = DEFAULT_STREAM_DEPTH
+            if len(parts) == 3:
+                if not re.fullmatch(r"\d+", parts[2]):
+                    raise KernelMetaError(f"connectivity '{raw}': depth '{parts[2]}' is not a number")
+                depth = int(parts[2])
+                if depth < 1:
+                    raise KernelMetaError(
+                        f"connectivity '{raw}': depth 0; a stream needs a depth of at least 1")
+            scs.append((raw, ends[0][0], ends[0][1], ends[1][0], ends[1][1], depth))
+        elif key in ("slr", "connect"):
             raise KernelMetaError(f"connectivity '{raw}': '{key}' is not supported by the sw_emu toolchain")
         else:
-            raise KernelMetaError(f"connectivity '{raw}': unknown directive '{key}' (expected nk or sp)")
+            raise KernelMetaError(f"connectivity '{raw}': unknown directive '{key}' (expected nk, sp or sc)")
 
     instances: list[Instance] = []
     by_name: dict[str, Instance] = {}
@@ -591,6 +765,8 @@ def parse_connectivity(lines: Sequence[str], kernels: dict[str, Kernel],
             raise KernelMetaError(f"connectivity '{raw}': '{cu}.{arg}' is connected twice")
         inst.connections[arg] = _find_memory(mem, memories, f"connectivity '{raw}'").tag
 
+    _connect_streams(scs, by_name, kernels, memories)
+
     default = memories[0]
     for inst in instances:
         for karg in kernels[inst.kernel].args:
@@ -599,7 +775,77 @@ def parse_connectivity(lines: Sequence[str], kernels: dict[str, Kernel],
     used = {tag for inst in instances for tag in inst.connections.values()}
     for m in memories:
         m.used = m.tag in used
+    for inst in instances:
+        for karg in kernels[inst.kernel].args:
+            if karg.kind == "stream" and karg.name not in inst.connections:
+                hint = (f"sc=<cu>.<output>:{inst.name}.{karg.name}" if karg.direction == "input"
+                        else f"sc={inst.name}.{karg.name}:<cu>.<input>")
+                raise KernelMetaError(
+                    f"stream argument '{karg.name}' ({karg.direction}) of compute unit '{inst.name}' "
+                    f"(kernel '{inst.kernel}') is not connected: add '{hint}' to the connectivity")
     return instances
+
+
+#: FIFO depth of an sc= line that gives none (fpyga's choice; stream_layout::default_depth in C++).
+DEFAULT_STREAM_DEPTH = 16
+
+
+def _elements_match(a: dict | None, b: dict | None) -> bool:
+    if not a or not b:
+        return True
+    keys = ("data_bits", "axis", "user_bits", "id_bits", "dest_bits")
+    return all(a.get(k) == b.get(k) for k in keys)
+
+
+def _element_text(e: dict | None) -> str:
+    return f"{e['type']}, {e['data_bits']} data bits" if e else "unknown element"
+
+
+def _connect_streams(scs, by_name: dict[str, Instance], kernels: dict[str, Kernel],
+                     memories: list[Memory]) -> None:
+    """Applies sc= lines: one STREAMING_CONNECTION memory (dc_0, dc_1, ... as v++ names them) per
+    line, the producer's and the consumer's argument connected to it."""
+    n = 0
+    for raw, src_cu, src_arg, dst_cu, dst_arg, depth in scs:
+        ends = []
+        for cu, arg, want in ((src_cu, src_arg, "output"), (dst_cu, dst_arg, "input")):
+            inst = by_name.get(cu)
+            if inst is None:
+                raise KernelMetaError(
+                    f"connectivity '{raw}': unknown compute unit '{cu}' (compute units: {', '.join(by_name)})")
+            kernel = kernels[inst.kernel]
+            karg = next((a for a in kernel.args if a.name == arg), None)
+            if karg is None:
+                raise KernelMetaError(
+                    f"connectivity '{raw}': kernel '{kernel.name}' has no argument '{arg}' (arguments: "
+                    f"{', '.join(a.name for a in kernel.args)})")
+            if karg.kind != "stream":
+                raise KernelMetaError(
+                    f"connectivity '{raw}': argument '{arg}' of kernel '{kernel.name}' is a {karg.kind}, "
+                    "only hls::stream / axis arguments are stream-connected")
+            if karg.direction != want:
+                side = "first (the producer)" if want == "output" else "second (the consumer)"
+                raise KernelMetaError(
+                    f"connectivity '{raw}': {cu}.{arg} is an {karg.direction} of kernel '{kernel.name}', "
+                    f"but the {side} end of sc= must be an {want}")
+            if arg in inst.connections:
+                raise KernelMetaError(
+                    f"connectivity '{raw}': {cu}.{arg} is already connected (to '{inst.connections[arg]}')")
+            ends.append((inst, karg))
+        (si, sa), (di, da) = ends
+        if not _elements_match(sa.element, da.element):
+            raise KernelMetaError(
+                f"connectivity '{raw}': {src_cu}.{src_arg} ({_element_text(sa.element)}) and "
+                f"{dst_cu}.{dst_arg} ({_element_text(da.element)}) differ in width or side channels")
+        while any(m.tag == f"dc_{n}" for m in memories):
+            n += 1
+        tag = f"dc_{n}"
+        n += 1
+        mem = Memory(tag, "streaming_connection", 0, 0, True)
+        mem.stream = {"source": f"{src_cu}.{src_arg}", "sink": f"{dst_cu}.{dst_arg}", "depth": depth}
+        memories.append(mem)
+        si.connections[src_arg] = tag
+        di.connections[dst_arg] = tag
 
 
 def read_config_connectivity(path: str) -> list[str]:
@@ -631,7 +877,8 @@ def build_description(kernels: dict[str, Kernel], instances: Sequence[Instance],
             "instances": [
                 {
                     "name": inst.name,
-                    "base_address": inst.base_address,
+                    # A free-running CU has no control registers: all ones, as Vitis writes it.
+                    "base_address": NO_CONTROL_BASE if kernel.control == "ap_ctrl_none" else inst.base_address,
                     "control": kernel.control,
                     # Keep argument order so the output is stable.
                     "connections": {a.name: inst.connections[a.name] for a in kernel.args
@@ -640,7 +887,7 @@ def build_description(kernels: dict[str, Kernel], instances: Sequence[Instance],
                 for inst in instances if inst.kernel == kname
             ],
         })
-    return {
+    out = {
         "mode": "sw_emu",
         "platform": platform,
         "timestamp": 0,
@@ -648,6 +895,33 @@ def build_description(kernels: dict[str, Kernel], instances: Sequence[Instance],
         "memories": [m.to_json() for m in memories],
         "kernels": out_kernels,
     }
+    streams = streams_metadata(kernels, memories)
+    if streams is not None:
+        out["streams"] = streams
+    return out
+
+
+#: Schema of fpyga's stream additions (USER_METADATA "fpyga_streams"; stream_layout in C++).
+STREAMS_SCHEMA = "fpyga.streams/1"
+
+
+def streams_metadata(kernels: dict[str, Kernel], memories: Sequence[Memory]) -> dict | None:
+    """What emu needs and Vitis has no place for: each stream argument's element (TDATA width,
+    side channels) and each kernel-to-kernel stream's FIFO depth. None without streams."""
+    args = []
+    for kname, kernel in kernels.items():
+        for a in kernel.args:
+            if a.kind != "stream" or not a.element or a.element.get("data_bits", 0) <= 0:
+                continue
+            e = a.element
+            args.append({"kernel": kname, "arg": a.name, "direction": a.direction, "type": e["type"],
+                         "data_bits": e["data_bits"], "width_bytes": (e["data_bits"] + 7) // 8,
+                         "axis": e["axis"], "signed": e["signed"], "user_bits": e["user_bits"],
+                         "id_bits": e["id_bits"], "dest_bits": e["dest_bits"]})
+    conns = [{"tag": m.tag, **m.stream} for m in memories if m.stream]
+    if not args and not conns:
+        return None
+    return {"schema": STREAMS_SCHEMA, "args": args, "connections": conns}
 
 
 def describe(sources: Sequence[str], kernel_names: Sequence[str], connectivity: Sequence[str] = (),
