@@ -8,6 +8,7 @@ from .device import Device, Memory, _attribute_name
 from .driver import DefaultIP, UnsupportedConfiguration, driver_for
 from .kernel import Kernel, WaitHandle
 from .repr_dict import ReprDict
+from .stream import Stream, streams_of
 from .xclbin import clock_dict, ip_dict, mem_dict
 
 __all__ = ["DefaultIP", "Overlay", "UnsupportedConfiguration", "WaitHandle"]
@@ -92,7 +93,9 @@ class Overlay:
         """Loads the xclbin onto the device (replacing what the device had loaded).
 
         Downloading the overlay that is loaded reloads nothing (XRT, too, skips a load of the
-        xclbin a device holds): compute-unit objects taken before keep working.
+        xclbin a device holds): compute-unit objects taken before keep working. The same goes
+        for a new Overlay of the file another Overlay object loaded on the device: both share
+        the program (and ``free()`` of either unloads it).
 
         Raises
         ------
@@ -105,7 +108,11 @@ class Overlay:
         if self.is_loaded():
             self._describe()
             return
-        core = _core.overlay(self.device._core, self.bitfile_name)
+        current = self.device._loaded_overlay()
+        shared = current is not None and _same_xclbin(current, self.bitfile_name)
+        # The file another Overlay object loaded here: share its program, so that both objects'
+        # kernels work (PYNQ re-downloads, which XRT skips for the loaded uuid).
+        core = current._core if shared else _core.overlay(self.device._core, self.bitfile_name)
         try:
             self._core = core
             self._xclbin = core.xclbin
@@ -113,9 +120,12 @@ class Overlay:
             self._describe()
             self._bind_attributes()
         except BaseException:
+            # Either the other overlay keeps its program, fully, or the new one goes, whole.
             self._unbind()
-            core.release()
-            self.device._set_loaded_overlay(None)
+            self._core = None
+            if not shared:
+                core.release()
+            self.device._set_loaded_overlay(current if shared else None)
             raise
 
     def is_loaded(self):
@@ -172,23 +182,49 @@ class Overlay:
             self.__dict__[name] = value
             self._attributes.append(name)
 
+        streams, stream_ports = streams_of(self._xclbin)
+
+        def with_streams(obj, insts):
+            # PYNQ's kernel.streams: {argument: XrtStream} of the stream-connected arguments.
+            try:
+                obj.streams = {arg: streams[tag] for (inst, arg), tag in stream_ports.items()
+                               if inst in insts}
+            except AttributeError:
+                pass
+            return obj
+
         by_kernel = {}
         for inst, desc in self.ip_dict.items():
             kernel_name = desc["cu_name"].partition(":")[0]
             by_kernel.setdefault(kernel_name, []).append(inst)
             if self._free_name(inst):
-                add(inst, _driver(inst, desc))
+                add(inst, with_streams(_driver(inst, desc), {inst}))
         for kernel_name, insts in by_kernel.items():
             if self._free_name(kernel_name):
-                add(kernel_name, Kernel(self._core, kernel_name, self.ip_dict[insts[0]]))
+                add(kernel_name, with_streams(Kernel(self._core, kernel_name, self.ip_dict[insts[0]]),
+                                              set(insts)))
         # Kernels the metadata gives no instances for (some old sw_emu files) are still callable.
         for kernel_name in self._core.kernel_names():
             if kernel_name not in by_kernel and self._free_name(kernel_name):
                 add(kernel_name, Kernel(self._core, kernel_name))
+        raw_types = {x.index: x.raw_type for x in self._xclbin.memories}
         for m in self._core.memories():
-            name = _attribute_name(m.tag)
-            if m.used and self._free_name(name):
-                add(name, Memory(m))
+            if not m.used:
+                continue
+            if raw_types.get(m.index) == 9:  # a stream between kernels: no memory to allocate in
+                value = streams.get(m.tag)
+                if value is None:
+                    continue
+            else:
+                value = Memory(m)
+            # The tag's own spelling where it is an identifier (ol.dc_0, ol.bank0, as PYNQ users
+            # write), and its alphanumerics as an alias (ol.dc0, ol.DDR0 for DDR[0]).
+            names = [m.tag] if m.tag.isidentifier() else []
+            if _attribute_name(m.tag) not in names:
+                names.append(_attribute_name(m.tag))
+            for name in names:
+                if self._free_name(name):
+                    add(name, value)
 
     def __getattr__(self, name):
         # Only reached for names not set: say why a kernel or bank is not there.
@@ -229,6 +265,16 @@ class Overlay:
     def __repr__(self):
         state = "loaded" if self.is_loaded() else "not loaded"
         return f"<fpyga.Overlay {self.bitfile_name} on {self.device.spec} ({state})>"
+
+
+def _same_xclbin(overlay, path):
+    """True when ``path`` is the file ``overlay`` loaded, unchanged (same file, same uuid)."""
+    try:
+        if not os.path.samefile(overlay.bitfile_name, path):
+            return False
+        return _core.xclbin.read(path).uuid == overlay._core.xclbin.uuid
+    except (OSError, ValueError):
+        return False
 
 
 def _no_dtbo(dtbo):

@@ -534,6 +534,35 @@ def test_kernels_taken_before_a_redownload_keep_working(vadd, emu):
         assert list(c) == [8] * 16
 
 
+def test_a_second_overlay_of_the_same_file_shares_the_program(vadd, emu, xclbin_dir):
+    k = vadd.vadd_1
+    a, b, c = buffers(emu, 16)
+    a[:] = 5
+    a.sync_to_device()
+    again = pynq.Overlay(xclbin_dir / "vadd.xclbin", device=emu)   # a notebook cell run twice
+    assert again.is_loaded() and vadd.is_loaded() and emu.bitfile_name == again.bitfile_name
+    for kernel in (k, again.vadd_1):
+        kernel.call(a, a, c, 16)
+        c.sync_from_device()
+        assert list(c) == [10] * 16
+    # A driver that fails on the second object leaves the first one's program loaded.
+    class Broken(pynq.DefaultIP):
+        bindto = [VADD_VLNV]
+
+        def __init__(self, description):
+            raise RuntimeError("driver bug")
+
+    try:
+        with pytest.raises(RuntimeError, match="driver bug"):
+            pynq.Overlay(xclbin_dir / "vadd.xclbin", device=emu)
+    finally:
+        Broken.unregister()
+    assert vadd.is_loaded()
+    k.call(a, a, c, 16)
+    again.free()  # one program, so both objects see it go
+    assert not vadd.is_loaded() and emu.bitfile_name is None
+
+
 def test_dictionaries_print_like_pynqs_repr_dict(vadd, emu):
     for name in ("ip_dict", "mem_dict", "clock_dict"):
         d = getattr(vadd, name)
@@ -560,12 +589,17 @@ def test_overlay_lifecycle_on_xrt_noop(xclbin_dir):
         k.call(a, b, c, 16)
         print("redownload", ol.vadd_1 is k, type(ol.ip_dict).__name__,
               ol.ip_dict["vadd_1"]["driver"].__name__)
+        again = pynq.Overlay(XCLBIN_DIR + "/vadd.xclbin")
+        k.call(a, b, c, 16)
+        again.vadd_1.call(a, b, c, 16)
+        print("second object", ol.is_loaded(), again.is_loaded())
         try:
             pynq.Overlay(XCLBIN_DIR + "/vadd.xclbin", bogus=1)
         except TypeError as e:
             print("TypeError", "bogus" in str(e))
     """, xclbin_dir)
     assert "redownload True ReprDict DefaultIP" in out
+    assert "second object True True" in out
     assert "TypeError True" in out
 
 
