@@ -8,7 +8,6 @@ from .device import Device, Memory, _attribute_name
 from .driver import DefaultIP, UnsupportedConfiguration, driver_for
 from .kernel import Kernel, WaitHandle
 from .repr_dict import ReprDict
-from .stream import Stream, streams_of
 from .xclbin import clock_dict, ip_dict, mem_dict
 
 __all__ = ["DefaultIP", "Overlay", "UnsupportedConfiguration", "WaitHandle"]
@@ -182,49 +181,23 @@ class Overlay:
             self.__dict__[name] = value
             self._attributes.append(name)
 
-        streams, stream_ports = streams_of(self._xclbin)
-
-        def with_streams(obj, insts):
-            # PYNQ's kernel.streams: {argument: XrtStream} of the stream-connected arguments.
-            try:
-                obj.streams = {arg: streams[tag] for (inst, arg), tag in stream_ports.items()
-                               if inst in insts}
-            except AttributeError:
-                pass
-            return obj
-
         by_kernel = {}
         for inst, desc in self.ip_dict.items():
             kernel_name = desc["cu_name"].partition(":")[0]
             by_kernel.setdefault(kernel_name, []).append(inst)
             if self._free_name(inst):
-                add(inst, with_streams(_driver(inst, desc), {inst}))
+                add(inst, _driver(inst, desc))
         for kernel_name, insts in by_kernel.items():
             if self._free_name(kernel_name):
-                add(kernel_name, with_streams(Kernel(self._core, kernel_name, self.ip_dict[insts[0]]),
-                                              set(insts)))
+                add(kernel_name, Kernel(self._core, kernel_name, self.ip_dict[insts[0]]))
         # Kernels the metadata gives no instances for (some old sw_emu files) are still callable.
         for kernel_name in self._core.kernel_names():
             if kernel_name not in by_kernel and self._free_name(kernel_name):
                 add(kernel_name, Kernel(self._core, kernel_name))
-        raw_types = {x.index: x.raw_type for x in self._xclbin.memories}
         for m in self._core.memories():
-            if not m.used:
-                continue
-            if raw_types.get(m.index) == 9:  # a stream between kernels: no memory to allocate in
-                value = streams.get(m.tag)
-                if value is None:
-                    continue
-            else:
-                value = Memory(m)
-            # The tag's own spelling where it is an identifier (ol.dc_0, ol.bank0, as PYNQ users
-            # write), and its alphanumerics as an alias (ol.dc0, ol.DDR0 for DDR[0]).
-            names = [m.tag] if m.tag.isidentifier() else []
-            if _attribute_name(m.tag) not in names:
-                names.append(_attribute_name(m.tag))
-            for name in names:
-                if self._free_name(name):
-                    add(name, value)
+            name = _attribute_name(m.tag)
+            if m.used and self._free_name(name):
+                add(name, Memory(m))
 
     def __getattr__(self, name):
         # Only reached for names not set: say why a kernel or bank is not there.
