@@ -53,10 +53,12 @@ class MMIO:
         if base_addr < 0 or length < 0:
             raise ValueError(f"MMIO: base address {base_addr:#x} and length {length} cannot be "
                              f"negative")
-        if device is None:
-            from .device import Device
+        from .device import Device
 
+        if device is None:
             device = Device.active_device
+        elif not isinstance(device, Device):
+            raise TypeError(f"MMIO: device must be a fpyga.Device, got {type(device).__name__}")
         kernel, offset = _compute_unit_at(device, base_addr, length)
         self._init(kernel, offset, base_addr, length, device)
 

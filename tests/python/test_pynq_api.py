@@ -277,6 +277,8 @@ def test_mmio_reads_and_writes_registers(vadd, emu):
         pynq.MMIO(base - 0x1000, 4, device=emu)
     with pytest.raises(ValueError, match="int or bytes"):
         k.write(0x34, "7")
+    with pytest.raises(TypeError, match="fpyga.Device"):
+        pynq.MMIO(base, 4, device="emu")
 
 
 def test_args_are_pynq_xrt_arguments(vadd):
