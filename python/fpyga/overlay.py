@@ -82,6 +82,11 @@ class Overlay:
         self.ip_dict = ReprDict(ip_dict(self._xclbin), rootname="ip_dict")
         self.mem_dict = ReprDict(mem_dict(self._xclbin), rootname="mem_dict")
         self.clock_dict = ReprDict(clock_dict(self._xclbin), rootname="clock_dict")
+        # PYNQ's Zynq-side dictionaries, empty for an xclbin as in PYNQ on XRT.
+        for name in ("gpio_dict", "interrupt_controllers", "interrupt_pins", "hierarchy_dict"):
+            setattr(self, name, ReprDict(rootname=name))
+        self.pr_dict = {}
+        self.dtbo = None
         # As PYNQ's, entries name the device and the driver class their attribute gets.
         for desc in self.ip_dict.values():
             desc["device"] = self.device

@@ -577,6 +577,9 @@ def test_dictionaries_print_like_pynqs_repr_dict(vadd, emu):
     assert entry["device"] is emu and entry["driver"] is pynq.DefaultIP
     data, _ = vadd.ip_dict._repr_json_()
     assert data["vadd_1"]["device"] == repr(emu)
+    for name in ("gpio_dict", "interrupt_controllers", "interrupt_pins", "hierarchy_dict"):
+        assert getattr(vadd, name) == {} and isinstance(getattr(vadd, name), ReprDict)
+    assert vadd.pr_dict == {} and vadd.dtbo is None
     entry["state"] = "programmed"  # a write through a lookup sticks (PYNQ's copy loses it)
     assert vadd.ip_dict["vadd_1"]["state"] == "programmed"
 
