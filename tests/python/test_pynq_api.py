@@ -47,6 +47,21 @@ def noop(code, xclbin_dir):
                     textwrap.dedent(code))
 
 
+def load_vadd_with_a_failing_driver(device, xclbin_dir):
+    """Loads vadd.xclbin while a driver bound to vadd raises in its __init__."""
+    class Broken(pynq.DefaultIP):
+        bindto = [VADD_VLNV]
+
+        def __init__(self, description):
+            raise RuntimeError("driver bug")
+
+    try:
+        with pytest.raises(RuntimeError, match="driver bug"):
+            pynq.Overlay(xclbin_dir / "vadd.xclbin", device=device)
+    finally:
+        Broken.unregister()
+
+
 # --- scheduling: waitfor with None, and free() after a failed start -----------------------------
 
 def test_waitfor_skips_none_and_a_failed_start_leaves_free_working(emu, xclbin_dir):
@@ -164,17 +179,7 @@ def test_unsupported_configuration_falls_back_to_default_ip(emu, xclbin_dir):
 def test_a_failing_driver_leaves_no_program_loaded(emu, xclbin_dir):
     old = pynq.Overlay(xclbin_dir / "vmult.xclbin", device=emu)
 
-    class Broken(pynq.DefaultIP):
-        bindto = [VADD_VLNV]
-
-        def __init__(self, description):
-            raise RuntimeError("driver bug")
-
-    try:
-        with pytest.raises(RuntimeError, match="driver bug"):
-            pynq.Overlay(xclbin_dir / "vadd.xclbin", device=emu)
-    finally:
-        Broken.unregister()
+    load_vadd_with_a_failing_driver(emu, xclbin_dir)
     # The load replaced vmult, and its program was released whole: nothing is loaded.
     assert not old.is_loaded()
     assert emu.bitfile_name is None and emu.ip_dict == {}
@@ -548,17 +553,7 @@ def test_a_second_overlay_of_the_same_file_shares_the_program(vadd, emu, xclbin_
         c.sync_from_device()
         assert list(c) == [10] * 16
     # A driver that fails on the second object leaves the first one's program loaded.
-    class Broken(pynq.DefaultIP):
-        bindto = [VADD_VLNV]
-
-        def __init__(self, description):
-            raise RuntimeError("driver bug")
-
-    try:
-        with pytest.raises(RuntimeError, match="driver bug"):
-            pynq.Overlay(xclbin_dir / "vadd.xclbin", device=emu)
-    finally:
-        Broken.unregister()
+    load_vadd_with_a_failing_driver(emu, xclbin_dir)
     assert vadd.is_loaded()
     k.call(a, a, c, 16)
     again.free()  # one program, so both objects see it go
