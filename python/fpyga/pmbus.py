@@ -25,21 +25,28 @@ XRT_RAIL_NAMES = ("0v85", "12v_aux", "12v_pex", "12v_sw", "1v8", "3v3_aux", "3v3
 
 class Sensor:
     """One measured quantity of a rail: ``value`` (a fresh reading: V, A or W; None when the
-    device does not measure it), ``name`` (``"12v_pex_power"``) and ``unit``."""
+    device does not measure it), ``name`` (``"12v_pex_power"``) and ``unit``.
 
-    def __init__(self, name, unit, read, note=""):
+    As in PYNQ, a sensor may derive its value from ``parents`` (objects with ``get_value()``):
+    a DataRecorder reads each parent once per sample, so the rails of one device cost one query
+    of the device per sample, not one per sensor.
+    """
+
+    def __init__(self, name, unit, read, note="", parents=()):
         self.name = name
         self.unit = unit
         self.note = note
         self._read = read
-        self.parents = ()
+        self.parents = tuple(parents)
 
     @property
     def value(self):
-        return self._read()
+        return self.get_value()
 
     def get_value(self, parents=None):
-        return self._read()
+        if parents is None:
+            parents = [p.get_value() for p in self.parents]
+        return self._read(*parents)
 
     def __repr__(self):
         v = self.value
@@ -83,23 +90,34 @@ def get_xrt_sysfs_rails(device=None):
     if not first.rails:
         return _unmeasured_rails(first.note or f"{device.spec} reports no rails")
 
-    def reading(rail, field):
-        def read():
-            for r in core.sensors().rails:
-                if r.name == rail:
-                    return getattr(r, field)
-            return None
-        return read
+    readings = _DeviceReadings(core)
+
+    def sensor(rail, suffix, unit, field):
+        def read(now):
+            return next((getattr(r, field) for r in now.rails if r.name == rail), None)
+        return Sensor(f"{rail}_{suffix}", unit, read, parents=(readings,))
 
     rails = {}
     for r in first.rails:
         rails[r.name] = Rail(
             r.name,
-            Sensor(f"{r.name}_vol", "V", reading(r.name, "volts")) if r.volts is not None else None,
-            Sensor(f"{r.name}_curr", "A", reading(r.name, "amps")) if r.amps is not None else None,
-            Sensor(f"{r.name}_power", "W", reading(r.name, "watts")) if r.watts is not None
-            else None)
+            sensor(r.name, "vol", "V", "volts") if r.volts is not None else None,
+            sensor(r.name, "curr", "A", "amps") if r.amps is not None else None,
+            sensor(r.name, "power", "W", "watts") if r.watts is not None else None)
     return rails
+
+
+class _DeviceReadings:
+    """The parent of a device's sensors: one query of all its readings."""
+
+    name = "device readings"
+    parents = ()
+
+    def __init__(self, core):
+        self._core = core
+
+    def get_value(self, parents=None):
+        return self._core.sensors()
 
 
 def _unmeasured_rails(note):
@@ -162,7 +180,7 @@ class DataRecorder:
         import pandas as pd
 
         while True:
-            values = [s.get_value() for s in self._sensors]
+            values = _sample_all(self._sensors)
             with self._lock:
                 self._times.append(pd.Timestamp.now())
                 self._rows.append([self._record_index] +
@@ -212,3 +230,15 @@ class DataRecorder:
             rows, times = list(self._rows), list(self._times)
         return pd.DataFrame(rows, columns=self._columns, index=pd.DatetimeIndex(times),
                             dtype="f4")
+
+
+def _sample_all(sensors):
+    """One value per sensor, reading every parent shared by several sensors once."""
+    seen = {}
+
+    def value(s):
+        if id(s) not in seen:
+            seen[id(s)] = s.get_value([value(p) for p in s.parents])
+        return seen[id(s)]
+
+    return [value(s) for s in sensors]

@@ -412,6 +412,29 @@ def test_recorded_sensor_values_are_kept(emu):
     assert values == list(range(len(values))) and len(values) >= 3
 
 
+def test_recorder_reads_a_shared_parent_once_per_sample():
+    from fpyga.pmbus import Sensor
+
+    class Board:  # one query gives every reading, as a card's device information does
+        name, parents, queries = "board", (), 0
+
+        def get_value(self, parents=None):
+            Board.queries += 1
+            return {"v": 12.0, "a": 2.0}
+
+    board = Board()
+    volts = Sensor("12v_pex_vol", "V", lambda r: r["v"], parents=(board,))
+    amps = Sensor("12v_pex_curr", "A", lambda r: r["a"], parents=(board,))
+    watts = Sensor("12v_pex_power", "W", lambda v, a: v * a, parents=(volts, amps))
+    assert watts.value == 24.0
+    recorder = pynq.DataRecorder(volts, amps, watts)
+    with recorder.record(0.01):
+        time.sleep(0.05)
+    frame = recorder.frame
+    assert (frame["12v_pex_power"] == 24.0).all() and (frame["12v_pex_vol"] == 12.0).all()
+    assert Board.queries == 2 + len(frame)  # watts.value read it twice; then once per sample
+
+
 def test_device_introspection_on_xrt_noop(xclbin_dir):
     out = noop("""
         dev = pynq.Device.active_device
