@@ -441,6 +441,13 @@ std::shared_ptr<kernel_state> make_kernel_state(const std::shared_ptr<backend::p
                                                 const std::string& source, const kernel_info& info,
                                                 std::vector<backend::compute_unit> cus) {
   if (cus.empty()) throw error("kernel '" + info.name + "' has no compute unit in " + source);
+  for (const auto& cu : cus)
+    if (cu.control == control_protocol::ap_ctrl_none)
+      // As on a card (XRT opens no xrt::kernel for them either): no control registers to start
+      // it through; it runs from load to unload, fed by its streams.
+      throw type_error("kernel '" + info.name + "' (compute unit '" + cu.name +
+                       "') is free-running (ap_ctrl_none): it runs from load to unload and the "
+                       "host does not call or start it");
   if (cus.size() > 64)
     throw not_supported_error("kernel '" + info.name + "' has " + std::to_string(cus.size()) +
                               " compute units; fpyga handles at most 64 per kernel handle");

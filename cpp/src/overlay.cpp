@@ -189,7 +189,15 @@ fpyga::kernel overlay::kernel(std::string_view name) const {
 std::vector<fpyga::kernel> overlay::kernels() const {
   const auto& st = require(st_);
   std::vector<fpyga::kernel> out;
-  for (const auto& name : st.kernel_order) out.push_back(kernel(name));
+  for (const auto& name : st.kernel_order) {
+    const auto it = st.cus.find(name);
+    if (it != st.cus.end() && !it->second.empty() &&
+        std::all_of(it->second.begin(), it->second.end(), [](const backend::compute_unit& cu) {
+          return cu.control == control_protocol::ap_ctrl_none;
+        }))
+      continue;
+    out.push_back(kernel(name));
+  }
   return out;
 }
 

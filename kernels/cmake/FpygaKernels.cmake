@@ -200,7 +200,8 @@ function(fpyga_add_xclbin)
     get_filename_component(dir "${dir}" ABSOLUTE BASE_DIR "${CMAKE_CURRENT_SOURCE_DIR}")
     list(APPEND includes "${dir}")
   endforeach()
-  set(system_includes "${FPYGA_HLS_INCLUDE_DIR}")
+  # After the HLS headers: fpyga's own ap_axi_sdata.h for HLS headers that ship none (hls4ml's).
+  set(system_includes "${FPYGA_HLS_INCLUDE_DIR}" "${FPYGA_KERNEL_TOOLS_DIR}/include")
   if(arg_NNET_UTILS)
     if(NOT FPYGA_NNET_UTILS_INCLUDE_DIR)
       message(FATAL_ERROR "fpyga_add_xclbin(${name}): NNET_UTILS needs hls4ml's nnet_utils templates; "

@@ -20,6 +20,7 @@ namespace fpyga::python {
 
 py_kernel::py_kernel(fpyga::kernel kernel) : k(std::move(kernel)) {
   for (const auto& a : k.args()) {
+    if (a.kind == arg_kind::stream) continue;  // fed by its stream connection, not by the host
     arg_plan p;
     p.name = a.name;
     p.type = a.type;
@@ -177,6 +178,10 @@ void convert_args(const py_kernel& k, PyObject* const* args, std::size_t npos, P
     // A keyword argument name gets a trailing underscore in signatures (`in` -> `in_`).
     while (i < k.plan.size() && k.plan[i].name != name && k.plan[i].name + "_" != name) ++i;
     if (i == k.plan.size()) {
+      for (const auto& a : k.k.args())
+        if (a.kind == arg_kind::stream && (a.name == name || a.name + "_" == name))
+          throw py::type_error("kernel '" + k.k.name() + "': argument '" + a.name +
+                               "' is connected to a stream, not passed by the host");
       std::string names;
       for (const auto& p : k.plan) names += (names.empty() ? "" : ", ") + p.name;
       throw py::type_error("kernel '" + k.k.name() + "' has no argument '" + name +

@@ -86,7 +86,7 @@ class Kernel(_core.kernel):
         params = [
             inspect.Parameter(_parameter_name(a.name), inspect.Parameter.POSITIONAL_OR_KEYWORD,
                               annotation=a.type)
-            for a in self.kernel_args
+            for a in self.kernel_args if a.kind != "stream"  # streams are not host arguments
         ]
         self.signature = inspect.Signature(params)
         self.args = _xrt_arguments(self.kernel_args, self.description)

@@ -8,6 +8,7 @@ from .device import Device, Memory, _attribute_name
 from .driver import DefaultIP, UnsupportedConfiguration, driver_for
 from .kernel import Kernel, WaitHandle
 from .repr_dict import ReprDict
+from .stream import FreeRunningIP, streams_of
 from .xclbin import clock_dict, ip_dict, mem_dict
 
 __all__ = ["DefaultIP", "Overlay", "UnsupportedConfiguration", "WaitHandle"]
@@ -186,23 +187,60 @@ class Overlay:
             self.__dict__[name] = value
             self._attributes.append(name)
 
+        streams, stream_ports = streams_of(self._xclbin)
+
+        def with_streams(obj, insts):
+            # PYNQ's kernel.streams: {argument: XrtStream} of the stream-connected arguments.
+            try:
+                obj.streams = {arg: streams[tag] for (inst, arg), tag in stream_ports.items()
+                               if inst in insts}
+            except AttributeError:
+                pass
+            return obj
+
         by_kernel = {}
+        free_running = set()
         for inst, desc in self.ip_dict.items():
             kernel_name = desc["cu_name"].partition(":")[0]
+            if desc.get("hw_control_protocol") == "ap_ctrl_none":
+                # No control registers: nothing the host starts, so no kernel handle.
+                free_running.add(kernel_name)
+                if self._free_name(inst):
+                    add(inst, with_streams(FreeRunningIP(inst, desc), {inst}))
+                continue
             by_kernel.setdefault(kernel_name, []).append(inst)
             if self._free_name(inst):
-                add(inst, _driver(inst, desc))
+                add(inst, with_streams(_driver(inst, desc), {inst}))
+        for kernel_name in free_running - set(by_kernel):
+            if self._free_name(kernel_name):
+                insts = {i for i, d in self.ip_dict.items() if d["cu_name"].startswith(kernel_name + ":")}
+                add(kernel_name, with_streams(FreeRunningIP(kernel_name, self.ip_dict[min(insts)]), insts))
         for kernel_name, insts in by_kernel.items():
             if self._free_name(kernel_name):
-                add(kernel_name, Kernel(self._core, kernel_name, self.ip_dict[insts[0]]))
+                add(kernel_name, with_streams(Kernel(self._core, kernel_name, self.ip_dict[insts[0]]),
+                                              set(insts)))
         # Kernels the metadata gives no instances for (some old sw_emu files) are still callable.
         for kernel_name in self._core.kernel_names():
-            if kernel_name not in by_kernel and self._free_name(kernel_name):
+            if kernel_name not in by_kernel and kernel_name not in free_running and self._free_name(kernel_name):
                 add(kernel_name, Kernel(self._core, kernel_name))
+        raw_types = {x.index: x.raw_type for x in self._xclbin.memories}
         for m in self._core.memories():
-            name = _attribute_name(m.tag)
-            if m.used and self._free_name(name):
-                add(name, Memory(m))
+            if not m.used:
+                continue
+            if raw_types.get(m.index) == 9:  # a stream between kernels: no memory to allocate in
+                value = streams.get(m.tag)
+                if value is None:
+                    continue
+            else:
+                value = Memory(m)
+            # The tag's own spelling where it is an identifier (ol.dc_0, ol.bank0, as PYNQ users
+            # write), and its alphanumerics as an alias (ol.dc0, ol.DDR0 for DDR[0]).
+            names = [m.tag] if m.tag.isidentifier() else []
+            if _attribute_name(m.tag) not in names:
+                names.append(_attribute_name(m.tag))
+            for name in names:
+                if self._free_name(name):
+                    add(name, value)
 
     def __getattr__(self, name):
         # Only reached for names not set: say why a kernel or bank is not there.

@@ -94,10 +94,13 @@ def ip_dict(xcl):
             streams = {}
             for a in k.args:
                 if a.kind == "stream":
+                    banks = xcl.memories_of(ip.index, a.index) if ip is not None else []
                     streams[a.name] = {
                         "id": a.index,
                         "type": a.type,
                         "direction": port_modes.get(a.port),
+                        # The MEM_TOPOLOGY tag of its stream connection, as PYNQ records it.
+                        "stream_id": tags[banks[-1]] if banks else None,
                     }
                     continue
                 reg = {

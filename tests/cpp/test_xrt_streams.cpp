@@ -53,6 +53,37 @@ fs::path stream_vadd_xclbin() {
   return path;
 }
 
+/// krnl_stream_vadd -> krnl_inc (free-running, ap_ctrl_none) -> krnl_sink.
+fs::path free_running_xclbin() {
+  const auto desc = R"({
+  "memories": [{"tag": "bank0", "type": "ddr4", "size_bytes": 1073741824},
+               {"tag": "dc_0", "type": "streaming_connection", "used": true, "size_bytes": 0, "base_address": 0},
+               {"tag": "dc_1", "type": "streaming_connection", "used": true, "size_bytes": 0, "base_address": 0}],
+  "kernels": [
+    {"name": "krnl_stream_vadd", "args": [
+       {"name": "in1", "type": "int const *", "kind": "global"},
+       {"name": "in2", "type": "int const *", "kind": "global"},
+       {"name": "out", "type": "hls::stream<int>&", "kind": "stream", "direction": "output"},
+       {"name": "size", "type": "int", "kind": "scalar"}],
+     "instances": [{"name": "krnl_stream_vadd_1", "connections": {"in1": "bank0", "in2": "bank0", "out": "dc_0"}}]},
+    {"name": "krnl_inc", "args": [
+       {"name": "in", "type": "hls::stream<int>&", "kind": "stream", "direction": "input"},
+       {"name": "out", "type": "hls::stream<int>&", "kind": "stream", "direction": "output"}],
+     "instances": [{"name": "krnl_inc_1", "control": "ap_ctrl_none", "connections": {"in": "dc_0", "out": "dc_1"}}]},
+    {"name": "krnl_sink", "args": [
+       {"name": "in", "type": "hls::stream<int>&", "kind": "stream", "direction": "input"},
+       {"name": "out", "type": "int*", "kind": "global"},
+       {"name": "size", "type": "int", "kind": "scalar"}],
+     "instances": [{"name": "krnl_sink_1", "connections": {"in": "dc_1", "out": "bank0"}}]}],
+  "streams": {"schema": "fpyga.streams/1", "connections": [
+     {"tag": "dc_0", "source": "krnl_stream_vadd_1.out", "sink": "krnl_inc_1.in", "depth": 8},
+     {"tag": "dc_1", "source": "krnl_inc_1.out", "sink": "krnl_sink_1.in", "depth": 8}]}
+})";
+  const auto path = fs::temp_directory_path() / ("fpyga_free_running_" + std::to_string(getpid()) + ".xclbin");
+  fpyga::xclbin::from_description(desc).write(path.string());
+  return path;
+}
+
 fpyga::backend::xrtb::xrt_kernel& xkernel(const fpyga::kernel& k) {
   auto* x = dynamic_cast<fpyga::backend::xrtb::xrt_kernel*>(k.state()->impl.get());
   EXPECT_NE(x, nullptr) << "kernel is not an XRT kernel";
@@ -111,6 +142,30 @@ TEST(XrtStreams, PassingAStreamArgumentIsATypeErrorNamingIt) {
   }
   // The kernel stays usable.
   k.call(in1, in2, 3);
+  fs::remove(path);
+}
+
+TEST(XrtStreams, AFreeRunningKernelLoadsAndHasNoHandle) {
+  // XRT takes the IP_LAYOUT of an ap_ctrl_none CU (base address all ones) and opens no
+  // xrt::kernel for it; fpyga lists no handle for it and says why when asked for one.
+  const auto path = free_running_xclbin();
+  auto dev = fpyga::device::open("xrt:0");
+  fpyga::overlay ol(dev, path.string());
+  std::vector<std::string> names;
+  for (const auto& k : ol.kernels()) names.push_back(k.name());
+  EXPECT_EQ(names, (std::vector<std::string>{"krnl_stream_vadd", "krnl_sink"}));
+  try {
+    (void)ol.kernel("krnl_inc");
+    ADD_FAILURE() << "opened a free-running kernel";
+  } catch (const fpyga::type_error& e) {
+    EXPECT_THAT(e.what(), HasSubstr("'krnl_inc' (compute unit 'krnl_inc_1') is free-running (ap_ctrl_none)"));
+  }
+  auto k = ol.kernel("krnl_stream_vadd");
+  fpyga::buffer in1(k, 0, 4096), in2(k, 1, 4096);
+  k.start(in1, in2, 16).wait();
+  auto sink = ol.kernel("krnl_sink");
+  fpyga::buffer out(sink, 1, 4096);
+  sink.call(out, 16);
   fs::remove(path);
 }
 

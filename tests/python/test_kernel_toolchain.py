@@ -189,11 +189,14 @@ def test_streams_take_no_register(describe):
     desc = describe("""
 #include <ap_int.h>
 #include <hls_stream.h>
-extern "C" void k(hls::stream<ap_uint<32> >& in, int* out, hls::stream<int>& s2, int n, int* ax) {
+extern "C" void k(hls::stream<ap_uint<32> >& in, int* out, hls::stream<int>& s2, int n, const int* ax) {
 #pragma HLS INTERFACE axis port=in
 #pragma HLS INTERFACE axis port=ax
+  out[0] = in.read() + ax[0];
+  s2.write(n);
 }
-""", ["k"])
+extern "C" void src(hls::stream<int>& o) { o.write(1); }
+""", ["k", "src"], ["sc=k_1.s2:k_1.in", "sc=src_1.o:k_1.ax"])
     args, _ = _args(desc, "k")
     assert args["in"]["kind"] == "stream" and args["in"]["type"] == "hls::stream<ap_uint<32>>&"
     assert args["s2"]["kind"] == "stream"
@@ -203,7 +206,7 @@ extern "C" void k(hls::stream<ap_uint<32> >& in, int* out, hls::stream<int>& s2,
     assert args["in"]["offset"] == 0 and args["in"]["size"] == 0
 
 
-@pytest.mark.parametrize("mode", ["ap_ctrl_chain", "ap_ctrl_none", "ap_ctrl_hs"])
+@pytest.mark.parametrize("mode", ["ap_ctrl_chain", "ap_ctrl_hs"])
 def test_block_protocol_from_port_return(describe, mode):
     desc = describe(f"""
 extern "C" void k(int* p) {{
@@ -211,6 +214,17 @@ extern "C" void k(int* p) {{
 }}
 """, ["k"])
     assert desc["kernels"][0]["instances"][0]["control"] == mode
+
+
+def test_a_free_running_kernel_takes_streams_only(describe):
+    # ap_ctrl_none leaves no control registers to pass a pointer through (tests/python/
+    # test_streams_meta.py covers free-running stream kernels).
+    with pytest.raises(km.KernelMetaError, match=r"'k' is free-running \(ap_ctrl_none\) but takes host argument\(s\) 'p'"):
+        describe("""
+extern "C" void k(int* p) {
+#pragma HLS INTERFACE ap_ctrl_none port=return
+}
+""", ["k"])
 
 
 def test_several_kernels_in_one_source(describe):

@@ -27,7 +27,9 @@ class overlay {
 
   /// By kernel name, "kernel:instance", or instance name. @throws value_error naming what exists.
   fpyga::kernel kernel(std::string_view name) const;
-  /// One handle per kernel (over all its compute units).
+  /// One handle per kernel (over all its compute units), leaving out free-running
+  /// (ap_ctrl_none) kernels, which the host neither calls nor starts (kernel() refuses them
+  /// with a type_error saying so).
   std::vector<fpyga::kernel> kernels() const;
   /// By tag. @throws value_error naming the tags that exist.
   fpyga::memory memory(std::string_view tag) const;

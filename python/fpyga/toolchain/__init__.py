@@ -26,11 +26,15 @@ import shutil
 import subprocess
 from pathlib import Path
 
-__all__ = ["ToolchainError", "compiler", "compiler_identity", "hls_include_dir", "build_xclbin"]
+__all__ = ["ToolchainError", "compiler", "c_compiler", "compiler_identity", "hls_include_dir",
+           "fpyga_include_dir", "build_xclbin"]
 
 #: The kernels' C++ standard: Xilinx's headers and hls4ml's templates are written for C++14.
 CXX_STD = "c++14"
 CXX_FLAGS = ("-O3", "-fPIC", f"-std={CXX_STD}", "-w")
+#: Plain C kernels (``.c``) compile as C, as v++ compiles them.
+C_STD = "gnu11"
+C_FLAGS = ("-O3", "-fPIC", f"-std={C_STD}", "-w")
 
 
 class ToolchainError(RuntimeError):
@@ -45,6 +49,20 @@ def compiler() -> str:
     if not path:
         raise ToolchainError(f"no C++ compiler: '{cxx}' is not on PATH (install g++, or set CXX)")
     return path
+
+
+def c_compiler() -> str:
+    """The C compiler for ``.c`` kernels: ``$CC`` else ``gcc``."""
+    cc = os.environ.get("CC") or "gcc"
+    path = shutil.which(cc)
+    if not path:
+        raise ToolchainError(f"no C compiler: '{cc}' is not on PATH (install gcc, or set CC)")
+    return path
+
+
+def fpyga_include_dir() -> Path:
+    """fpyga's own kernel headers (``ap_axi_sdata.h``), searched after Xilinx's HLS headers."""
+    return Path(__file__).resolve().parent / "include"
 
 
 def compiler_identity() -> str:
@@ -94,7 +112,8 @@ def build_xclbin(sources, kernels, output, *, work_dir, include_dirs=(), system_
     Parameters
     ----------
     sources : list of path
-        HLS C++ (``.cpp``) sources; each compiles to one object, in parallel.
+        HLS C++ (``.cpp``) sources, or plain C (``.c``, compiled as C); each compiles to one
+        object, in parallel.
     kernels : list of str
         The ``extern "C"`` top functions to expose as kernels.
     output : path
@@ -104,7 +123,8 @@ def build_xclbin(sources, kernels, output, *, work_dir, include_dirs=(), system_
     include_dirs, system_include_dirs : list of path
         ``-I`` and ``-isystem`` directories (Xilinx's headers are added to the latter).
     connectivity : list of str
-        v++ ``[connectivity]`` lines (``nk=nn_batch:2``, ``sp=nn_1.in:bank0``).
+        v++ ``[connectivity]`` lines (``nk=nn_batch:2``, ``sp=nn_1.in:bank0``,
+        ``sc=load_1.out:compute_1.in:16``).
     network : dict, optional
         The network description stored in the xclbin (``fpyga.network/1``).
     progress : callable(str), optional
@@ -127,7 +147,7 @@ def build_xclbin(sources, kernels, output, *, work_dir, include_dirs=(), system_
     work.mkdir(parents=True, exist_ok=True)
     step = progress or (lambda s: None)
     cxx = compiler()
-    system_include_dirs = [*system_include_dirs, hls_include_dir()]
+    system_include_dirs = [*system_include_dirs, hls_include_dir(), fpyga_include_dir()]
     inc = [f"-I{d}" for d in include_dirs] + [a for d in system_include_dirs for a in ("-isystem", str(d))]
     defs = [f"-D{d}" for d in defines]
     log_path = work / "build.log"
@@ -136,7 +156,9 @@ def build_xclbin(sources, kernels, output, *, work_dir, include_dirs=(), system_
         objects = [work / f"{i}_{Path(s).stem}.o" for i, s in enumerate(sources)]
         jobs = max(1, min(len(sources), os.cpu_count() or 1))
         with concurrent.futures.ThreadPoolExecutor(jobs) as pool:
-            futures = [pool.submit(_run_captured, [cxx, *CXX_FLAGS, *inc, *defs, "-c", str(s), "-o", str(o)])
+            futures = [pool.submit(_run_captured, [c_compiler(), *C_FLAGS, *inc, *defs, "-c", str(s), "-o", str(o)]
+                                   if str(s).endswith(".c") else
+                                   [cxx, *CXX_FLAGS, *inc, *defs, "-c", str(s), "-o", str(o)])
                        for s, o in zip(sources, objects)]
             results = [f.result() for f in futures]
         for cmd, rc, out in results:
