@@ -42,22 +42,22 @@ class ToolchainError(RuntimeError):
     log's path."""
 
 
-def compiler() -> str:
-    """The C++ compiler: ``$CXX`` else ``g++`` (FileNotFoundError naming both when absent)."""
-    cxx = os.environ.get("CXX") or "g++"
-    path = shutil.which(cxx)
+def _tool(variable: str, default: str, what: str) -> str:
+    name = os.environ.get(variable) or default
+    path = shutil.which(name)
     if not path:
-        raise ToolchainError(f"no C++ compiler: '{cxx}' is not on PATH (install g++, or set CXX)")
+        raise ToolchainError(f"no {what}: '{name}' is not on PATH (install {default}, or set {variable})")
     return path
+
+
+def compiler() -> str:
+    """The C++ compiler: ``$CXX`` else ``g++`` (ToolchainError naming both when absent)."""
+    return _tool("CXX", "g++", "C++ compiler")
 
 
 def c_compiler() -> str:
     """The C compiler for ``.c`` kernels: ``$CC`` else ``gcc``."""
-    cc = os.environ.get("CC") or "gcc"
-    path = shutil.which(cc)
-    if not path:
-        raise ToolchainError(f"no C compiler: '{cc}' is not on PATH (install gcc, or set CC)")
-    return path
+    return _tool("CC", "gcc", "C compiler")
 
 
 def fpyga_include_dir() -> Path:

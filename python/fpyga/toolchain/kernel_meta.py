@@ -746,17 +746,7 @@ def parse_connectivity(lines: Sequence[str], kernels: dict[str, Kernel],
         inst.base_address = CU_BASE_ADDRESS + i * CU_STRIDE
 
     for raw, cu, arg, mem in sps:
-        inst = by_name.get(cu)
-        if inst is None:
-            raise KernelMetaError(
-                f"connectivity '{raw}': unknown compute unit '{cu}' (compute units: "
-                f"{', '.join(by_name)})")
-        kernel = kernels[inst.kernel]
-        karg = next((a for a in kernel.args if a.name == arg), None)
-        if karg is None:
-            raise KernelMetaError(
-                f"connectivity '{raw}': kernel '{kernel.name}' has no argument '{arg}' (arguments: "
-                f"{', '.join(a.name for a in kernel.args)})")
+        inst, kernel, karg = _cu_argument(raw, cu, arg, by_name, kernels)
         if karg.kind != "global":
             raise KernelMetaError(
                 f"connectivity '{raw}': argument '{arg}' of kernel '{kernel.name}' is a {karg.kind}, "
@@ -809,16 +799,7 @@ def _connect_streams(scs, by_name: dict[str, Instance], kernels: dict[str, Kerne
     for raw, src_cu, src_arg, dst_cu, dst_arg, depth in scs:
         ends = []
         for cu, arg, want in ((src_cu, src_arg, "output"), (dst_cu, dst_arg, "input")):
-            inst = by_name.get(cu)
-            if inst is None:
-                raise KernelMetaError(
-                    f"connectivity '{raw}': unknown compute unit '{cu}' (compute units: {', '.join(by_name)})")
-            kernel = kernels[inst.kernel]
-            karg = next((a for a in kernel.args if a.name == arg), None)
-            if karg is None:
-                raise KernelMetaError(
-                    f"connectivity '{raw}': kernel '{kernel.name}' has no argument '{arg}' (arguments: "
-                    f"{', '.join(a.name for a in kernel.args)})")
+            inst, kernel, karg = _cu_argument(raw, cu, arg, by_name, kernels)
             if karg.kind != "stream":
                 raise KernelMetaError(
                     f"connectivity '{raw}': argument '{arg}' of kernel '{kernel.name}' is a {karg.kind}, "
@@ -846,6 +827,23 @@ def _connect_streams(scs, by_name: dict[str, Instance], kernels: dict[str, Kerne
         memories.append(mem)
         si.connections[src_arg] = tag
         di.connections[dst_arg] = tag
+
+
+def _cu_argument(raw: str, cu: str, arg: str, by_name: dict[str, Instance],
+                 kernels: dict[str, Kernel]) -> tuple[Instance, Kernel, Arg]:
+    """The compute unit, kernel and argument a connectivity line names (KernelMetaError listing
+    what exists when there is none)."""
+    inst = by_name.get(cu)
+    if inst is None:
+        raise KernelMetaError(
+            f"connectivity '{raw}': unknown compute unit '{cu}' (compute units: {', '.join(by_name)})")
+    kernel = kernels[inst.kernel]
+    karg = next((a for a in kernel.args if a.name == arg), None)
+    if karg is None:
+        raise KernelMetaError(
+            f"connectivity '{raw}': kernel '{kernel.name}' has no argument '{arg}' (arguments: "
+            f"{', '.join(a.name for a in kernel.args)})")
+    return inst, kernel, karg
 
 
 def read_config_connectivity(path: str) -> list[str]:

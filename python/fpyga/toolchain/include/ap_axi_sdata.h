@@ -35,30 +35,27 @@ struct channel<0> {
   typedef empty_channel type;
 };
 
+
+/// One beat: TDATA of type Data (D bits), then the side channels.
+template <typename Data, int D, int U, int TI, int TD>
+struct beat {
+  Data data;
+  ap_uint<(D + 7) / 8> keep;
+  ap_uint<(D + 7) / 8> strb;
+  typename channel<U>::type user;
+  ap_uint<1> last;
+  typename channel<TI>::type id;
+  typename channel<TD>::type dest;
+};
+
 }  // namespace fpyga_axis
 
 /// An AXI4-Stream beat with unsigned TDATA of D bits.
 template <int D, int U, int TI, int TD>
-struct ap_axiu {
-  ap_uint<D> data;
-  ap_uint<(D + 7) / 8> keep;
-  ap_uint<(D + 7) / 8> strb;
-  typename fpyga_axis::channel<U>::type user;
-  ap_uint<1> last;
-  typename fpyga_axis::channel<TI>::type id;
-  typename fpyga_axis::channel<TD>::type dest;
-};
+struct ap_axiu : fpyga_axis::beat<ap_uint<D>, D, U, TI, TD> {};
 
 /// An AXI4-Stream beat with signed TDATA of D bits.
 template <int D, int U, int TI, int TD>
-struct ap_axis {
-  ap_int<D> data;
-  ap_uint<(D + 7) / 8> keep;
-  ap_uint<(D + 7) / 8> strb;
-  typename fpyga_axis::channel<U>::type user;
-  ap_uint<1> last;
-  typename fpyga_axis::channel<TI>::type id;
-  typename fpyga_axis::channel<TD>::type dest;
-};
+struct ap_axis : fpyga_axis::beat<ap_int<D>, D, U, TI, TD> {};
 
 #endif  // FPYGA_AP_AXI_SDATA_H
