@@ -191,6 +191,17 @@ class service final : public inference::GRPCInferenceService::Service {
         x = c.fp32_contents().data();
       }
 
+      std::int64_t timeout_us = 0;
+      if (const auto t = q->parameters().find("timeout"); t != q->parameters().end()) {
+        if (t->second.parameter_choice_case() != inference::InferParameter::kInt64Param)
+          throw request_error(status_code::invalid_argument,
+                              "model '" + m->name +
+                                  "': parameter 'timeout' must be an int64 "
+                                  "(microseconds)");
+        timeout_us = t->second.int64_param();
+      }
+      const auto deadline = request_deadline(timeout_us, steady_deadline(*ctx));
+
       r->set_model_name(m->name);
       r->set_model_version(std::to_string(m->version));
       r->set_id(q->id());
@@ -201,10 +212,10 @@ class service final : public inference::GRPCInferenceService::Service {
       std::string* y = r->add_raw_output_contents();
       y->resize(rows * sched.n_outputs() * sizeof(float));
       if (reinterpret_cast<std::uintptr_t>(y->data()) % alignof(float) == 0) {
-        m->sched->infer(x, rows, reinterpret_cast<float*>(y->data()), steady_deadline(*ctx));
+        m->sched->infer(x, rows, reinterpret_cast<float*>(y->data()), deadline);
       } else {
         std::vector<float> tmp(rows * sched.n_outputs());
-        m->sched->infer(x, rows, tmp.data(), steady_deadline(*ctx));
+        m->sched->infer(x, rows, tmp.data(), deadline);
         std::memcpy(y->data(), tmp.data(), y->size());
       }
     });
@@ -285,8 +296,14 @@ grpc_frontend::grpc_frontend(model_repository& repo, const grpc_options& opts)
   b.SetMaxReceiveMessageSize(static_cast<int>(opts.max_request_bytes));
   b.RegisterService(impl_->svc.get());
   impl_->server = b.BuildAndStart();
-  if (!impl_->server || impl_->port == 0)
+  if (!impl_->server || impl_->port == 0) {
+    if (!opts.tls_cert.empty())
+      throw error("gRPC: cannot listen on " + addr + " with the TLS certificate '" + opts.tls_cert +
+                  "' and key '" + opts.tls_key +
+                  "' (the port is in use, not an address of this host, or these are not a "
+                  "matching PEM certificate and private key)");
     throw error("gRPC: cannot listen on " + addr + " (in use, or not an address of this host)");
+  }
 }
 
 grpc_frontend::~grpc_frontend() {

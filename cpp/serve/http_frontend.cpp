@@ -3,6 +3,7 @@
 #include <httplib.h>
 
 #include <cstring>
+#include <fstream>
 #include <nlohmann/json.hpp>
 #include <thread>
 
@@ -87,7 +88,7 @@ json tensor_json(const model_config& c, const tensor_spec& t) {
 }  // namespace
 
 struct http_frontend::impl {
-  httplib::Server server;
+  std::unique_ptr<httplib::Server> server;  ///< an httplib::SSLServer with TLS
   std::thread thread;
   int port = 0;
   bool stopped = false;
@@ -95,9 +96,24 @@ struct http_frontend::impl {
 
 http_frontend::http_frontend(model_repository* repo, metrics* counters, const http_options& o)
     : impl_(std::make_unique<impl>()) {
-  if (!o.tls_cert.empty() || !o.tls_key.empty())
-    throw not_supported_error("TLS for HTTP is not implemented yet (gRPC has --tls-cert)");
-  auto& s = impl_->server;
+  if (!o.tls_cert.empty() || !o.tls_key.empty()) {
+    if (o.tls_cert.empty() || o.tls_key.empty())
+      throw value_error("HTTP TLS needs both a certificate and a key file");
+    for (const auto* f : {&o.tls_cert, &o.tls_key})
+      if (!std::ifstream(*f)) throw value_error("cannot read TLS file '" + *f + "'");
+#ifdef CPPHTTPLIB_OPENSSL_SUPPORT
+    auto ssl = std::make_unique<httplib::SSLServer>(o.tls_cert.c_str(), o.tls_key.c_str());
+    if (!ssl->is_valid())
+      throw value_error("HTTP TLS: the certificate '" + o.tls_cert + "' and key '" + o.tls_key +
+                        "' are not a matching PEM certificate and private key");
+    impl_->server = std::move(ssl);
+#else
+    throw not_supported_error("HTTP TLS: this build's cpp-httplib has no OpenSSL support");
+#endif
+  } else {
+    impl_->server = std::make_unique<httplib::Server>();
+  }
+  auto& s = *impl_->server;
   const int threads = o.threads;
   s.new_task_queue = [threads] { return new httplib::ThreadPool(static_cast<size_t>(threads)); };
   s.set_payload_max_length(o.max_request_bytes);
@@ -196,6 +212,7 @@ http_frontend::http_frontend(model_repository* repo, metrics* counters, const ht
         const auto& t0 = j["inputs"][0];
         const std::string name = inputs[0].name;
         std::vector<float> x;
+        const float* xp = nullptr;
         std::size_t binary_at = json_len;
         const auto params = t0.value("parameters", json::object());
         if (params.contains("binary_data_size")) {
@@ -206,8 +223,13 @@ http_frontend::http_frontend(model_repository* repo, metrics* counters, const ht
           if (req.body.size() - binary_at < size)
             throw bad("input '" + name + "': the body ends before its " + std::to_string(size) +
                       " bytes");
-          x.resize(n_in);
-          std::memcpy(x.data(), req.body.data() + binary_at, size);
+          const char* at = req.body.data() + binary_at;
+          if (reinterpret_cast<std::uintptr_t>(at) % alignof(float) == 0) {
+            xp = reinterpret_cast<const float*>(at);  // read in place
+          } else {
+            x.resize(n_in);
+            std::memcpy(x.data(), at, size);
+          }
           binary_at += size;
         } else {
           if (!t0.contains("data")) throw bad("input '" + name + "' has no data");
@@ -227,23 +249,42 @@ http_frontend::http_frontend(model_repository* repo, metrics* counters, const ht
         }
         check_outputs(*m, wanted);
 
-        std::vector<float> y(rows * sched.n_outputs());
-        m->sched->infer(x.data(), rows, y.data());  // HTTP carries no client deadline
+        if (!xp) xp = x.data();
+        std::int64_t timeout_us = 0;
+        if (const auto p = j.find("parameters"); p != j.end() && p->contains("timeout")) {
+          if (!(*p)["timeout"].is_number_integer())
+            throw bad("parameter 'timeout' must be an integer (microseconds)");
+          timeout_us = (*p)["timeout"].get<std::int64_t>();
+        }
+        // HTTP/REST has no transport deadline: the "timeout" parameter is the only one.
+        const auto deadline = request_deadline(timeout_us, clock::time_point::max());
 
+        const std::size_t n_y = rows * sched.n_outputs();
         json out = {{"name", m->config.outputs.front().name},
                     {"datatype", "FP32"},
                     {"shape", output_shape(*m, rows)}};
         json resp = {{"model_name", m->name}, {"model_version", std::to_string(m->version)}};
         if (j.contains("id")) resp["id"] = j["id"];
         if (binary_out) {
-          out["parameters"] = {{"binary_data_size", y.size() * sizeof(float)}};
+          // The JSON header first, then the outputs computed straight into the body after it.
+          out["parameters"] = {{"binary_data_size", n_y * sizeof(float)}};
           resp["outputs"] = json::array({out});
-          const std::string head = resp.dump();
-          std::string body = head;
-          body.append(reinterpret_cast<const char*>(y.data()), y.size() * sizeof(float));
-          res.set_header(header_length, std::to_string(head.size()));
+          std::string body = resp.dump();
+          const std::size_t head = body.size();
+          body.resize(head + n_y * sizeof(float));
+          char* at = body.data() + head;
+          if (reinterpret_cast<std::uintptr_t>(at) % alignof(float) == 0) {
+            m->sched->infer(xp, rows, reinterpret_cast<float*>(at), deadline);
+          } else {
+            std::vector<float> y(n_y);
+            m->sched->infer(xp, rows, y.data(), deadline);
+            std::memcpy(at, y.data(), n_y * sizeof(float));
+          }
+          res.set_header(header_length, std::to_string(head));
           res.set_content(std::move(body), "application/octet-stream");
         } else {
+          std::vector<float> y(n_y);
+          m->sched->infer(xp, rows, y.data(), deadline);
           out["data"] = y;
           resp["outputs"] = json::array({out});
           send_json(res, resp);
@@ -297,7 +338,7 @@ http_frontend::http_frontend(model_repository* repo, metrics* counters, const ht
   if (impl_->port <= 0)
     throw error("HTTP: cannot listen on " + o.address + ":" + std::to_string(o.port) +
                 " (in use, or not an address of this host)");
-  impl_->thread = std::thread([this] { impl_->server.listen_after_bind(); });
+  impl_->thread = std::thread([this] { impl_->server->listen_after_bind(); });
 }
 
 http_frontend::~http_frontend() {
@@ -311,7 +352,7 @@ int http_frontend::port() const {
 void http_frontend::shutdown() {
   if (impl_->stopped) return;
   impl_->stopped = true;
-  impl_->server.stop();  // closes the listening socket; the pool finishes its requests
+  impl_->server->stop();  // closes the listening socket; the pool finishes its requests
   if (impl_->thread.joinable()) impl_->thread.join();
 }
 

@@ -18,13 +18,15 @@ struct http_options {
   int port = 8000;  ///< 0: any free port
   std::size_t max_request_bytes = 64u << 20;
   int threads = 32;  ///< connections served at once
+  /// HTTPS from PEM files when both are given.
   std::string tls_cert, tls_key;
 };
 
 class http_frontend {
  public:
   /// Serves the v2 API (`repo` not null) and/or GET /metrics (`counters` not null) on one port.
-  /// @throws error when the address cannot be bound, or TLS is asked for and not built in.
+  /// @throws error when the address cannot be bound; value_error for unreadable or mismatched
+  ///         TLS files.
   http_frontend(model_repository* repo, metrics* counters, const http_options& opts);
   ~http_frontend();
   int port() const;

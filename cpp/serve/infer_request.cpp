@@ -1,5 +1,7 @@
 #include "infer_request.hpp"
 
+#include <algorithm>
+
 namespace fpyga::serve {
 
 namespace {
@@ -94,6 +96,18 @@ void check_outputs(const model_version& m, const std::vector<std::string>& names
                           model_text(m) + ": unknown output '" + n + "' (outputs: " + have + ")");
     }
   }
+}
+
+clock::time_point request_deadline(std::int64_t timeout_us, clock::time_point transport) {
+  if (timeout_us < 0)
+    throw request_error(status_code::invalid_argument,
+                        "parameter 'timeout' is " + std::to_string(timeout_us) +
+                            " us; expected microseconds >= 0 (0: no timeout)");
+  if (timeout_us == 0) return transport;
+  const auto now = clock::now();
+  // Timeouts past a year are no timeout (and cannot overflow the clock).
+  if (timeout_us > std::int64_t{365} * 24 * 3600 * 1000000) return transport;
+  return std::min(transport, now + std::chrono::microseconds(timeout_us));
 }
 
 std::vector<std::int64_t> output_shape(const model_version& m, std::size_t rows) {

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "model_repository.hpp"
+#include "scheduler.hpp"
 
 namespace fpyga::serve {
 
@@ -33,6 +34,12 @@ void check_outputs(const model_version& m, const std::vector<std::string>& names
 
 /// The shape of the output for `rows` samples.
 std::vector<std::int64_t> output_shape(const model_version& m, std::size_t rows);
+
+/// The deadline of a request: the transport's (gRPC's client deadline; none over HTTP) or, when
+/// earlier, the one its "timeout" parameter sets (microseconds from now, as Triton reads it;
+/// 0: none).
+/// @throws request_error invalid_argument for a negative timeout.
+clock::time_point request_deadline(std::int64_t timeout_us, clock::time_point transport);
 
 /// The shape a model's tensor is shown with (-1 for the batch extent).
 std::vector<std::int64_t> shown_shape(const model_config& c, const tensor_spec& t);

@@ -178,37 +178,48 @@ void scheduler::infer(const float* x, std::size_t rows, float* y, clock::time_po
   if (counters_) counters_->request_success.fetch_add(1, std::memory_order_relaxed);
 }
 
+void scheduler::drop_expired(clock::time_point now) {
+  for (auto it = queue_.begin(); it != queue_.end();) {
+    request* r = *it;
+    if (r->deadline > now) {
+      ++it;
+      continue;
+    }
+    it = queue_.erase(it);
+    queued_rows_ -= r->rows;
+    r->error = std::make_exception_ptr(request_error(
+        status_code::deadline_exceeded,
+        "model '" + cfg_.name + "': the request's deadline passed while it was queued"));
+    r->done = true;
+    r->cv.notify_one();
+    count_done(1);
+  }
+}
+
 std::vector<scheduler::request*> scheduler::take_batch(std::unique_lock<std::mutex>& lk) {
   std::vector<request*> batch;
   const bool batching = cfg_.dynamic_batching && cfg_.max_batch_size > 0;
   const std::size_t limit = batching ? cfg_.max_batch_size : 0;
+  drop_expired(clock::now());
   if (batching && cfg_.max_queue_delay_us > 0 && !queue_.empty()) {
     // Wait for more requests until the batch reaches a preferred size (or the limit) or the
-    // oldest request has waited max_queue_delay.
+    // oldest request has waited max_queue_delay. A queued request whose deadline comes first
+    // ends the wait too: it is dropped then (never run), and the others wait on.
     const std::size_t target = max_preferred_ ? max_preferred_ : limit;
     const auto until =
         queue_.front()->enqueued + std::chrono::microseconds(cfg_.max_queue_delay_us);
     while (!queue_.empty() && queued_rows_ < target && !closed_ && clock::now() < until) {
+      auto wake = until;
+      for (const request* q : queue_) wake = std::min(wake, q->deadline);
       ++delay_waiters_;
-      delay_cv_.wait_until(lk, until);
+      delay_cv_.wait_until(lk, wake);
       --delay_waiters_;
+      drop_expired(clock::now());
     }
   }
-  const auto now = clock::now();
   std::size_t rows = 0;
   while (!queue_.empty()) {
     request* r = queue_.front();
-    if (r->deadline <= now) {  // expired while queued: dropped, never run
-      queue_.pop_front();
-      queued_rows_ -= r->rows;
-      r->error = std::make_exception_ptr(request_error(
-          status_code::deadline_exceeded,
-          "model '" + cfg_.name + "': the request's deadline passed while it was queued"));
-      r->done = true;
-      r->cv.notify_one();
-      count_done(1);
-      continue;
-    }
     if (!batch.empty() && (!batching || rows + r->rows > limit)) break;
     queue_.pop_front();
     queued_rows_ -= r->rows;

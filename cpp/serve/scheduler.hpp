@@ -68,6 +68,9 @@ class scheduler {
   struct instance;
   /// Takes requests from the head of the queue for one batch (mu_ held).
   std::vector<request*> take_batch(std::unique_lock<std::mutex>& lock);
+  /// Drops the queued requests whose deadline is past `now`: they fail deadline_exceeded and
+  /// never reach a device (mu_ held).
+  void drop_expired(clock::time_point now);
   /// An instance is idle: wakes the thread of the first queued request that is waiting, which
   /// takes it (mu_ held). One wake-up per freed instance, not one per waiting thread.
   void wake_next();

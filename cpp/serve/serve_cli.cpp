@@ -43,7 +43,8 @@ CLI::App* add_command(CLI::App& app, cli_options& o) {
                 "Requests waiting per model at most (0: the model's own limit, 4096)");
   s->add_option("--max-request-bytes", o.max_request_bytes, "Largest request accepted")
       ->capture_default_str();
-  s->add_option("--tls-cert", o.tls_cert, "PEM certificate: serve gRPC over TLS (HTTP: not yet)");
+  s->add_option("--tls-cert", o.tls_cert,
+                "PEM certificate: serve gRPC, HTTP/REST and /metrics over TLS");
   s->add_option("--tls-key", o.tls_key, "PEM private key for --tls-cert");
   return s;
 }
@@ -88,6 +89,8 @@ int run_command(const cli_options& o) {
   http_options ho;
   ho.address = o.address;
   ho.max_request_bytes = o.max_request_bytes;
+  ho.tls_cert = o.tls_cert;  // every endpoint speaks TLS when asked: HTTP/REST and /metrics
+  ho.tls_key = o.tls_key;
   if (o.http_port >= 0) {
     ho.port = o.http_port;
     http.emplace(&repo, nullptr, ho);

@@ -400,17 +400,23 @@ def test_http_bad_inputs_get_clear_errors_and_the_server_keeps_answering(server,
     c.close()
 
 
-def test_prometheus_metrics(server, network):
+def _metrics(url):
+    """The server's Prometheus text from http://url/metrics as {series: value}."""
     import urllib.request
 
-    grpc_c = grpcclient.InferenceServerClient(server.grpc_url)
-    _infer(grpc_c, nets.inputs(N_IN)[:5])
-    text = urllib.request.urlopen(f"http://{server.metrics_url}/metrics", timeout=30).read().decode()
+    text = urllib.request.urlopen(f"http://{url}/metrics", timeout=30).read().decode()
     values = {}
     for line in text.splitlines():
         if line and not line.startswith("#"):
             key, value = line.rsplit(" ", 1)
             values[key] = float(value)
+    return values
+
+
+def test_prometheus_metrics(server, network):
+    grpc_c = grpcclient.InferenceServerClient(server.grpc_url)
+    _infer(grpc_c, nets.inputs(N_IN)[:5])
+    values = _metrics(server.metrics_url)
     bn = 'model="bn",version="1"'
     assert values[f"fpyga_inference_request_success{{{bn}}}"] >= 1
     assert values[f"fpyga_inference_request_failure{{{bn}}}"] >= 0
@@ -452,21 +458,32 @@ def test_asyncio_clients(server, network):
         np.testing.assert_array_equal(got, want[i * 10:(i + 1) * 10])
 
 
-def test_grpc_over_tls(network, tmp_path):
-    """--tls-cert/--tls-key: tritonclient connects with ssl=True and the server's certificate as
-    the root; a plaintext client is refused."""
+def test_grpc_http_and_metrics_over_tls(network, tmp_path):
+    """--tls-cert/--tls-key: tritonclient's gRPC (ssl=True, the certificate as root) and HTTP
+    (ssl=True, the certificate as CA) clients infer over TLS, /metrics answers over HTTPS, and
+    plaintext clients are refused on every port; a key that does not match is refused at start."""
+    import ssl
+    import urllib.request
+
+    import tritonclient.http as httpclient
+
     openssl = shutil.which("openssl")
     if not openssl:
         missing_input("openssl (to make a test certificate)")
     cli = _cli()
-    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
-    subprocess.run([openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-                    "-subj", "/CN=localhost", "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost",
-                    "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True, timeout=60)
+
+    def make_cert(name):
+        cert, key = tmp_path / f"{name}.pem", tmp_path / f"{name}.key"
+        subprocess.run([openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                        "-subj", "/CN=localhost", "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost",
+                        "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True, timeout=60)
+        return cert, key
+
+    cert, key = make_cert("a")
     xclbin, model = network
     repo = fpyga.serve.write_repository(tmp_path / "repo", {"bn": xclbin})
     x = nets.inputs(N_IN)[:4]
-    with fpyga.serve.start(repo, cli=cli, devices=["emu"], http_port=-1, metrics_port=-1,
+    with fpyga.serve.start(repo, cli=cli, devices=["emu"],
                            extra_args=["--tls-cert", str(cert), "--tls-key", str(key)]) as s:
         c = grpcclient.InferenceServerClient(s.grpc_url, ssl=True, root_certificates=str(cert))
         assert c.is_server_live()
@@ -477,3 +494,157 @@ def test_grpc_over_tls(network, tmp_path):
         with pytest.raises(InferenceServerException):
             plain.is_server_live(client_timeout=5)
         plain.close()
+
+        h = httpclient.InferenceServerClient(s.http_url, ssl=True, ssl_options={"ca_certs": str(cert)})
+        assert h.is_server_live()
+        inp = httpclient.InferInput("input_1", list(x.shape), "FP32")
+        inp.set_data_from_numpy(x)
+        np.testing.assert_array_equal(h.infer("bn", [inp]).as_numpy(out_name), model.predict(x))
+        h.close()
+        plain = httpclient.InferenceServerClient(s.http_url, network_timeout=5)
+        with pytest.raises(Exception):
+            plain.is_server_live()
+        plain.close()
+
+        ctx = ssl.create_default_context(cafile=str(cert))
+        text = urllib.request.urlopen(f"https://{s.metrics_url}/metrics", context=ctx, timeout=30).read().decode()
+        assert 'fpyga_inference_request_success{model="bn",version="1"} 2' in text
+        with pytest.raises(Exception):
+            urllib.request.urlopen(f"http://{s.metrics_url}/metrics", timeout=5).read()
+
+    _, other_key = make_cert("b")
+    with pytest.raises(RuntimeError) as e:
+        fpyga.serve.start(repo, cli=cli, devices=["emu"], grpc_port=0,
+                          extra_args=["--tls-cert", str(cert), "--tls-key", str(other_key)])
+    assert "not a matching PEM certificate and private key" in str(e.value), str(e.value)
+
+
+# ---- deadlines, kernel failures, TLS on every endpoint -----------------------------------------
+
+# Batches wait up to 3 s for 64 rows: a request alone stays queued long enough for its deadline
+# to pass first.
+QUEUED_CONFIG = """
+max_batch_size: 64
+dynamic_batching { preferred_batch_size: [ 64 ] max_queue_delay_microseconds: 3000000 }
+"""
+# Two requests of one row each make a batch at once.
+PAIR_CONFIG = """
+max_batch_size: 16
+dynamic_batching { preferred_batch_size: [ 2 ] max_queue_delay_microseconds: 3000000 }
+"""
+# The faulty network's kernels copy the first n_out inputs of each sample to its outputs, except
+# for a sample whose first input is -7: there they overrun the output buffer, writing on until
+# emu's guard page after it (FPYGA_EMU_CHECK_BOUNDS=1) stops the run, as a card's bus error would.
+FAULT_BODY = """
+  for (int i = 0; i < n; ++i) {
+    for (int j = 0; j < n_out; ++j) out[i * n_out + j] = in[i * n_in + j];
+    if (in[i * n_in] == -7) {
+      volatile char* p = reinterpret_cast<volatile char*>(out + n * n_out);
+      for (;;) *p++ = 0;
+    }
+  }
+"""
+
+
+@pytest.fixture(scope="module")
+def ops_server(network, tmp_path_factory):
+    cli = _cli()
+    xclbin, _ = network
+    root = tmp_path_factory.mktemp("ops")
+    faulty = fpyga.serve.build_null_network(xclbin, root / "faulty.xclbin", work_dir=root / "work",
+                                            body=FAULT_BODY)
+    repo = fpyga.serve.write_repository(root / "repo", {
+        "queued": (xclbin, QUEUED_CONFIG), "faulty": (faulty, PAIR_CONFIG)})
+    with fpyga.serve.start(repo, cli=cli, devices=["emu:0", "emu:1"],
+                           env={"FPYGA_EMU_DEVICES": "2", "FPYGA_EMU_CHECK_BOUNDS": "1"}) as s:
+        yield s
+
+
+def test_deadline_passed_in_the_queue_drops_the_request_before_any_device(ops_server, network):
+    """gRPC's client deadline, and the 'timeout' parameter over gRPC and HTTP: a request that is
+    still queued when its deadline passes is answered DEADLINE_EXCEEDED (504 over HTTP) at its
+    deadline, not after the batch's 3 s delay, and no batch runs for it."""
+    import tritonclient.http as httpclient
+
+    _, model = network
+    x = nets.inputs(N_IN, 64, seed=12)
+    c = grpcclient.InferenceServerClient(ops_server.grpc_url)
+    h = httpclient.InferenceServerClient(ops_server.http_url)
+    key = 'model="queued",version="1"'
+    before = _metrics(ops_server.metrics_url)
+
+    t0 = time.monotonic()
+    _expect_error(lambda: _infer(c, x[:1], model="queued", client_timeout=0.2), "StatusCode.DEADLINE_EXCEEDED")
+    _expect_error(lambda: _infer(c, x[:1], model="queued", timeout=200000), "StatusCode.DEADLINE_EXCEEDED",
+                  "model 'queued': the request's deadline passed while it was queued")
+    inp = httpclient.InferInput("input_1", [1, N_IN], "FP32")
+    inp.set_data_from_numpy(x[:1])
+    with pytest.raises(InferenceServerException) as e:
+        h.infer("queued", [inp], timeout=200000)
+    assert "deadline passed while it was queued" in e.value.message(), e.value.message()
+    assert e.value.status() == "504"
+    assert time.monotonic() - t0 < 2.5, "the deadlines were not honoured before the 3 s batch delay"
+    for bad in (-5, "soon"):
+        with pytest.raises(InferenceServerException) as e:
+            h.infer("queued", [inp], timeout=bad)
+        assert "parameter 'timeout'" in e.value.message(), e.value.message()
+
+    # The server dropped all three (the client-side deadline's too), and ran no batch for them.
+    deadline = time.monotonic() + 10
+    while True:
+        after = _metrics(ops_server.metrics_url)
+        failed = after[f"fpyga_inference_request_failure{{{key}}}"] - before.get(f"fpyga_inference_request_failure{{{key}}}", 0)
+        if failed >= 3 or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    assert failed == 3
+    assert after[f"fpyga_inference_exec_count{{{key}}}"] == before.get(f"fpyga_inference_exec_count{{{key}}}", 0)
+    assert after[f"fpyga_inference_count{{{key}}}"] == before.get(f"fpyga_inference_count{{{key}}}", 0)
+
+    # A full batch still runs at once, with or without a timeout.
+    out_name = c.get_model_metadata("queued", as_json=True)["outputs"][0]["name"]
+    np.testing.assert_array_equal(_infer(c, x, model="queued", timeout=30_000_000).as_numpy(out_name),
+                                  model.predict(x))
+    assert _metrics(ops_server.metrics_url)[f"fpyga_inference_exec_count{{{key}}}"] == \
+        before.get(f"fpyga_inference_exec_count{{{key}}}", 0) + 1
+    c.close()
+    h.close()
+
+
+def test_kernel_failure_fails_only_the_requests_of_its_batch(ops_server):
+    """A kernel run that faults (a real overrun stopped by emu's guard page) fails the two
+    requests batched together, INTERNAL naming the device and the batch; the model stays ready
+    and the next batches are right."""
+    c = grpcclient.InferenceServerClient(ops_server.grpc_url)
+    out_name = c.get_model_metadata("faulty", as_json=True)["outputs"][0]["name"]
+    # Multiples of 2^-10 within ap_fixed<16,6>: the identity kernel gives them back exactly.
+    good = (np.arange(4 * N_IN, dtype=np.float32).reshape(4, N_IN) - 13) / 1024
+    bad = good[:1].copy()
+    bad[0, 0] = -7
+
+    def pair(first, second):
+        results, done = {}, threading.Semaphore(0)
+        for i, x in enumerate((first, second)):
+            inp = grpcclient.InferInput("input_1", list(x.shape), "FP32")
+            inp.set_data_from_numpy(x)
+            c.async_infer("faulty", [inp], client_timeout=60,
+                          callback=lambda result, error, i=i: (results.__setitem__(i, (result, error)), done.release()))
+        for _ in range(2):
+            assert done.acquire(timeout=60), "a request got no answer"
+        return results
+
+    results = pair(bad, good[1:2])
+    for i in (0, 1):
+        result, error = results[i]
+        assert result is None and error is not None
+        assert error.status() == "StatusCode.INTERNAL", error
+        assert "model 'faulty': the device emu:" in error.message()
+        assert "failed the batch of 2 samples" in error.message(), error.message()
+    assert c.is_server_live() and c.is_model_ready("faulty")
+    results = pair(good[2:3], good[3:4])
+    for i in (0, 1):
+        result, error = results[i]
+        assert error is None, error
+        np.testing.assert_array_equal(result.as_numpy(out_name), good[2 + i:3 + i, :4])
+    np.testing.assert_array_equal(_infer(c, good, model="faulty").as_numpy(out_name), good[:, :4])
+    c.close()
