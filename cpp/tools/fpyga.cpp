@@ -41,6 +41,12 @@ std::string hex(std::uint64_t v) {
   return s.str();
 }
 
+/// A value for a column of `width`: one that fills or overflows it gets a space after it, so
+/// that long names (streaming_connection, hls::stream<...>&) stay apart from the next column.
+std::string column(std::string_view v, std::size_t width) {
+  return v.size() >= width ? std::string(v) + " " : std::string(v);
+}
+
 std::string human_size(std::uint64_t bytes) {
   const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
   int u = 0;
@@ -92,7 +98,7 @@ void print_info(const fpyga::xclbin& x, std::ostream& out) {
   if (x.memories.empty()) out << "  (none)\n";
   for (const auto& m : x.memories)
     out << "  [" << m.index << "] " << std::left << std::setw(12) << m.tag << std::setw(8)
-        << to_string(m.type) << std::setw(8) << (m.used ? "used" : "unused") << "base "
+        << column(to_string(m.type), 8) << std::setw(8) << (m.used ? "used" : "unused") << "base "
         << std::setw(14) << hex(m.base_address) << "size " << human_size(m.size_bytes) << std::right
         << "\n";
 
@@ -113,7 +119,7 @@ void print_info(const fpyga::xclbin& x, std::ostream& out) {
           if (m < x.memories.size() && mems.find(x.memories[m].tag) == std::string::npos)
             mems += (mems.empty() ? "" : ",") + x.memories[m].tag;
       out << "      " << std::setw(2) << a.index << " " << std::left << std::setw(14) << a.name
-          << std::setw(28) << a.type << std::setw(7) << to_string(a.kind) << "offset "
+          << std::setw(28) << column(a.type, 28) << std::setw(7) << to_string(a.kind) << "offset "
           << std::setw(6) << hex(a.offset) << "size " << std::setw(3) << a.size << std::right
           << (mems.empty() ? "" : "  -> " + mems) << "\n";
     }
