@@ -1,11 +1,13 @@
 // Devices: opening by spec and enumeration across the backends compiled into this build.
 #include "fpyga/device.hpp"
 
+#include <algorithm>
 #include <charconv>
 #include <cstdlib>
 #include <string>
 
 #include "backends/backend.hpp"
+#include "fpyga/device_info.hpp"
 #include "fpyga/error.hpp"
 #include "fpyga/memory.hpp"
 
@@ -98,6 +100,20 @@ std::vector<device> devices() {
   for (const auto& b : backend::backends())
     if (!b.hardware)
       for (auto& d : b.enumerate()) out.emplace_back(d);
+  // PYNQ's Device.devices[0] is the default device, and every device before the first that can
+  // run the user's xclbin must be able to: the default first, then the devices that load
+  // xclbins (cards, then emu), then OpenCL devices that only build OpenCL C (PoCL).
+  device first;
+  try {
+    first = device::open();
+  } catch (const error&) {
+    // A stale FPYGA_DEVICE: opening the default says so; the list stays in backend order.
+  }
+  std::stable_partition(out.begin(), out.end(),
+                        [](const device& d) { return d.impl()->loads_xclbin(); });
+  if (first)
+    if (auto it = std::find(out.begin(), out.end(), first); it != out.end())
+      std::rotate(out.begin(), it, it + 1);
   return out;
 }
 
@@ -131,6 +147,61 @@ memory device::default_memory() const {
                 "); name one (fpyga::memory) or allocate for a kernel argument");
   }
   return memory(prog, used.front());
+}
+
+// ----------------------------------------------------------------------------------------------
+// What a device reports about itself (device_info.hpp)
+
+namespace backend {
+
+sensor_readings device_impl::read_sensors() const {
+  sensor_readings r;
+  r.note = "the " + backend_name() + " device " + name() + " reports no sensors";
+  return r;
+}
+
+memory_usage program_impl::usage(unsigned) {
+  unsupported(device ? device->backend_name() : "?", "memory usage");
+}
+
+}  // namespace backend
+
+bool loads_xclbin(const device& dev) {
+  return require(dev.impl())->loads_xclbin();
+}
+
+sensor_readings read_sensors(const device& dev) {
+  return require(dev.impl())->read_sensors();
+}
+
+std::optional<unsigned long> max_clock_frequency_mhz(const device& dev) {
+  return require(dev.impl())->max_clock_frequency_mhz();
+}
+
+std::vector<clock_reading> clocks(const device& dev) {
+  std::vector<clock_reading> out;
+  auto prog = require(dev.impl())->current;
+  if (!prog || prog->released) return out;
+  for (const auto& c : prog->bin.clocks) out.push_back({c.name, c.type, c.frequency_mhz, "xclbin"});
+  return out;
+}
+
+memory_usage usage(const memory& mem) {
+  const auto& prog = mem.program();
+  if (!prog) throw error("fpyga::memory: empty memory handle");
+  if (prog->released)
+    throw error("memory '" + mem.tag() + "' of '" + prog->bin.source +
+                "': the xclbin is no longer loaded, so it has no usage to report");
+  memory_usage u = prog->usage(mem.index());
+  u.index = mem.index();
+  u.tag = mem.tag();
+  return u;
+}
+
+std::vector<memory_usage> memory_usage_of(const device& dev) {
+  std::vector<memory_usage> out;
+  for (const auto& m : dev.memories()) out.push_back(usage(m));
+  return out;
 }
 
 }  // namespace fpyga

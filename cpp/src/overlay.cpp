@@ -39,7 +39,8 @@ void collect_cus(overlay_state& st) {
     };
     for (const auto& ip : bin.ips) {
       if ((ip.type != ip_type::kernel && ip.type != ip_type::ps_kernel) || ip.kernel_name() != k.name) continue;
-      cus.push_back({ip.index, ip.instance_name(), ip.base_address, ip.control, arg_mems(ip.index)});
+      cus.push_back(
+          {ip.index, bin.cu_instance(ip), ip.base_address, ip.control, arg_mems(ip.index)});
     }
     if (cus.empty()) {
       constexpr unsigned no_ip = std::numeric_limits<unsigned>::max();

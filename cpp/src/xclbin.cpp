@@ -755,6 +755,52 @@ std::vector<unsigned> xclbin::memories_of(unsigned ip_index, unsigned arg_index)
   return out;
 }
 
+namespace {
+bool is_cu(const ip_info& ip) {
+  return ip.type == ip_type::kernel || ip.type == ip_type::ps_kernel;
+}
+}  // namespace
+
+std::string xclbin::cu_instance(const ip_info& ip) const {
+  if (ip.name.find(':') != std::string::npos || !is_cu(ip)) return ip.instance_name();
+  // An old file: IP_LAYOUT says "vector_add", the metadata's instance "vector_add_1". XRT matches
+  // compute units as "kernel:instance" and PYNQ names them by the metadata's instance.
+  const kernel_info* k = find_kernel(ip.name);
+  if (!k || k->instances.empty()) return ip.name;
+  const instance_info* at_base = nullptr;
+  for (const auto& in : k->instances)
+    if (in.base_address == ip.base_address) {
+      if (at_base) {
+        at_base = nullptr;  // two instances at one address: fall back to the position
+        break;
+      }
+      at_base = &in;
+    }
+  if (at_base) return at_base->name;
+  std::size_t position = 0;
+  for (const auto& other : ips) {
+    if (&other == &ip || other.index == ip.index) break;
+    if (is_cu(other) && other.name == ip.name) ++position;
+  }
+  return position < k->instances.size() ? k->instances[position].name : ip.name;
+}
+
+bool xclbin::has_bare_cu_names() const {
+  return std::any_of(ips.begin(), ips.end(), [](const ip_info& ip) {
+    return is_cu(ip) && ip.name.find(':') == std::string::npos;
+  });
+}
+
+xclbin xclbin::with_full_cu_names() const {
+  xclbin copy = *this;
+  for (auto& ip : copy.ips)
+    if (is_cu(ip) && ip.name.find(':') == std::string::npos) {
+      const std::string instance = cu_instance(ip);
+      if (instance != ip.name || find_kernel(ip.name)) ip.name = ip.name + ":" + instance;
+    }
+  return copy;
+}
+
 std::string xclbin::platform_name() const {
   if (!platform_vbnv.empty()) return platform_vbnv;
   if (embedded_metadata.empty()) return {};
@@ -827,11 +873,15 @@ std::string xclbin::to_json(int indent) const {
     }
     kj["instances"] = ordered_json::array();
     if (!cus.empty()) {
-      for (const ip_info* ip : cus)
-        kj["instances"].push_back({{"name", ip->instance_name()},
+      for (const ip_info* ip : cus) {
+        kj["instances"].push_back({{"name", cu_instance(*ip)},
                                    {"base_address", ip->base_address},
                                    {"control", std::string(to_string(ip->control))},
                                    {"interrupt", ip->interrupt_enabled}});
+        // Old files name the IP by its kernel only; say so (pack writes it back the same way).
+        if (ip->name != k.name + ":" + cu_instance(*ip))
+          kj["instances"].back()["ip_layout_name"] = ip->name;
+      }
     } else {
       // No IP_LAYOUT (old sw_emu builds): the XML instances, control protocol unknown.
       for (const auto& in : k.instances)

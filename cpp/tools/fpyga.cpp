@@ -128,8 +128,10 @@ void print_info(const fpyga::xclbin& x, std::ostream& out) {
       for (const auto& in : k.instances)
         out << "      " << in.name << "  base " << hex(in.base_address) << "\n";
     for (const auto* ip : cus)
-      out << "      " << ip->instance_name() << "  base " << hex(ip->base_address) << "  "
-          << to_string(ip->control) << (ip->interrupt_enabled ? "  interrupt" : "") << "\n";
+      out << "      " << x.cu_instance(*ip) << "  base " << hex(ip->base_address) << "  "
+          << to_string(ip->control) << (ip->interrupt_enabled ? "  interrupt" : "")
+          << (ip->name.find(':') == std::string::npos ? "  (IP_LAYOUT: '" + ip->name + "')" : "")
+          << "\n";
   }
   if (const auto net = fpyga::network_info::of(x)) {
     out << "\nNetwork:\n";

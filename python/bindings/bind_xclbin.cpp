@@ -7,6 +7,7 @@
 #include <string>
 
 #include "bindings.hpp"
+#include "fpyga/stream.hpp"
 
 namespace fpyga::python {
 
@@ -110,6 +111,47 @@ void bind_xclbin(py::module_& m) {
       .def_property_readonly("bitstream_is_elf", &xclbin::bitstream_is_elf)
       .def("memories_of", &xclbin::memories_of, py::arg("ip_index"), py::arg("arg_index"),
            "MEM_TOPOLOGY indices argument `arg_index` of IP `ip_index` is connected to.")
+      .def(
+          "stream_layout",
+          [](const xclbin& x) {
+            // One derivation of the streams for C++ and Python: fpyga::stream_layout.
+            const auto layout = stream_layout::of(x);
+            py::list ports, connections;
+            for (const auto& p : layout.ports) {
+              py::dict d;
+              d["kernel"] = p.kernel;
+              d["instance"] = p.instance;
+              d["arg"] = p.arg;
+              d["arg_index"] = p.arg_index;
+              d["ip_index"] = p.ip_index;
+              d["direction"] = std::string(to_string(p.direction));
+              d["type"] = p.element.type;
+              d["data_bits"] = p.element.data_bits;
+              d["axis"] = p.element.axis;
+              d["memory_index"] = p.memory_index;
+              d["connection"] = p.connection ? py::object(py::int_(*p.connection)) : py::none();
+              ports.append(d);
+            }
+            for (const auto& c : layout.connections) {
+              py::dict d;
+              d["tag"] = c.tag;
+              d["memory_index"] = c.memory_index;
+              d["source"] = layout.ports[c.source].name();
+              d["sink"] = layout.ports[c.sink].name();
+              d["depth"] = c.depth;
+              connections.append(d);
+            }
+            py::dict out;
+            out["ports"] = ports;
+            out["connections"] = connections;
+            return out;
+          },
+          "The stream ports and kernel-to-kernel streams (fpyga::stream_layout): {'ports': [...], "
+          "'connections': [{tag, memory_index, source, sink, depth}]}. Raises ValueError for a "
+          "stream design that cannot run (naming the ports).")
+      .def("cu_instance", &xclbin::cu_instance, py::arg("ip"),
+           "The compute unit an IP_LAYOUT kernel entry stands for, as XRT and PYNQ name it (old "
+           "files name the IP by its kernel only: the metadata's instance at its base address).")
       .def("to_json", &xclbin::to_json, py::arg("indent") = 2)
       .def("__repr__", [](const xclbin& x) {
         return "<xclbin " + x.source + " uuid=" + x.uuid_string() + " target=" + x.target() + ">";

@@ -86,6 +86,7 @@ class xclbin:
     @staticmethod
     def parse(data: bytes, source: str = "<memory>") -> xclbin: ...
     def memories_of(self, ip_index: int, arg_index: int) -> list[int]: ...
+    def cu_instance(self, ip: ip_info) -> str: ...
     def to_json(self, indent: int = 2) -> str: ...
     network: Optional[str]  # the fpyga_network description (JSON), or None
 
@@ -100,8 +101,62 @@ class device:
     def open(spec: str = "") -> device: ...
     def memories(self) -> list[memory]: ...
     def default_memory(self) -> memory: ...
+    loads_xclbin: bool
+    def sensors(self) -> sensor_readings: ...
+    def clocks(self) -> list[clock_reading]: ...
+    def max_clock_frequency_mhz(self) -> Optional[int]: ...
+    def memory_usage(self) -> list[memory_usage]: ...
 
 def devices() -> list[device]: ...
+
+class backend_info:
+    name: str
+    hardware: bool
+    available: bool
+    reason: str
+    plugin: str
+
+def backends() -> list[backend_info]: ...
+
+# Warnings and logs from the core (module.cpp).
+class FpygaWarning(UserWarning): ...
+
+def log_level() -> str: ...
+def set_log_level(level: str) -> None: ...
+def _warn(message: str) -> None: ...
+def _log(level: int, message: str) -> None: ...
+
+class rail_reading:
+    name: str
+    description: str
+    volts: Optional[float]
+    amps: Optional[float]
+    watts: Optional[float]
+
+class temperature_reading:
+    name: str
+    description: str
+    celsius: float
+
+class sensor_readings:
+    source: str
+    note: str
+    power_watts: Optional[float]
+    rails: list[rail_reading]
+    temperatures: list[temperature_reading]
+
+class clock_reading:
+    name: str
+    type: str
+    frequency_mhz: int
+    source: str
+
+class memory_usage:
+    index: int
+    tag: str
+    used_bytes: int
+    buffers: int
+    source: str
 
 class memory:
     index: int
@@ -112,6 +167,7 @@ class memory:
     base_address: int
     size: int
     device: device
+    def usage(self) -> memory_usage: ...
 
 class buffer:
     size: int

@@ -78,9 +78,8 @@ def ip_dict(xcl):
     for ip in xcl.ips:
         if ip.type != "kernel":
             continue
-        layout[ip.instance_name] = ip
-        if ip.kernel_name == ip.name:  # old files name the CU by its kernel only
-            layout.setdefault(ip.name, ip)
+        # Old files name the CU by its kernel only ("vector_add"): its metadata instance.
+        layout[xcl.cu_instance(ip)] = ip
     result = {}
     for k in xcl.kernels:
         ranges = [p.range for p in k.ports if p.mode == "slave"]

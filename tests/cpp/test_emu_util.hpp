@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
@@ -154,6 +155,35 @@ inline std::string two_cu_vadd_xclbin() {
                    {"name": "vadd_2", "base_address": 25231360, "control": "ap_ctrl_hs",
                     "connections": {"in1": "bank1", "in2": "bank1", "out_r": "bank1"}}])"),
       compile_so("vadd", vadd_source));
+  return path;
+}
+
+// An F1 image as SDAccel 2018 wrote them (FACTS.md): IP_LAYOUT's entry reads "vector_add" while
+// the metadata's instance is "vector_add_1"; the BITSTREAM is the AWS image id.
+inline const char* old_f1_description = R"({
+  "mode": "pr", "platform": "xilinx_aws-vu9p-f1-04261818_dynamic_5_0",
+  "clocks": [{"name": "clk_main_a0", "frequency_mhz": 250, "type": "system"},
+             {"name": "DATA_CLK", "frequency_mhz": 250, "type": "data"},
+             {"name": "KERNEL_CLK", "frequency_mhz": 500, "type": "kernel"}],
+  "memories": [{"tag": "bank0", "used": true, "base_address": 0},
+               {"tag": "bank1", "used": false}, {"tag": "bank2", "used": false},
+               {"tag": "bank3", "used": false}],
+  "kernels": [{"name": "vector_add", "language": "clc",
+    "args": [{"name": "c", "type": "int*"}, {"name": "a", "type": "int*"},
+             {"name": "b", "type": "int*"}, {"name": "n_elements", "type": "int"}],
+    "instances": [{"name": "vector_add_1", "ip_layout_name": "vector_add", "base_address": 0,
+                   "connections": {"c": "bank0", "a": "bank0", "b": "bank0"}}]}]})";
+
+inline std::vector<std::byte> agfi_bitstream() {
+  const std::string id = "agfi-0123456789abcdef0";
+  std::vector<std::byte> v(id.size());
+  std::transform(id.begin(), id.end(), v.begin(), [](char c) { return std::byte(c); });
+  return v;
+}
+
+/// <scratch>/old_f1.xclbin, packed once per process.
+inline std::string old_f1_image() {
+  static const std::string path = pack_xclbin("old_f1", old_f1_description, agfi_bitstream());
   return path;
 }
 

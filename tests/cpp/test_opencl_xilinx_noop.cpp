@@ -12,6 +12,7 @@
 #include <string>
 
 #include "fpyga/fpyga.hpp"
+#include "test_emu_util.hpp"
 #include "test_support.hpp"
 
 namespace {
@@ -89,6 +90,23 @@ TEST(OpenclXilinxNoop, ProjectXclbinAndErrors) {
   const fs::path junk = icd_dir / "junk.xclbin";
   std::ofstream(junk) << "not an xclbin";
   EXPECT_THROW(fpyga::overlay(dev, junk.string()), fpyga::xclbin_error);
+}
+
+// An old F1 image (IP_LAYOUT "vector_add", instance vector_add_1): XRT's OpenCL gets a copy named
+// "vector_add:vector_add_1", and the CU is named as PYNQ names it.
+TEST(OpenclXilinxNoop, OldF1ImageLoadsWithPynqNames) {
+  FPYGA_REQUIRE_FILE(lib, xilinx_opencl);
+  auto dev = xilinx_device();
+  ASSERT_TRUE(dev);
+  fpyga::overlay ol(dev, fpyga::test::old_f1_image());
+  auto k = ol.kernel("vector_add_1");
+  EXPECT_EQ(ol.kernel("vector_add").compute_units(), std::vector<std::string>{"vector_add_1"});
+  fpyga::buffer c(k, 0, 4096), a(k, 1, 4096), b(k, 2, 4096);
+  EXPECT_EQ(c.memory().tag(), "bank0");
+  k.call(c, a, b, 1024);
+  EXPECT_TRUE(fpyga::loads_xclbin(dev));
+  EXPECT_EQ(fpyga::usage(c.memory()).source, "fpyga");
+  EXPECT_EQ(fpyga::usage(c.memory()).buffers, 3u);
 }
 
 }  // namespace

@@ -13,6 +13,7 @@
 """
 
 import os
+import shutil
 import sys
 from pathlib import Path
 
@@ -88,6 +89,18 @@ def overlay_path(xclbin_dir):
                     f"OpenCL C version of '{name}' in kernels/opencl")
 
     return find
+
+
+@pytest.fixture(scope="session")
+def fpyga_cli(xclbin_dir):
+    """Path of the ``fpyga`` command line: ``$FPYGA_CLI``, the build's ``cpp/tools/fpyga`` beside
+    its kernels, ``<prefix>/bin/fpyga``, or the one on PATH."""
+    candidates = [os.environ.get("FPYGA_CLI"), str(Path(xclbin_dir).parent / "cpp" / "tools" / "fpyga"),
+                  str(Path(sys.prefix) / "bin" / "fpyga"), shutil.which("fpyga")]
+    found = next((c for c in candidates if c and os.access(c, os.X_OK)), None)
+    if found is None:
+        missing_input("the fpyga CLI ($FPYGA_CLI, <build>/cpp/tools/fpyga, <prefix>/bin/fpyga)")
+    return found
 
 
 @pytest.fixture(scope="session")

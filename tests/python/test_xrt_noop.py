@@ -69,8 +69,8 @@ def test_noop_device_is_discovered_and_default():
         import os
         devs = fpyga.Device.devices
         assert [d.backend for d in devs][:2] == ["xrt", "xrt"], devs
-        assert devs[-1].backend == "emu"
-        assert fpyga.Device.active_device.backend == "xrt"
+        assert "emu" in [d.backend for d in devs]
+        assert fpyga.Device.active_device == devs[0]
         assert "noop" in devs[0].name
         # fpyga set XILINX_XRT in the C environment (os.environ is Python's copy from startup)
         import ctypes

@@ -3,6 +3,7 @@
 
 #include "fpyga/buffer.hpp"
 #include "fpyga/device.hpp"
+#include "fpyga/device_info.hpp"
 #include "fpyga/error.hpp"
 #include "fpyga/kernel.hpp"
 #include "fpyga/memory.hpp"

@@ -275,6 +275,17 @@ struct xclbin {
   /// Memory tags argument `arg_index` of IP `ip_index` is connected to.
   std::vector<unsigned> memories_of(unsigned ip_index, unsigned arg_index) const;
 
+  /// The compute unit an IP_LAYOUT kernel entry stands for, named as XRT and PYNQ name it: the
+  /// part after ':' of "kernel:instance"; in old files (SDAccel 2018 awsxclbins) whose IP_LAYOUT
+  /// names only the kernel, the EMBEDDED_METADATA instance of that kernel at the entry's base
+  /// address (else the one in the same position among the kernel's entries); else the whole name.
+  std::string cu_instance(const ip_info& ip) const;
+  /// Whether some kernel entry of IP_LAYOUT names only its kernel (no ":instance").
+  bool has_bare_cu_names() const;
+  /// A copy whose IP_LAYOUT kernel entries all read "kernel:instance" (cu_instance), the form
+  /// XRT's runtime matches compute units by. Backends load it in place of old files.
+  xclbin with_full_cu_names() const;
+
   /// The platform: the header's VBNV, else composed from EMBEDDED_METADATA's <platform>
   /// (old files such as SDAccel 2018.3 awsxclbins leave the header field empty).
   std::string platform_name() const;

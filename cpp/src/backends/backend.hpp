@@ -24,6 +24,7 @@
 #include <string_view>
 #include <vector>
 
+#include "fpyga/device_info.hpp"
 #include "fpyga/error.hpp"
 #include "fpyga/kernel.hpp"
 #include "fpyga/xclbin.hpp"
@@ -184,6 +185,9 @@ class program_impl : public std::enable_shared_from_this<program_impl> {
   virtual std::size_t runs_in_flight() const = 0;
   /// Unloads; afterwards kernels and buffers of this program raise "unloaded" errors.
   virtual void release() = 0;
+  /// Device memory in use in bank `memory_index` (checked by the core), saying where the
+  /// numbers come from (memory_usage::source). The default throws not_supported_error.
+  virtual memory_usage usage(unsigned memory_index);
 
   std::shared_ptr<device_impl> device;
   xclbin bin;
@@ -280,6 +284,12 @@ class device_impl : public std::enable_shared_from_this<device_impl> {
   virtual unsigned index() const = 0;
   virtual std::string bdf() const { return {}; }
   virtual std::string shell() const { return {}; }
+  /// False for devices that build OpenCL C sources only (never an xclbin).
+  virtual bool loads_xclbin() const { return true; }
+  /// Its sensors now. The default measures nothing and says so in `note`.
+  virtual sensor_readings read_sensors() const;
+  /// The runtime's highest clock frequency, where it reports one.
+  virtual std::optional<unsigned long> max_clock_frequency_mhz() const { return std::nullopt; }
   /// Loads a parsed xclbin (read from `path`), replacing what was loaded.
   virtual std::shared_ptr<program_impl> load(const xclbin& bin, const std::string& path) = 0;
   /// Whether load() can run while the current program stays loaded. Then the core releases the
@@ -289,6 +299,23 @@ class device_impl : public std::enable_shared_from_this<device_impl> {
   /// The program loaded now, or nullptr.
   std::shared_ptr<program_impl> current;
 };
+
+/// fpyga's own count of the device memory in bank `memory_index`, where the runtime reports
+/// none: the buffers of `buffers` (a backend's weak handles, each with device_bytes(), 0 once
+/// released) that hold device memory there.
+template <class Buffer>
+memory_usage count_own_buffers(const std::vector<std::weak_ptr<Buffer>>& buffers,
+                               unsigned memory_index) {
+  memory_usage u;
+  u.source = "fpyga";
+  for (const auto& w : buffers)
+    if (auto b = w.lock(); b && b->memory_index == memory_index)
+      if (const std::size_t n = b->device_bytes()) {
+        u.used_bytes += n;
+        ++u.buffers;
+      }
+  return u;
+}
 
 /// The bank used when an xclbin has no MEM_TOPOLOGY (Vitis sw_emu builds of 2019, OpenCL C
 /// overlays): index 0, tag "bank0", used, DDR4, at address 0, of `size_bytes`.

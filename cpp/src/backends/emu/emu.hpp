@@ -241,6 +241,8 @@ class emu_program : public program_impl {
   std::shared_ptr<buffer_impl> allocate(host_memory host, std::size_t bytes, unsigned memory_index) override;
   std::shared_ptr<kernel_impl> open_kernel(const kernel_info& kernel, std::vector<compute_unit> cus) override;
   std::size_t runs_in_flight() const override { return in_flight.load(); }
+  /// From the bank's allocator: the bytes it holds and the buffers placed in it.
+  memory_usage usage(unsigned memory_index) override;
   void release() override;
 
   /// Loads the .so, resolves and types every kernel, and creates the compute units.

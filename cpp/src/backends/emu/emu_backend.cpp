@@ -316,7 +316,7 @@ void emu_program::load(const std::string& path) {
     bool any = false;
     for (const auto& ip : bin.ips) {
       if ((ip.type != ip_type::kernel && ip.type != ip_type::ps_kernel) || ip.kernel_name() != name) continue;
-      cus.push_back(std::make_unique<emu_cu>(*this, e, ip.instance_name(), ip.base_address));
+      cus.push_back(std::make_unique<emu_cu>(*this, e, bin.cu_instance(ip), ip.base_address));
       any = true;
     }
     if (!any) {
@@ -352,6 +352,18 @@ void emu_program::release() {
 }
 
 emu_program::~emu_program() { release(); }
+
+memory_usage emu_program::usage(unsigned memory_index) {
+  memory_usage u;
+  u.source = "emu";
+  if (memory_index >= banks.size() || !banks[memory_index]) return u;
+  const auto& bank = *banks[memory_index];
+  u.used_bytes = bank.size - bank.free_bytes();
+  std::shared_lock lock(buffers_mutex);
+  for (const auto& [address, b] : buffers)
+    if (b->memory_index == memory_index) ++u.buffers;
+  return u;
+}
 
 std::shared_ptr<buffer_impl> emu_program::allocate(host_memory host, std::size_t bytes, unsigned memory_index) {
   if (memory_index >= banks.size())

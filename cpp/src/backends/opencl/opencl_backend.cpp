@@ -184,6 +184,7 @@ ocl_buffer::ocl_buffer(std::shared_ptr<ocl_program> prog, host_memory hmem, std:
   program = prog;
   auto& dev = prog->odev();
   const std::size_t n = bytes == 0 ? 4096 : bytes;  // OpenCL refuses empty buffers
+  bytes_ = n;
   cl_mem m;
   if (dev.xilinx && !prog->from_source) {
     xilinx_mem_ext_ptr ext{bank | mem_topology_flag, host.get(), nullptr};
@@ -238,7 +239,10 @@ std::uint64_t ocl_buffer::device_address() const {
   unsupported("opencl", "device_address (OpenCL does not expose device addresses)");
 }
 
-void ocl_buffer::release_device() { mem = cl::Buffer(); }
+void ocl_buffer::release_device() {
+  holds_device_.store(false);
+  mem = cl::Buffer();
+}
 
 // ---------------------------------------------------------------------------------------------
 // Runs
@@ -496,6 +500,11 @@ void ocl_program::release() {
   program = cl::Program();
 }
 
+memory_usage ocl_program::usage(unsigned memory_index) {
+  std::lock_guard lock(mutex_);
+  return count_own_buffers(buffers_, memory_index);
+}
+
 // ---------------------------------------------------------------------------------------------
 // Devices
 
@@ -544,7 +553,15 @@ std::shared_ptr<program_impl> ocl_device::load(const xclbin& bin, const std::str
     if (!xilinx)
       throw value_error("opencl: '" + path + "' is an xclbin, which only Xilinx's OpenCL platform "
                         "runs; device " + name_ + " builds OpenCL C sources (.cl)");
-    const std::string bytes = read_file(path);
+    // Old files name compute units by their kernel only, which XRT's OpenCL matches to no
+    // kernel: it gets a copy with "kernel:instance" names, as the core names them.
+    std::string bytes;
+    if (bin.has_bare_cu_names()) {
+      const auto renamed = bin.with_full_cu_names().write();
+      bytes.assign(reinterpret_cast<const char*>(renamed.data()), renamed.size());
+    } else {
+      bytes = read_file(path);
+    }
     const auto* data = reinterpret_cast<const unsigned char*>(bytes.data());
     const std::size_t len = bytes.size();
     cl_int status = CL_SUCCESS;

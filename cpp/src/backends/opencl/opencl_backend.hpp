@@ -57,9 +57,13 @@ class ocl_buffer final : public buffer_impl {
   void release_device() override;
 
   cl::Buffer mem;
+  /// Bytes its cl_mem holds while it holds them, else 0 (memory usage).
+  std::size_t device_bytes() const { return holds_device_.load() ? bytes_ : 0; }
 
  private:
   void check_usable(const char* what) const;
+  std::size_t bytes_ = 0;
+  std::atomic<bool> holds_device_{true};
 };
 
 class ocl_run final : public run_impl {
@@ -111,6 +115,8 @@ class ocl_program final : public program_impl {
                                            std::vector<compute_unit> cus) override;
   std::size_t runs_in_flight() const override;
   void release() override;
+  /// fpyga's own count of this program's buffers: OpenCL reports no use per bank.
+  memory_usage usage(unsigned memory_index) override;
 
   ocl_device& odev() const;
   std::string what() const { return "'" + path + "'"; }
@@ -137,6 +143,8 @@ class ocl_device final : public device_impl {
   std::shared_ptr<program_impl> load(const xclbin& bin, const std::string& path) override;
   /// Programs of a platform that builds source are independent; Xilinx's programs the card.
   bool loads_beside_current() const override { return !xilinx; }
+  /// Only Xilinx's platform runs xclbins; the others build OpenCL C sources.
+  bool loads_xclbin() const override { return xilinx; }
 
   cl::Platform platform;
   cl::Device device;

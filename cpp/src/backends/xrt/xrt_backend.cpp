@@ -12,9 +12,11 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <charconv>
 #include <cstdlib>
 #include <cstring>
 #include <new>
+#include <nlohmann/json.hpp>
 #include <sstream>
 #include <system_error>
 #include <thread>
@@ -112,6 +114,7 @@ xrt_buffer::xrt_buffer(std::shared_ptr<xrt_program> prog, host_memory mem, std::
   program = prog;
   // The host block is rounded up to whole pages, all of it ours; XRT wants a non-empty range.
   const std::size_t mapped = bytes == 0 ? 4096 : (bytes + 4095) / 4096 * 4096;
+  mapped_ = mapped;
   bo_ = FPYGA_XRT_CALL("xrt::bo(user pointer, " + std::to_string(bytes) + " bytes, bank " +
                            std::to_string(bank) + ") of " + prog->what(),
                        xrt::bo(prog->xdev().native, host.get(), mapped, bank));
@@ -144,7 +147,10 @@ std::uint64_t xrt_buffer::device_address() const {
   return FPYGA_XRT_CALL("xrt::bo::address", bo_.address());
 }
 
-void xrt_buffer::release_device() { bo_ = xrt::bo(); }
+void xrt_buffer::release_device() {
+  holds_device_.store(false);
+  bo_ = xrt::bo();
+}
 
 // ---------------------------------------------------------------------------------------------
 // Deferred starts
@@ -923,10 +929,13 @@ std::shared_ptr<program_impl> xrt_device::load(const xclbin& bin, const std::str
   if (current && !current->released) current->release();
 
   xrt::xclbin xb;
-  if (!path.empty()) {
+  // Old files (SDAccel 2018 awsxclbins) name compute units by their kernel only, which XRT
+  // matches to no kernel: XRT gets a copy with "kernel:instance" names, as the core names them.
+  const bool rename = bin.has_bare_cu_names();
+  if (!path.empty() && !rename) {
     xb = FPYGA_XRT_CALL("xrt::xclbin(\"" + path + "\")", xrt::xclbin(path));
   } else {
-    const auto bytes = bin.write();
+    const auto bytes = rename ? bin.with_full_cu_names().write() : bin.write();
     std::vector<char> data(bytes.size());
     std::memcpy(data.data(), bytes.data(), bytes.size());
     xb = FPYGA_XRT_CALL("xrt::xclbin(" + label + ")", xrt::xclbin(data));
@@ -944,6 +953,128 @@ std::shared_ptr<program_impl> xrt_device::load(const xclbin& bin, const std::str
   }
   current = prog;
   return prog;
+}
+
+// ---------------------------------------------------------------------------------------------
+// What the device reports (device_info.hpp)
+
+namespace {
+
+using json = nlohmann::json;
+
+// XRT's device information is boost property-tree JSON: every value is a string, and a sensor
+// XRT could not read says "is_present": "false" (its value then reads 0, which is no reading).
+std::optional<double> number_at(const json& j, const char* key) {
+  if (!j.is_object() || !j.contains(key) || !j[key].is_string()) return std::nullopt;
+  const auto& s = j[key].get_ref<const std::string&>();
+  double v = 0;
+  const auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+  if (ec != std::errc() || end != s.data() + s.size()) return std::nullopt;  // "N/A"
+  return v;
+}
+
+bool present(const json& j) {
+  return j.is_object() && j.contains("is_present") && j["is_present"] == "true";
+}
+
+/// The first "error_msg" XRT put in `j` (why a value is missing), or "".
+std::string first_error(const json& j) {
+  if (j.is_object()) {
+    if (auto it = j.find("error_msg"); it != j.end() && it->is_string())
+      return it->get<std::string>();
+    for (const auto& [key, value] : j.items())
+      if (auto e = first_error(value); !e.empty()) return e;
+  } else if (j.is_array()) {
+    for (const auto& value : j)
+      if (auto e = first_error(value); !e.empty()) return e;
+  }
+  return {};
+}
+
+const json& child(const json& j, const char* key) {
+  static const json none;
+  return j.is_object() && j.contains(key) ? j[key] : none;
+}
+
+}  // namespace
+
+sensor_readings xrt_device::read_sensors() const {
+  sensor_readings r;
+  std::string why;
+  try {
+    const json e = json::parse(native.get_info<xrt::info::device::electrical>());
+    for (const auto& rail : child(e, "power_rails")) {
+      rail_reading rr;
+      rr.name = rail.value("id", "");
+      rr.description = rail.value("description", "");
+      if (present(child(rail, "voltage"))) rr.volts = number_at(child(rail, "voltage"), "volts");
+      if (present(child(rail, "current"))) rr.amps = number_at(child(rail, "current"), "amps");
+      if (rr.volts && rr.amps) rr.watts = *rr.volts * *rr.amps;
+      if (rr.volts || rr.amps)
+        r.rails.push_back(std::move(rr));
+      else if (why.empty())
+        why = first_error(rail);
+    }
+    r.power_watts = number_at(e, "power_consumption_watts");
+  } catch (const std::exception& ex) {
+    why = ex.what();
+  }
+  try {
+    const json t = json::parse(native.get_info<xrt::info::device::thermal>());
+    for (const auto& sensor : child(t, "thermals")) {
+      const auto c = present(sensor) ? number_at(sensor, "temp_C") : std::nullopt;
+      if (c)
+        r.temperatures.push_back(
+            {sensor.value("location_id", ""), sensor.value("description", ""), *c});
+      else if (why.empty())
+        why = first_error(sensor);
+    }
+  } catch (const std::exception& ex) {
+    if (why.empty()) why = ex.what();
+  }
+  const bool any = r.power_watts || !r.rails.empty() || !r.temperatures.empty();
+  if (any) r.source = "xrt";
+  if (!any || !why.empty())
+    r.note =
+        std::string(any ? "XRT could not read every sensor" : "XRT reported no sensor values") +
+        (why.empty() ? std::string() : ": " + why) +
+        (noop_mode() ? " (XRT's noop shim answers no device queries)" : "");
+  return r;
+}
+
+std::optional<unsigned long> xrt_device::max_clock_frequency_mhz() const {
+  try {
+    const unsigned long mhz = native.get_info<xrt::info::device::max_clock_frequency_mhz>();
+    if (mhz != 0) return mhz;
+  } catch (const std::exception&) {
+    // No clock query on this device (the noop shim has none).
+  }
+  return std::nullopt;
+}
+
+memory_usage xrt_program::usage(unsigned memory_index) {
+  memory_usage u;
+  const std::string& tag = memories.at(memory_index).tag;
+  try {
+    // A card: XRT's report counts every process's buffers, as `xbutil examine` shows them.
+    const json j = json::parse(xdev().native.get_info<xrt::info::device::memory>());
+    for (const auto& m : child(child(child(j, "board"), "memory"), "memories")) {
+      if (!m.is_object() || m.value("tag", "") != tag) continue;
+      const json& use = child(child(m, "extended_info"), "usage");
+      const auto bytes = number_at(use, "allocated_bytes");
+      const auto count = number_at(use, "buffer_objects_count");
+      if (bytes && count) {
+        u.used_bytes = static_cast<std::uint64_t>(*bytes);
+        u.buffers = static_cast<std::uint64_t>(*count);
+        u.source = "xrt";
+        return u;
+      }
+    }
+  } catch (const std::exception&) {
+    // No memory report (the noop shim answers no device queries): fpyga's own count below.
+  }
+  std::lock_guard lock(mutex_);
+  return count_own_buffers(buffers_, memory_index);
 }
 
 }  // namespace xrtb

@@ -45,10 +45,14 @@ class xrt_buffer final : public buffer_impl {
 
   /// The XRT buffer object (empty once released).
   const xrt::bo& bo() const { return bo_; }
+  /// Device bytes its bo covers (whole pages) while it holds them, else 0 (memory usage).
+  std::size_t device_bytes() const { return holds_device_.load() ? mapped_ : 0; }
 
  private:
   void check_usable(const char* what) const;
   xrt::bo bo_;
+  std::size_t mapped_ = 0;
+  std::atomic<bool> holds_device_{true};
 };
 
 /// A start that waits for other runs. XRT 2.13's native API has no run dependencies, so the
@@ -239,6 +243,9 @@ class xrt_program final : public program_impl {
                                            std::vector<compute_unit> cus) override;
   std::size_t runs_in_flight() const override;
   void release() override;
+  /// XRT's memory report where the device gives one (a card), else fpyga's own count of this
+  /// program's buffers (the noop shim answers no device queries).
+  memory_usage usage(unsigned memory_index) override;
   ~xrt_program() override;
   /// Starts `j.run` once every run in `j.waitfor` has completed, on the launcher thread.
   void launch_later(launcher::job j);
@@ -272,6 +279,9 @@ class xrt_device final : public device_impl {
   std::string bdf() const override { return bdf_; }
   std::string shell() const override { return shell_; }
   std::shared_ptr<program_impl> load(const xclbin& bin, const std::string& path) override;
+  /// From XRT's device information (electrical, thermal); empty with a note where XRT has none.
+  sensor_readings read_sensors() const override;
+  std::optional<unsigned long> max_clock_frequency_mhz() const override;
 
   xrt::device native;
 
