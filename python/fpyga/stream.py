@@ -8,11 +8,7 @@ allocated in it, and the host never passes it to a kernel.
 
 from __future__ import annotations
 
-import json
-
 __all__ = ["FreeRunningIP", "Stream", "streams_of"]
-
-_DIRECTIONS = {"read_only": "input", "write_only": "output"}
 
 
 class Stream:
@@ -28,8 +24,8 @@ class Stream:
         The producer, ``"<compute unit>.<argument>"`` (the kernel writes it).
     sink : str
         The consumer, ``"<compute unit>.<argument>"`` (the kernel reads it).
-    depth : int or None
-        FIFO depth in elements, when the xclbin records it (fpyga's ``fpyga_streams``).
+    depth : int
+        FIFO depth in elements (fpyga's ``fpyga_streams``; 16 for files that do not record it).
     """
 
     def __init__(self, tag, idx, source, sink, depth=None):
@@ -92,45 +88,14 @@ class FreeRunningIP:
         return f"<fpyga.FreeRunningIP {self.name} (ap_ctrl_none), streams {sorted(self.streams)}>"
 
 
-def streams_of(xcl, depths=None):
-    """``{tag: Stream}`` for every STREAMING_CONNECTION entry of ``xcl`` (a ``_core.xclbin``)
-    that joins two stream arguments, and ``{(instance, arg): tag}`` for those arguments."""
-    depths = depths or {}
-    ports = {}
-    cu_of = {}
-    for ip in xcl.ips:
-        if ip.type == "kernel":
-            cu_of[ip.index] = (ip.kernel_name, xcl.cu_instance(ip) if hasattr(xcl, "cu_instance")
-                               else ip.instance_name)
-    kernels = {k.name: k for k in xcl.kernels}
-    ends = {}
-    for ip_index, (kname, inst) in cu_of.items():
-        k = kernels.get(kname)
-        if k is None:
-            continue
-        modes = {p.name: _DIRECTIONS.get(p.mode) for p in k.ports}
-        for a in k.args:
-            if a.kind != "stream":
-                continue
-            for m in xcl.memories_of(ip_index, a.index):
-                ends.setdefault(m, []).append((f"{inst}.{a.name}", modes.get(a.port)))
-                ports[(inst, a.name)] = m
-    result = {}
-    for m in xcl.memories:
-        if m.raw_type != 9:
-            continue
-        src = next((n for n, d in ends.get(m.index, []) if d == "output"), None)
-        dst = next((n for n, d in ends.get(m.index, []) if d == "input"), None)
-        if src and dst:
-            result[m.tag] = Stream(m.tag, m.index, src, dst, depths.get(m.tag))
-    by_index = {s.idx: t for t, s in result.items()}
-    return result, {key: by_index[m] for key, m in ports.items() if m in by_index}
-
-
-def depths_from_metadata(text):
-    """``{tag: depth}`` from the ``fpyga_streams`` JSON text (empty for other text)."""
-    try:
-        j = json.loads(text)
-        return {c["tag"]: int(c["depth"]) for c in j.get("connections", [])}
-    except (ValueError, TypeError, KeyError, AttributeError):
-        return {}
+def streams_of(xcl):
+    """``({tag: Stream}, {(instance, arg): tag})`` for the kernel-to-kernel streams of ``xcl`` (a
+    ``_core.xclbin``), from the C++ core's ``fpyga::stream_layout`` (ValueError naming the ports
+    for a stream design that cannot run)."""
+    layout = xcl.stream_layout()
+    streams = {c["tag"]: Stream(c["tag"], c["memory_index"], c["source"], c["sink"], c["depth"])
+               for c in layout["connections"]}
+    tags = [c["tag"] for c in layout["connections"]]
+    ports = {(p["instance"], p["arg"]): tags[p["connection"]]
+             for p in layout["ports"] if p["connection"] is not None}
+    return streams, ports

@@ -175,6 +175,15 @@ def test_the_xclbin_describes_streams_as_vitis_does(chain_xclbin):
     inc_ip = next(ip for ip in x.ips if ip.name == "meta_inc:meta_inc_1")
     assert x.memories_of(load_ip.index, 1) == x.memories_of(inc_ip.index, 0) == [mems["dc_0"]["idx"]]
     assert inc_ip.control == "ap_ctrl_none" and inc_ip.base_address == 0xFFFFFFFFFFFFFFFF
+    # The core's derivation, as C++ hosts and emu see it.
+    layout = x.stream_layout()
+    assert layout["connections"] == [
+        {"tag": "dc_0", "memory_index": mems["dc_0"]["idx"], "source": "meta_load_1.out",
+         "sink": "meta_inc_1.in", "depth": 4},
+        {"tag": "dc_1", "memory_index": mems["dc_1"]["idx"], "source": "meta_inc_1.out",
+         "sink": "meta_store_1.in", "depth": 16}]
+    inc_in = next(p for p in layout["ports"] if p["instance"] == "meta_inc_1" and p["arg"] == "in")
+    assert (inc_in["direction"], inc_in["data_bits"], inc_in["axis"], inc_in["connection"]) == ("input", 32, True, 0)
 
 
 # --- Python on XRT's noop shim --------------------------------------------------------------------
@@ -200,6 +209,8 @@ def test_overlay_streams_memory_names_and_host_arguments(chain_xclbin):
         assert (s.source, s.sink) == ("meta_load_1.out", "meta_inc_1.in"), (s.source, s.sink)
         assert (s.source_ip, s.source_port, s.sink_ip, s.sink_port) == ("meta_load_1", "out", "meta_inc_1", "in")
         assert ol.dc_1.sink == "meta_store_1.in"
+        assert (s.depth, ol.dc_1.depth) == (4, 16), (s.depth, ol.dc_1.depth)  # sc=...:4, and the default
+        assert repr(s) == "XrtStream(source=meta_load_1.out, sink=meta_inc_1.in, depth 4)", repr(s)
         assert "dc_0" not in ol.memories and "bank0" in ol.memories
         # kernel.streams (kernel and CU attributes alike).
         assert ol.meta_load.streams == {{"out": s}}
