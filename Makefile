@@ -1,7 +1,7 @@
 # fpyga: the README's two commands.
 #   make demo   set everything up, build, run the main job
 #   make test   set everything up, build, run every test
-#   make build  set-up and build only (library, CLI, Python package and kernels into .venv)
+#   make build  set-up and build only (pip installs the package: library, CLI, kernels into .venv)
 SHELL := /bin/bash
 .DEFAULT_GOAL := build
 
@@ -44,15 +44,20 @@ $(VENV)/.requirements: requirements.txt | deps
 
 venv: deps $(VENV)/.requirements
 
+# pip installs the project into .venv as the package users get (pyproject.toml, scikit-build-core:
+# library, plugins, CLI, headers, CMake package, xclbins inside site-packages/fpyga), building in
+# $(BUILD) with the test suites, benchmarks and the server switched on, so ctest runs there too.
 build: venv
-	cmake -S $(ROOT) -B $(BUILD) -DCMAKE_BUILD_TYPE=Release \
-	  -DPython_EXECUTABLE=$(VENV)/bin/python -DCMAKE_INSTALL_PREFIX=$(VENV) $(CMAKE_ARGS)
-	cmake --build $(BUILD) -j $(JOBS)
-	cmake --install $(BUILD) > /dev/null
+	cd $(ROOT) && CMAKE_GENERATOR="Unix Makefiles" CMAKE_BUILD_PARALLEL_LEVEL=$(JOBS) \
+	  CMAKE_ARGS="$(CMAKE_ARGS)" $(VENV)/bin/python -m pip install -v --no-build-isolation --no-deps \
+	  --config-settings=build-dir=$(BUILD) --config-settings=cmake.define.FPYGA_BUILD_TESTS=ON \
+	  --config-settings=cmake.define.FPYGA_BUILD_BENCH=ON --config-settings=cmake.define.FPYGA_WITH_SERVE=ON .
 
 test: build
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
 	cd $(ROOT) && $(VENV)/bin/python -m pytest -q tests/python
+	cd $(ROOT) && FPYGA_PACKAGING_DIR=$(BUILD)/packaging CMAKE_BUILD_PARALLEL_LEVEL=$(JOBS) \
+	  $(VENV)/bin/python -m pytest -q tests/packaging
 
 demo: build
 	cd $(ROOT) && $(VENV)/bin/python -m fpyga.demo

@@ -2,6 +2,7 @@
 # does, with no Vitis installed.
 #
 #   include(FpygaKernels)      # kernels/cmake is on CMAKE_MODULE_PATH once kernels/ is configured
+#   include("${fpyga_DIR}/FpygaKernels.cmake")   # a downstream project, after find_package(fpyga)
 #   fpyga_add_xclbin(NAME vadd_2cu
 #                    SOURCES vadd/vadd.cpp
 #                    KERNELS vadd
@@ -31,8 +32,17 @@
 include_guard(GLOBAL)
 include(GNUInstallDirs)
 
-set(FPYGA_KERNEL_TOOLS_DIR "${CMAKE_CURRENT_LIST_DIR}/../../python/fpyga/toolchain" CACHE INTERNAL "")
-get_filename_component(FPYGA_KERNEL_TOOLS_DIR "${FPYGA_KERNEL_TOOLS_DIR}" ABSOLUTE)
+# kernel_meta.py: in fpyga's source tree (kernels/cmake) or, for a downstream project that found the
+# installed package (this file is installed in <package>/lib/cmake/fpyga), in <package>/toolchain.
+if(EXISTS "${CMAKE_CURRENT_LIST_DIR}/../../python/fpyga/toolchain/kernel_meta.py")
+  set(_fpyga_tools_dir "${CMAKE_CURRENT_LIST_DIR}/../../python/fpyga/toolchain")
+  set(_fpyga_installed FALSE)
+else()
+  set(_fpyga_tools_dir "${CMAKE_CURRENT_LIST_DIR}/../../../toolchain")
+  set(_fpyga_installed TRUE)
+endif()
+get_filename_component(FPYGA_KERNEL_TOOLS_DIR "${_fpyga_tools_dir}" ABSOLUTE)
+set(FPYGA_KERNEL_TOOLS_DIR "${FPYGA_KERNEL_TOOLS_DIR}" CACHE INTERNAL "")
 
 if(NOT Python_EXECUTABLE)
   find_package(Python COMPONENTS Interpreter REQUIRED)
@@ -132,8 +142,19 @@ if(NOT TARGET fpyga_kernels)
   add_custom_target(fpyga_kernels ALL)
 endif()
 
-# The CLI that packs xclbins (cpp/tools).
-set(FPYGA_PACK_TARGET "fpyga_cli" CACHE STRING "CMake target of the fpyga CLI used to pack xclbins")
+# The CLI that packs xclbins: fpyga's own target (cpp/tools) in its build, else the installed
+# package's executable (<package>/bin/fpyga, two levels above lib/cmake/fpyga), as fpyga::cli.
+if(_fpyga_installed AND NOT TARGET fpyga_cli AND NOT TARGET fpyga::cli
+   AND EXISTS "${CMAKE_CURRENT_LIST_DIR}/../../../bin/fpyga")
+  get_filename_component(_fpyga_cli "${CMAKE_CURRENT_LIST_DIR}/../../../bin/fpyga" ABSOLUTE)
+  add_executable(fpyga::cli IMPORTED GLOBAL)
+  set_target_properties(fpyga::cli PROPERTIES IMPORTED_LOCATION "${_fpyga_cli}")
+endif()
+if(TARGET fpyga::cli AND NOT TARGET fpyga_cli)
+  set(FPYGA_PACK_TARGET "fpyga::cli" CACHE STRING "CMake target of the fpyga CLI used to pack xclbins")
+else()
+  set(FPYGA_PACK_TARGET "fpyga_cli" CACHE STRING "CMake target of the fpyga CLI used to pack xclbins")
+endif()
 
 # --- fpyga_add_xclbin --------------------------------------------------------------------------
 # fpyga_add_xclbin(NAME <name>

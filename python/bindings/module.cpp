@@ -58,6 +58,7 @@ PYBIND11_MODULE(_core, m) {
   m.doc() =
       "Compiled core of fpyga: devices, xclbins, overlays, buffers and kernels over the C++ "
       "library libfpyga. Use the PYNQ-shaped API of the `fpyga` package instead of this module.";
+  m.attr("__version__") = FPYGA_VERSION;  // project(fpyga VERSION ...), from CMake
   bind_errors(m);
   bind_xclbin(m);
   bind_device(m);

@@ -14,6 +14,7 @@ Examples
 """
 
 from . import _core
+from ._paths import get_cmake_dir, get_include
 from .buffer import PynqBuffer, allocate
 from .device import Device, Memory
 from .driver import DefaultIP, UnsupportedConfiguration
@@ -24,7 +25,9 @@ from .pmbus import DataRecorder, get_rails
 from .pynq_alias import install_pynq_alias
 from .xclbin import XclBin
 
-__version__ = "0.1.0"
+#: The one version: project(fpyga VERSION ...) in CMakeLists.txt, compiled into _core (and read from the
+#: same line into the package metadata, the CLI and the CMake package).
+__version__ = _core.__version__
 
 __all__ = [
     "DataRecorder",
@@ -42,6 +45,8 @@ __all__ = [
     "XclBin",
     "XrtArgument",
     "allocate",
+    "get_cmake_dir",
+    "get_include",
     "get_rails",
     "install_pynq_alias",
 ]

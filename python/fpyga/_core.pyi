@@ -2,6 +2,8 @@
 
 from typing import Any, Iterable, Optional, Sequence
 
+__version__: str
+
 class memory_info:
     index: int
     type: str

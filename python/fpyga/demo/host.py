@@ -12,9 +12,7 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
-import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -38,11 +36,6 @@ class host_run:
     @property
     def total_ns(self) -> np.ndarray:
         return self.inject_ns + self.inference_ns + self.extract_ns
-
-
-def _roots() -> list[Path]:
-    """Possible source trees: this file's checkout and the working directory."""
-    return [Path(__file__).resolve().parents[3], Path.cwd()]
 
 
 def find_xclbin(model: str, directory: str | os.PathLike | None = None) -> Path:
@@ -74,18 +67,11 @@ def build_xclbin(model: str, out_dir: str | os.PathLike | None = None, hls_model
 
 
 def find_cpp_host() -> Path:
-    """The C++ host executable: ``$FPYGA_DEMO_HOST``, ``<prefix>/bin`` or ``build/bench``."""
-    env = os.environ.get("FPYGA_DEMO_HOST")
-    candidates = [Path(env)] if env else []
-    candidates += [Path(sys.prefix) / "bin" / "fpyga_demo_host"]
-    candidates += [r / "build" / "bench" / "fpyga_demo_host" for r in _roots()]
-    for c in candidates:
-        if c.is_file() and os.access(c, os.X_OK):
-            return c
-    found = shutil.which("fpyga_demo_host")
-    if found:
-        return Path(found)
-    raise FileNotFoundError(f"fpyga_demo_host not found in {', '.join(map(str, candidates))} (run `make build`)")
+    """The C++ host executable: ``$FPYGA_DEMO_HOST``, else the one the package carries
+    (``bin/fpyga_demo_host``)."""
+    from .._paths import demo_host
+
+    return demo_host()
 
 
 def network_sizes(xclbin: str | os.PathLike, exe: str | os.PathLike | None = None) -> tuple[int, int] | None:

@@ -19,20 +19,15 @@ from pathlib import Path
 import numpy as np
 
 def models_dir() -> Path:
-    """The models directory: ``$FPYGA_MODELS_DIR``, else the first of the source tree's
-    ``models/`` (this file's checkout, then the working directory's) and the installed
-    ``<prefix>/share/fpyga/models`` that holds the committed models."""
+    """The models directory: ``$FPYGA_MODELS_DIR``, else the committed models the package carries
+    (``share/fpyga/models``, a resource of the installed package)."""
     import os
-    import sys
+
+    from .._paths import models_dir as package_models
 
     if os.environ.get("FPYGA_MODELS_DIR"):
         return Path(os.environ["FPYGA_MODELS_DIR"])
-    candidates = [Path(__file__).resolve().parents[3] / "models", Path.cwd() / "models",
-                  Path(sys.prefix) / "share" / "fpyga" / "models"]
-    for c in candidates:
-        if (c / "iris.json").is_file():
-            return c
-    return candidates[-1]
+    return package_models()
 
 
 @dataclass
