@@ -90,7 +90,8 @@ class service final : public inference::GRPCInferenceService::Service {
                               inference::ServerMetadataResponse* r) override {
     r->set_name("fpyga");
     r->set_version(FPYGA_SERVE_VERSION);
-    for (const char* e : {"model_configuration", "model_repository", "binary_tensor_data"})
+    for (const char* e :
+         {"model_configuration", "model_repository", "statistics", "binary_tensor_data"})
       r->add_extensions(e);
     return grpc::Status::OK;
   }
@@ -217,6 +218,30 @@ class service final : public inference::GRPCInferenceService::Service {
         std::vector<float> tmp(rows * sched.n_outputs());
         m->sched->infer(x, rows, tmp.data(), deadline);
         std::memcpy(y->data(), tmp.data(), y->size());
+      }
+    });
+  }
+
+  grpc::Status ModelStatistics(grpc::ServerContext*, const inference::ModelStatisticsRequest* q,
+                               inference::ModelStatisticsResponse* r) override {
+    return guarded("ModelStatistics", [&] {
+      for (const auto& st : statistics(repo_, q->name(), q->version())) {
+        auto* m = r->add_model_stats();
+        m->set_name(st.name);
+        m->set_version(st.version);
+        m->set_last_inference(st.last_inference_ms);
+        m->set_inference_count(st.inference_count);
+        m->set_execution_count(st.execution_count);
+        auto* i = m->mutable_inference_stats();
+        const auto set = [](inference::StatisticDuration* d, std::uint64_t count,
+                            std::uint64_t ns) {
+          d->set_count(count);
+          d->set_ns(ns);
+        };
+        set(i->mutable_success(), st.success_count, st.success_ns);
+        set(i->mutable_fail(), st.fail_count, st.fail_ns);
+        set(i->mutable_queue(), st.queue_count, st.queue_ns);
+        set(i->mutable_compute_infer(), st.compute_count, st.compute_ns);
       }
     });
   }

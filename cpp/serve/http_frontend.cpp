@@ -135,9 +135,45 @@ http_frontend::http_frontend(model_repository* repo, metrics* counters, const ht
       send_json(
           res, {{"name", "fpyga"},
                 {"version", FPYGA_SERVE_VERSION},
-                {"extensions", {"model_configuration", "model_repository", "binary_tensor_data"}}});
+                {"extensions",
+                 {"model_configuration", "model_repository", "statistics", "binary_tensor_data"}}});
     });
     const std::string model = R"(/v2/models/([^/]+)(?:/versions/([0-9]+))?)";
+    // Statistics of every ready model (registered before the model routes, which would take
+    // "stats" for a model's name), or of one.
+    const auto stats = [&r](const std::string& name, const std::string& version,
+                            httplib::Response& res) {
+      json list = json::array();
+      for (const auto& st : statistics(r, name, version)) {
+        const auto d = [](std::uint64_t count, std::uint64_t ns) {
+          return json{{"count", count}, {"ns", ns}};
+        };
+        list.push_back({{"name", st.name},
+                        {"version", st.version},
+                        {"last_inference", st.last_inference_ms},
+                        {"inference_count", st.inference_count},
+                        {"execution_count", st.execution_count},
+                        {"inference_stats",
+                         {{"success", d(st.success_count, st.success_ns)},
+                          {"fail", d(st.fail_count, st.fail_ns)},
+                          {"queue", d(st.queue_count, st.queue_ns)},
+                          {"compute_input", d(0, 0)},
+                          {"compute_infer", d(st.compute_count, st.compute_ns)},
+                          {"compute_output", d(0, 0)}}},
+                        {"batch_stats", json::array()}});
+      }
+      send_json(res, {{"model_stats", list}});
+    };
+    s.Get("/v2/models/stats", [stats](const httplib::Request&, httplib::Response& res) {
+      guarded("statistics", res, [&] { stats("", "", res); });
+    });
+    s.Get(model + "/stats", [stats](const httplib::Request& req, httplib::Response& res) {
+      guarded("statistics", res, [&] {
+        std::string v;
+        const std::string name = model_from(req, v);
+        stats(name, v, res);
+      });
+    });
     s.Get(model + "/ready", [&r](const httplib::Request& req, httplib::Response& res) {
       std::string v;
       const auto m = r.find(model_from(req, v), v);

@@ -110,6 +110,41 @@ clock::time_point request_deadline(std::int64_t timeout_us, clock::time_point tr
   return std::min(transport, now + std::chrono::microseconds(timeout_us));
 }
 
+std::vector<model_statistics> statistics(const model_repository& repo, const std::string& name,
+                                         const std::string& version) {
+  std::vector<std::shared_ptr<const model_version>> models;
+  if (name.empty()) {
+    for (auto& m : repo.index())
+      if (m->ready()) models.push_back(std::move(m));
+  } else {
+    models.push_back(resolve(repo, name, version));
+  }
+  std::vector<model_statistics> out;
+  for (const auto& m : models) {
+    model_statistics s;
+    s.name = m->name;
+    s.version = std::to_string(m->version);
+    if (const model_metrics* c = m->sched ? m->sched->statistics() : nullptr) {
+      const auto ld = [](const std::atomic<std::uint64_t>& a) {
+        return a.load(std::memory_order_relaxed);
+      };
+      s.last_inference_ms = ld(c->last_inference_ms);
+      s.inference_count = ld(c->inference_count);
+      s.execution_count = ld(c->execution_count);
+      s.success_count = ld(c->request_success);
+      s.success_ns = ld(c->success_ns);
+      s.fail_count = ld(c->request_failure);
+      s.fail_ns = ld(c->failure_ns);
+      s.queue_count = ld(c->queued_requests);
+      s.queue_ns = ld(c->queue_ns);
+      s.compute_count = s.execution_count;
+      s.compute_ns = ld(c->compute_ns);
+    }
+    out.push_back(std::move(s));
+  }
+  return out;
+}
+
 std::vector<std::int64_t> output_shape(const model_version& m, std::size_t rows) {
   std::vector<std::int64_t> s;
   if (m.config.max_batch_size > 0) s.push_back(static_cast<std::int64_t>(rows));

@@ -41,6 +41,24 @@ std::vector<std::int64_t> output_shape(const model_version& m, std::size_t rows)
 /// @throws request_error invalid_argument for a negative timeout.
 clock::time_point request_deadline(std::int64_t timeout_us, clock::time_point transport);
 
+/// One model version's statistics (Triton's statistics extension), read from its counters.
+struct model_statistics {
+  std::string name, version;
+  std::uint64_t last_inference_ms = 0;  ///< system clock, ms since the epoch; 0: never
+  std::uint64_t inference_count = 0;    ///< samples run
+  std::uint64_t execution_count = 0;    ///< batches run
+  std::uint64_t success_count = 0, success_ns = 0;
+  std::uint64_t fail_count = 0, fail_ns = 0;
+  std::uint64_t queue_count = 0, queue_ns = 0;      ///< requests that reached a batch
+  std::uint64_t compute_count = 0, compute_ns = 0;  ///< batches run, conversion included
+};
+
+/// The statistics of one model version (`name` given; `version` "" the served one) or of every
+/// ready model (`name` "").
+/// @throws request_error as resolve() does for an unknown or unready model.
+std::vector<model_statistics> statistics(const model_repository& repo, const std::string& name,
+                                         const std::string& version);
+
 /// The shape a model's tensor is shown with (-1 for the batch extent).
 std::vector<std::int64_t> shown_shape(const model_config& c, const tensor_spec& t);
 

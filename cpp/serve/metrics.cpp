@@ -1,6 +1,7 @@
 #include "metrics.hpp"
 
 #include <bit>
+#include <chrono>
 #include <sstream>
 
 namespace fpyga::serve {
@@ -11,6 +12,16 @@ void model_metrics::observe_batch(std::size_t samples) {
   if (i >= n_buckets - 1) i = n_buckets - 1;
   batch_buckets[i].fetch_add(1, std::memory_order_relaxed);
   batch_size_sum.fetch_add(samples, std::memory_order_relaxed);
+}
+
+void model_metrics::observe_request(bool ok, std::uint64_t ns) {
+  (ok ? request_success : request_failure).fetch_add(1, std::memory_order_relaxed);
+  (ok ? success_ns : failure_ns).fetch_add(ns, std::memory_order_relaxed);
+  if (ok) {
+    const auto now = std::chrono::duration_cast<std::chrono::milliseconds>(
+        std::chrono::system_clock::now().time_since_epoch());
+    last_inference_ms.store(static_cast<std::uint64_t>(now.count()), std::memory_order_relaxed);
+  }
 }
 
 model_metrics& metrics::model(const std::string& name, const std::string& version) {

@@ -21,12 +21,18 @@ struct model_metrics {
   std::atomic<std::uint64_t> request_failure{0};
   std::atomic<std::uint64_t> inference_count{0};  ///< samples
   std::atomic<std::uint64_t> execution_count{0};  ///< batches run
+  std::atomic<std::uint64_t> success_ns{0};       ///< time answered requests spent in the scheduler
+  std::atomic<std::uint64_t> failure_ns{0};
+  std::atomic<std::uint64_t> queued_requests{0};  ///< requests that reached a batch
   std::atomic<std::uint64_t> queue_ns{0};
   std::atomic<std::uint64_t> compute_ns{0};
+  std::atomic<std::uint64_t> last_inference_ms{0};  ///< system clock, ms since the epoch
   std::array<std::atomic<std::uint64_t>, n_buckets> batch_buckets{};  ///< not cumulative
   std::atomic<std::uint64_t> batch_size_sum{0};
 
   void observe_batch(std::size_t samples);
+  /// A request ended after `ns` in the scheduler: counts it as a success or a failure.
+  void observe_request(bool ok, std::uint64_t ns);
 };
 
 class metrics {

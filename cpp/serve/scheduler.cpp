@@ -100,8 +100,12 @@ void scheduler::count_done(std::size_t n) {
 }
 
 void scheduler::infer(const float* x, std::size_t rows, float* y, clock::time_point deadline) {
+  const auto arrived = clock::now();
+  const auto count = [&](bool ok) {
+    if (counters_) counters_->observe_request(ok, ns_between(arrived, clock::now()));
+  };
   const auto fail = [&](status_code code, const std::string& what) {
-    if (counters_) counters_->request_failure.fetch_add(1, std::memory_order_relaxed);
+    count(false);
     throw request_error(code, what);
   };
   if (cfg_.max_batch_size > 0 && rows > cfg_.max_batch_size)
@@ -109,7 +113,7 @@ void scheduler::infer(const float* x, std::size_t rows, float* y, clock::time_po
          "model '" + cfg_.name + "': a batch of " + std::to_string(rows) +
              " samples is over its max_batch_size " + std::to_string(cfg_.max_batch_size));
   if (rows == 0) {
-    if (counters_) counters_->request_success.fetch_add(1, std::memory_order_relaxed);
+    count(true);
     return;
   }
   request r;
@@ -172,10 +176,10 @@ void scheduler::infer(const float* x, std::size_t rows, float* y, clock::time_po
   }
   lk.unlock();
   if (r.error) {
-    if (counters_) counters_->request_failure.fetch_add(1, std::memory_order_relaxed);
+    count(false);
     std::rethrow_exception(r.error);
   }
-  if (counters_) counters_->request_success.fetch_add(1, std::memory_order_relaxed);
+  count(true);
 }
 
 void scheduler::drop_expired(clock::time_point now) {
@@ -265,6 +269,7 @@ void scheduler::run_batch(instance& inst, std::size_t idx, std::vector<request*>
   if (counters_) {
     for (auto* b : batch)
       counters_->queue_ns.fetch_add(ns_between(b->enqueued, t0), std::memory_order_relaxed);
+    counters_->queued_requests.fetch_add(batch.size(), std::memory_order_relaxed);
     counters_->compute_ns.fetch_add(ns_between(t0, t1), std::memory_order_relaxed);
     counters_->execution_count.fetch_add(1, std::memory_order_relaxed);
     if (!batch.front()->error)

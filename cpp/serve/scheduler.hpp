@@ -62,6 +62,8 @@ class scheduler {
   std::size_t instances() const;
   /// Batches run so far and the samples they held (for tests and statistics).
   std::uint64_t batches_run() const;
+  /// The model's counters (null when the scheduler was made without any).
+  const model_metrics* statistics() const { return counters_; }
 
  private:
   struct request;

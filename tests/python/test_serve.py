@@ -427,6 +427,53 @@ def test_prometheus_metrics(server, network):
     grpc_c.close()
 
 
+def test_model_statistics_over_grpc_and_http(server, network):
+    """Triton's statistics extension: ModelStatistics and GET /v2/models[/<m>]/stats count each
+    request, sample and batch of a model (the same figures over both protocols); every ready
+    model without a name; an unknown model is NOT_FOUND."""
+    import tritonclient.http as httpclient
+
+    c = grpcclient.InferenceServerClient(server.grpc_url)
+    h = httpclient.InferenceServerClient(server.http_url)
+
+    def grpc_stats(**kw):
+        return c.get_inference_statistics(as_json=True, **kw)["model_stats"]
+
+    before = grpc_stats(model_name="small")[0]
+    x = nets.inputs(N_IN, 300, seed=13)[:5]
+    _infer(c, x, model="small", name="x")
+    _expect_error(lambda: _infer(c, x[:, :3].copy(), model="small", name="x"), "StatusCode.INVALID_ARGUMENT")
+    after = grpc_stats(model_name="small")[0]
+    assert after["name"] == "small" and after["version"] == "1"
+
+    def n(d, *path):
+        for p in path:
+            d = d.get(p, {})
+        return int(d or 0)  # proto3 JSON leaves zeros out
+
+    assert n(after, "inference_count") == n(before, "inference_count") + 5
+    assert n(after, "execution_count") == n(before, "execution_count") + 1
+    assert n(after, "inference_stats", "success", "count") == n(before, "inference_stats", "success", "count") + 1
+    assert n(after, "inference_stats", "success", "ns") > n(before, "inference_stats", "success", "ns")
+    assert n(after, "inference_stats", "compute_infer", "count") == n(after, "execution_count")
+    assert n(after, "inference_stats", "queue", "count") == n(after, "inference_stats", "success", "count")
+    assert n(after, "last_inference") / 1000 == pytest.approx(time.time(), abs=600)
+
+    web = h.get_inference_statistics(model_name="small")["model_stats"][0]
+    assert web["inference_count"] == n(after, "inference_count")
+    assert web["inference_stats"]["success"] == {"count": n(after, "inference_stats", "success", "count"),
+                                                 "ns": n(after, "inference_stats", "success", "ns")}
+    assert web["inference_stats"]["fail"]["count"] == n(after, "inference_stats", "fail", "count")
+    assert {m["name"] for m in grpc_stats()} == {"bn", "small"}
+    assert {m["name"] for m in h.get_inference_statistics()["model_stats"]} == {"bn", "small"}
+    _expect_error(lambda: c.get_inference_statistics(model_name="nope"), "StatusCode.NOT_FOUND", "unknown model 'nope'")
+    with pytest.raises(InferenceServerException) as e:
+        h.get_inference_statistics(model_name="nope")
+    assert "unknown model 'nope'" in e.value.message()
+    c.close()
+    h.close()
+
+
 def test_asyncio_clients(server, network):
     import asyncio
 
