@@ -1,7 +1,7 @@
 // fpyga serve's per-model scheduler on the emulated device with the project's mlp xclbins:
 // batched requests from many threads each get exactly their own rows (compared with a direct
 // nn_model predict on another device), batching on and off, max_batch_size, a full queue, a
-// deadline passing in the queue, and draining.
+// deadline passing in the queue (also while a batch waits out its delay), and draining.
 #include <gtest/gtest.h>
 
 #include <atomic>
@@ -165,6 +165,20 @@ TEST_F(ServeScheduler, ARequestWhoseDeadlinePassesInTheQueueIsDroppedUnrun) {
   // A deadline already past is refused at once.
   EXPECT_EQ(code_of([&] { s.infer(x.data(), 1, y.data(), fpyga::serve::clock::now() - 1ms); }),
             status_code::deadline_exceeded);
+}
+
+TEST_F(ServeScheduler, ADeadlinePassingWhileABatchWaitsOutItsDelayEndsTheWaitForThatRequest) {
+  const auto x = inputs(4, 6);
+  // One request alone in a model whose batches wait 3 s for 64 rows: its 50 ms deadline ends
+  // the wait; it is dropped then, unrun (not after the 3 s delay).
+  scheduler s(config(true, 64, 3'000'000, {64}), on({"emu:0"}), "1");
+  std::vector<float> y(1, -7.0f);
+  const auto t0 = std::chrono::steady_clock::now();
+  EXPECT_EQ(code_of([&] { s.infer(x.data(), 1, y.data(), fpyga::serve::clock::now() + 50ms); }),
+            status_code::deadline_exceeded);
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 2s);
+  EXPECT_EQ(y[0], -7.0f);
+  EXPECT_EQ(s.batches_run(), 0u);
 }
 
 TEST_F(ServeScheduler, DrainFinishesAcceptedRequestsThenRefuses) {
