@@ -145,6 +145,11 @@ TEST(xclbin_streams, element_types_parse) {
   EXPECT_EQ(e.id_bits, 3u);
   EXPECT_EQ(e.dest_bits, 4u);
   EXPECT_TRUE(stream_element::parse("hls::stream<ap_axis<32,0,0,0> >&").is_signed);
+  e = stream_element::parse("stream<ap_axiu<512,0,0,4>>&");  // spelled without spaces
+  EXPECT_EQ(e.data_bits, 512u);
+  EXPECT_EQ(e.dest_bits, 4u);
+  EXPECT_EQ(e.bytes(), 64u);
+  EXPECT_EQ(stream_element::parse("stream<qdma_axis<128, 0, 0, 0>>&").data_bits, 128u);
   e = stream_element::parse("hls::stream<ap_uint<24>>&");
   EXPECT_EQ(e.data_bits, 24u);
   EXPECT_FALSE(e.axis);

@@ -198,7 +198,7 @@ extern "C" void k(hls::stream<ap_uint<32> >& in, int* out, hls::stream<int>& s2,
 extern "C" void src(hls::stream<int>& o) { o.write(1); }
 """, ["k", "src"], ["sc=k_1.s2:k_1.in", "sc=src_1.o:k_1.ax"])
     args, _ = _args(desc, "k")
-    assert args["in"]["kind"] == "stream" and args["in"]["type"] == "hls::stream<ap_uint<32>>&"
+    assert args["in"]["kind"] == "stream" and args["in"]["type"] == "stream<ap_uint<32>>&"
     assert args["s2"]["kind"] == "stream"
     assert args["ax"]["kind"] == "stream"
     assert args["out"]["offset"] == 0x10

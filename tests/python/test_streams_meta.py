@@ -114,6 +114,15 @@ def test_bad_stream_connections_name_the_ports(hls_include, line, message):
     assert message in str(e.value), str(e.value)
 
 
+def test_sc_lines_of_a_vpp_config_file(tmp_path, hls_include):
+    cfg = tmp_path / "link.cfg"
+    cfg.write_text("[connectivity]\n" + "\n".join(["# the chain"] + CHAIN_SC) + "\n[vivado]\nprop=x\n")
+    lines = km.read_config_connectivity(str(cfg))
+    assert lines == CHAIN_SC
+    d = describe(hls_include, ["meta_load", "meta_inc", "meta_store"], lines)
+    assert [c["tag"] for c in d["streams"]["connections"]] == ["dc_0", "dc_1"]
+
+
 def test_a_second_connection_of_one_port_is_refused(hls_include):
     with pytest.raises(km.KernelMetaError, match=r"meta_load_1.out is already connected \(to .dc_0.\)"):
         describe(hls_include, ["meta_load", "meta_inc", "meta_store"],
@@ -165,11 +174,11 @@ def test_the_xclbin_describes_streams_as_vitis_does(chain_xclbin):
     assert ips["meta_inc_1"]["registers"] == {}
     # PYNQ 3.0.1's stream entries: id, type, direction, stream_id (the memory tag).
     assert ips["meta_load_1"]["streams"]["out"] == {
-        "id": 1, "type": "hls::stream<ap_axiu<32, 0, 0, 0>>&", "direction": "output", "stream_id": "dc_0"}
+        "id": 1, "type": "stream<ap_axiu<32, 0, 0, 0>>&", "direction": "output", "stream_id": "dc_0"}
     assert ips["meta_inc_1"]["streams"]["in"]["stream_id"] == "dc_0"
     assert ips["meta_inc_1"]["streams"]["out"]["direction"] == "output"
     assert ips["meta_store_1"]["streams"]["in"] == {
-        "id": 0, "type": "hls::stream<ap_axiu<32, 0, 0, 0>>&", "direction": "input", "stream_id": "dc_1"}
+        "id": 0, "type": "stream<ap_axiu<32, 0, 0, 0>>&", "direction": "input", "stream_id": "dc_1"}
     # CONNECTIVITY maps both ends to the same entry.
     load_ip = next(ip for ip in x.ips if ip.name == "meta_load:meta_load_1")
     inc_ip = next(ip for ip in x.ips if ip.name == "meta_inc:meta_inc_1")

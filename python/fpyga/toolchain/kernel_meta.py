@@ -10,13 +10,15 @@ the arguments are derived from its signature and its ``#pragma HLS INTERFACE`` l
   ``int*``, ``int``, ``ap_fixed<16, 6> const *``, ``ap_fixed<16, 6, 0, 0, 0>`` when the
   quantization/overflow modes are not the defaults, as their enum values);
 * kinds: ``global`` for pointers and arrays (m_axi), ``stream`` for ``hls::stream`` and ``axis``
-  ports, ``scalar`` for values (s_axilite);
+  ports, ``scalar`` for values (s_axilite); a stream's type is written as Vitis writes it,
+  ``stream<T>&``, its direction (``input``/``output``) from how the kernel accesses it;
 * AXI-lite register offsets as Vitis HLS assigns them: after the control registers (0x00 control,
   0x04 global interrupt enable, 0x08 IP interrupt enable, 0x0C IP interrupt status) the first
   argument is at 0x10, and each argument takes its data words plus one reserved word: a pointer or
   64-bit scalar 12 bytes, a scalar of up to 32 bits 8 bytes, an N-bit scalar 4*ceil(N/32)+4.
 
-Connectivity is given in v++ style (``nk=vadd:2``, ``nk=vadd:2:a.b``, ``sp=vadd_1.in1:bank1``):
+Connectivity is given in v++ style (``nk=vadd:2``, ``nk=vadd:2:a.b``, ``sp=vadd_1.in1:bank1``,
+``sc=load_1.out:compute_1.in:16`` for a kernel-to-kernel stream):
 kernels without ``nk`` get one compute unit ``<kernel>_1``, global arguments without ``sp`` are
 connected to the first memory. The description's format is the one ``fpyga xclbin pack --json``
 reads (see the team brief / docs/xclbin.md).
@@ -399,7 +401,8 @@ def describe_arg(cursor, pragmas: dict[str, dict[str, str]] | None) -> Arg:
             raise KernelMetaError(
                 f"argument '{name}' is a reference to '{pointee.spelling}'; a kernel takes "
                 "pointers, values or hls::stream references")
-        spelled = _unqualified_spelling(pointee.get_canonical()) + "&"
+        # Vitis writes a stream's type without its namespace: "stream<ap_axiu<32, 0, 0, 0>>&".
+        spelled = _unqualified_spelling(pointee.get_canonical()).removeprefix("hls::") + "&"
         canon = pointee.get_canonical()
         elem_t = canon.get_template_argument_type(0) if canon.get_num_template_arguments() > 0 else None
         element = stream_element(elem_t) if elem_t is not None and elem_t.kind != ci.TypeKind.INVALID else None
