@@ -76,6 +76,7 @@ enum class pass : std::uint8_t {
   value,    ///< C scalar in a register, from bound_arg::bits
   by_ref,   ///< ap_int/ap_uint/ap_fixed: not trivially copyable, so g++ passes the address of a
             ///< temporary copy ("invisible reference"); we pass the address of a scratch copy
+  stream,   ///< hls::stream<T>&: the address of its connection's FIFO (emu_stream.hpp)
 };
 
 /// A kernel function of the loaded .so with its prepared libffi call interface.
@@ -109,6 +110,7 @@ bool guarded_invoke(const emu_program& prog, kernel_entry& k, void** values, ker
 void install_fault_handler();
 
 class emu_run;
+class stream_design;
 
 /// One compute unit: its register file, an execution lock, and a worker thread for start().
 class emu_cu {
@@ -141,6 +143,9 @@ class emu_cu {
   std::uint64_t base_address;
   /// Runs queued or executing on this CU, direct calls included: 0 means idle.
   std::atomic<unsigned> pending{0};
+  /// Per argument, the FIFO object of a stream argument (null elsewhere; emu_stream.hpp).
+  std::vector<void*> stream_args;
+  bool free_running = false;  ///< ap_ctrl_none: runs from load to unload, never called
 
  private:
   void worker_loop();
@@ -228,6 +233,7 @@ class emu_kernel : public kernel_impl {
   void write_register(unsigned cu, std::uint32_t offset, std::uint32_t value) override;
 
  private:
+  void refuse_free_running(std::uint64_t cu_mask) const;
   std::shared_ptr<emu_program> prog_;
   kernel_entry& k_;
   std::vector<emu_cu*> cus_;
@@ -257,6 +263,8 @@ class emu_program : public program_impl {
   std::vector<std::unique_ptr<bank_allocator>> banks;
   std::map<std::string, kernel_entry> entries;
   std::vector<std::unique_ptr<emu_cu>> cus;
+  /// The FIFOs and free-running units of its stream connections (null without streams).
+  std::unique_ptr<stream_design> streams;
   std::atomic<std::size_t> in_flight{0};
   bool check_sync = false;
   /// FPYGA_EMU_CHECK_BOUNDS=1: guard pages around every buffer; a kernel touching one fails its

@@ -13,6 +13,7 @@
 
 #include "backends/emu/emu.hpp"
 #include "backends/emu/emu_elf.hpp"
+#include "backends/emu/emu_stream.hpp"
 #include "fpyga/warning.hpp"
 #include "xclbin_format.hpp"
 
@@ -284,9 +285,7 @@ void emu_program::load(const std::string& path) {
       pass how = pass::pointer;
       std::size_t storage = 0;
       const c_type ct = c_type::parse(a.type);
-      if (a.kind == arg_kind::stream)
-        throw not_supported_error("'" + path + "': argument '" + a.name + "' of kernel '" + k.name +
-                                  "' is an AXI stream (" + a.type + "); emu runs memory-mapped kernels only");
+      if (a.kind == arg_kind::stream) how = pass::stream;  // its FIFO: emu_stream.cpp
       if (a.kind == arg_kind::scalar && !scalar_passing(ct, t, how, storage))
         throw not_supported_error("'" + path + "': argument '" + a.name + "' of kernel '" + k.name +
                                   "' has type '" + a.type + "', which emu cannot pass to a kernel function");
@@ -327,12 +326,26 @@ void emu_program::load(const std::string& path) {
     }
     if (!any) cus.push_back(std::make_unique<emu_cu>(*this, e, name, 0));
   }
+  streams = stream_design::create(*this, bin);
+  if (streams) streams->start();
 }
 
 void emu_program::release() {
+  // Streams first: blocked kernels are released so their CUs' workers can be joined.
+  const bool kernels_ended = !streams || streams->stop();
   // Every CU first, so none waits on a dependency while another is being joined.
   for (auto& cu : cus) cu->request_stop();
   for (auto& cu : cus) cu->stop_worker();
+  if (streams && kernels_ended) streams->destroy_fifos();
+  if (!kernels_ended) {
+    // A free-running kernel still runs in the library, on its FIFOs and compute unit: all of
+    // them stay (stream_design::stop warned).
+    (void)streams.release();
+    for (auto& cu : cus)
+      if (cu->free_running) (void)cu.release();
+    library = nullptr;
+  }
+  streams.reset();
   if (library) {
     ::dlclose(library);
     library = nullptr;

@@ -91,10 +91,17 @@ bool guarded_invoke(const emu_program& prog, kernel_entry& k, void** values, ker
     fault.write = call.write;
     return false;
   }
+  // A kernel may also leave by an exception (a stream read cancelled by emu_stream.cpp).
+  struct disarm {
+    guarded_call& call;
+    guarded_call* outer;
+    ~disarm() {
+      call.armed = 0;
+      current = outer;
+    }
+  } on_exit{call, outer};
   call.armed = 1;
   invoke(k, values);
-  call.armed = 0;
-  current = outer;
   return true;
 }
 

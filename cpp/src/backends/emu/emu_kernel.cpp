@@ -13,6 +13,7 @@
 #include <set>
 
 #include "backends/emu/emu.hpp"
+#include "backends/emu/emu_stream.hpp"
 #include "fpyga/warning.hpp"
 
 namespace fpyga::backend {
@@ -192,7 +193,7 @@ void emu_cu::execute(std::span<const bound_arg> args, bool restarting) {
     auto* bytes = reinterpret_cast<std::byte*>(regs_.data());
     for (std::size_t i = 0; i < n; ++i) {
       const auto& a = k.info->args[i];
-      if (a.offset + 4 > k.register_bytes) continue;
+      if (a.offset + 4 > k.register_bytes || k.passing[i] == pass::stream) continue;
       const std::size_t room = std::min<std::size_t>(k.register_bytes - a.offset, std::max<std::uint64_t>(a.size, 4));
       if (k.passing[i] == pass::pointer) {
         const std::uint64_t addr = static_cast<emu_buffer*>(args[i].buffer)->address + args[i].offset;
@@ -217,6 +218,10 @@ void emu_cu::execute(std::span<const bound_arg> args, bool restarting) {
       case pass::value:
         values[i] = const_cast<std::uint64_t*>(&args[i].bits);
         break;
+      case pass::stream:  // hls::stream<T>&: its connection's FIFO, whatever the host passed
+        ptrs[i] = stream_args[i];
+        values[i] = &ptrs[i];
+        break;
       case pass::by_ref: {
         // The callee owns its parameter object and may modify it: give it a private copy.
         std::byte* slot = scratch + used;
@@ -233,7 +238,17 @@ void emu_cu::execute(std::span<const bound_arg> args, bool restarting) {
     }
   }
   kernel_fault fault;
-  const bool ran = guarded_invoke(prog, k, values, fault);
+  bool ran = false;
+  try {
+    stream_scope streams(prog.streams.get(), *this);
+    ran = guarded_invoke(prog, k, values, fault);
+    streams.finish();
+  } catch (...) {
+    // A stream run cancelled (a deadlock, an unload): the CU ends as after any run.
+    std::lock_guard lock(regs_mutex_);
+    regs_[0] = (regs_[0] & auto_restart) | ap_done | ap_ready | ap_idle;
+    throw;
+  }
 
   {
     std::lock_guard lock(regs_mutex_);
@@ -420,6 +435,7 @@ void emu_cu::start_from_registers(bool restarting) {
       const auto& a = k.info->args[i];
       const std::size_t room =
           a.offset + 4 > k.register_bytes ? 0 : std::min<std::size_t>(k.register_bytes - a.offset, std::max<std::uint64_t>(a.size, 4));
+      if (k.passing[i] == pass::stream) continue;
       if (k.passing[i] == pass::pointer) {
         std::uint64_t addr = 0;
         std::memcpy(&addr, bytes + a.offset, std::min<std::size_t>(room, 8));
@@ -497,6 +513,7 @@ emu_kernel::emu_kernel(std::shared_ptr<emu_program> prog, kernel_entry& k, std::
 
 void emu_kernel::call(std::span<const bound_arg> args, std::uint64_t cu_mask) {
   if (prog_->check_sync) emu_flush_pending_warnings();
+  refuse_free_running(cu_mask);
   for (std::size_t i = 0; i < cus_.size(); ++i) {
     if (!(cu_mask & (std::uint64_t(1) << i))) continue;
     unsigned idle = 0;
@@ -520,6 +537,7 @@ void emu_kernel::call(std::span<const bound_arg> args, std::uint64_t cu_mask) {
 std::shared_ptr<run_impl> emu_kernel::start(std::span<const bound_arg> args, std::uint64_t cu_mask,
                                             std::span<const std::shared_ptr<run_impl>> waitfor) {
   if (prog_->check_sync) emu_flush_pending_warnings();
+  refuse_free_running(cu_mask);
   emu_cu* best = nullptr;
   for (std::size_t i = 0; i < cus_.size(); ++i) {
     if (!(cu_mask & (std::uint64_t(1) << i))) continue;
@@ -550,6 +568,13 @@ std::shared_ptr<run_impl> emu_kernel::start(std::span<const bound_arg> args, std
     throw;
   }
   return r;
+}
+
+void emu_kernel::refuse_free_running(std::uint64_t cu_mask) const {
+  for (std::size_t i = 0; i < cus_.size(); ++i)
+    if ((cu_mask & (std::uint64_t(1) << i)) && cus_[i]->free_running)
+      throw value_error("kernel '" + k_.info->name + "': compute unit '" + cus_[i]->name +
+                        "' is free-running (ap_ctrl_none): it runs from load to unload and cannot be called or started");
 }
 
 std::uint32_t emu_kernel::read_register(unsigned cu, std::uint32_t offset) {
