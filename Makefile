@@ -18,7 +18,7 @@ APT_PACKAGES := build-essential cmake pkg-config git python3 python3-venv python
   libxrt-dev uuid-dev ocl-icd-opencl-dev opencl-headers opencl-clhpp-headers pocl-opencl-icd clinfo \
   libffi-dev libpugixml-dev nlohmann-json3-dev libcli11-dev libgtest-dev libgmock-dev \
   libbenchmark-dev clang-14 libclang-rt-14-dev \
-  libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev libcpp-httplib-dev
+  libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev libcpp-httplib-dev libssl-dev openssl
 
 .PHONY: deps venv build test test-cpp test-python demo retrain fuzz sanitize tsan clean
 
