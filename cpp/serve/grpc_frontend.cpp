@@ -3,8 +3,10 @@
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/security/server_credentials.h>
 
+#include <algorithm>
 #include <cstring>
 #include <fstream>
+#include <limits>
 #include <sstream>
 
 #include "fpyga/error.hpp"
@@ -194,12 +196,16 @@ class service final : public inference::GRPCInferenceService::Service {
 
       std::int64_t timeout_us = 0;
       if (const auto t = q->parameters().find("timeout"); t != q->parameters().end()) {
-        if (t->second.parameter_choice_case() != inference::InferParameter::kInt64Param)
-          throw request_error(status_code::invalid_argument,
-                              "model '" + m->name +
-                                  "': parameter 'timeout' must be an int64 "
-                                  "(microseconds)");
-        timeout_us = t->second.int64_param();
+        const auto& p = t->second;
+        if (p.parameter_choice_case() == inference::InferParameter::kInt64Param)
+          timeout_us = p.int64_param();
+        else if (p.parameter_choice_case() == inference::InferParameter::kUint64Param)
+          timeout_us = static_cast<std::int64_t>(
+              std::min<std::uint64_t>(p.uint64_param(), std::numeric_limits<std::int64_t>::max()));
+        else
+          throw request_error(
+              status_code::invalid_argument,
+              "model '" + m->name + "': parameter 'timeout' must be an integer (microseconds)");
       }
       const auto deadline = request_deadline(timeout_us, steady_deadline(*ctx));
 

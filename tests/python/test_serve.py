@@ -635,6 +635,17 @@ def test_deadline_passed_in_the_queue_drops_the_request_before_any_device(ops_se
         with pytest.raises(InferenceServerException) as e:
             h.infer("queued", [inp], timeout=bad)
         assert "parameter 'timeout'" in e.value.message(), e.value.message()
+    import grpc
+
+    with grpc.insecure_channel(ops_server.grpc_url) as ch:
+        req = service_pb2.ModelInferRequest(model_name="queued")
+        req.inputs.add(name="input_1", datatype="FP32", shape=[1, N_IN])
+        req.raw_input_contents.append(x[:1].tobytes())
+        req.parameters["timeout"].string_param = "soon"
+        with pytest.raises(grpc.RpcError) as e:
+            service_pb2_grpc.GRPCInferenceServiceStub(ch).ModelInfer(req, timeout=30)
+        assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert "parameter 'timeout' must be an integer (microseconds)" in e.value.details()
 
     # The server dropped all three (the client-side deadline's too), and ran no batch for them.
     deadline = time.monotonic() + 10
