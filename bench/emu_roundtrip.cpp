@@ -4,6 +4,9 @@
 // the MLP, sync its 2-byte output back. The bare path dlopens the very same kernel .so (the
 // xclbin's BITSTREAM) and calls `mlp` through a function pointer, in this process. Both run the
 // same number of iterations after a warm-up, alternating; the medians and their ratio are printed.
+// Last, the same call in isolated mode (FPYGA_EMU_ISOLATE=1: the kernel runs in a helper process;
+// loaded on a second emulated device) against in-process mode, alternating again: the cost of the
+// process boundary per call.
 //
 // usage: fpyga_bench_emu_roundtrip [mlp.xclbin] [iterations]
 #include <dlfcn.h>
@@ -38,6 +41,8 @@ std::string default_xclbin() {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // Two emulated devices: the isolated-mode comparison loads the xclbin a second time on emu:1.
+  ::setenv("FPYGA_EMU_DEVICES", "2", 0);
   const std::string path = argc > 1 ? argv[1] : default_xclbin();
   const int iterations = argc > 2 ? std::atoi(argv[2]) : 20000;
   const int warmup = std::max(100, iterations / 10);
@@ -142,5 +147,44 @@ int main(int argc, char** argv) {
                 median_ns(t_empty_bare));
   }
   std::printf("  outputs agree: %s (raw %d)\n", emu_result == bare_out[0] ? "yes" : "NO", emu_result);
-  return emu_result == bare_out[0] ? 0 : 1;
+
+  // --- isolated mode: the same xclbin loaded again with FPYGA_EMU_ISOLATE=1 (read at load) ---
+  ::setenv("FPYGA_EMU_ISOLATE", "1", 1);
+  auto dev_i = fpyga::device::open("emu:1");
+  fpyga::overlay iso(dev_i, path);
+  ::unsetenv("FPYGA_EMU_ISOLATE");
+  auto ki = iso.kernel("mlp");
+  auto kbi = iso.kernel("mlp_batch");
+  fpyga::buffer in_i(dev_i, sizeof sample), out_i(dev_i, 2);
+  std::memcpy(in_i.data(), sample, sizeof sample);
+  in_i.sync_to_device();
+  std::vector<double> t_local(iterations), t_iso(iterations), t_local0(iterations), t_iso0(iterations);
+  for (int i = -warmup; i < iterations; ++i) {
+    const auto t0 = clock_type::now();
+    k.call(in, out);
+    const auto t1 = clock_type::now();
+    ki.call(in_i, out_i);
+    const auto t2 = clock_type::now();
+    kb.call(in, out, 0);
+    const auto t3 = clock_type::now();
+    kbi.call(in_i, out_i, 0);
+    const auto t4 = clock_type::now();
+    if (i < 0) continue;
+    t_local[i] = std::chrono::duration<double, std::nano>(t1 - t0).count();
+    t_iso[i] = std::chrono::duration<double, std::nano>(t2 - t1).count();
+    t_local0[i] = std::chrono::duration<double, std::nano>(t3 - t2).count();
+    t_iso0[i] = std::chrono::duration<double, std::nano>(t4 - t3).count();
+  }
+  out_i.sync_from_device();
+  std::int16_t iso_result = 0;
+  std::memcpy(&iso_result, out_i.data(), 2);
+  const double local = median_ns(t_local), isolated = median_ns(t_iso);
+  const double local0 = median_ns(t_local0), isolated0 = median_ns(t_iso0);
+  std::printf("isolated mode (FPYGA_EMU_ISOLATE=1) against in-process, per call (median):\n");
+  std::printf("  mlp call               in-process %10.1f ns, isolated %10.1f ns, ratio %.2f (+%.1f ns)\n", local,
+              isolated, isolated / local, isolated - local);
+  std::printf("  mlp_batch n = 0 call   in-process %10.1f ns, isolated %10.1f ns, ratio %.2f (+%.1f ns)\n", local0,
+              isolated0, isolated0 / local0, isolated0 - local0);
+  std::printf("  outputs agree: %s (raw %d)\n", iso_result == emu_result ? "yes" : "NO", iso_result);
+  return emu_result == bare_out[0] && iso_result == emu_result ? 0 : 1;
 }

@@ -57,6 +57,15 @@ class bank_allocator {
   bool maps(const void* p) const noexcept;
   /// The device address of host address `p` (which maps() accepts).
   std::uint64_t address_of(const void* p) const noexcept;
+  /// Gives device memory back to the host: its pages read as zero again.
+  void decommit(std::byte* p, std::uint64_t bytes) const noexcept;
+
+  /// Isolated mode (emu_isolated.hpp): the bank is shared memory (a memfd) that helper
+  /// processes map at the same address. Set before the first view().
+  bool shared = false;
+  int shared_fd() const noexcept { return fd_; }
+  std::byte* mapping() const noexcept { return map_.load(); }
+  std::size_t mapping_bytes() const noexcept { return map_bytes_.load(); }
 
   const std::uint64_t base;
   const std::uint64_t size;
@@ -68,6 +77,7 @@ class bank_allocator {
   std::mutex map_mutex_;
   std::atomic<std::byte*> map_{nullptr};  ///< the mapping: a guard page, the bank, a guard page
   std::atomic<std::size_t> map_bytes_{0};
+  int fd_ = -1;  ///< shared: the memfd behind the mapping
 };
 
 /// How one argument reaches the kernel function under the SysV x86-64 ABI.
@@ -110,6 +120,7 @@ bool guarded_invoke(const emu_program& prog, kernel_entry& k, void** values, ker
 void install_fault_handler();
 
 class emu_run;
+class isolated_cu;
 class stream_design;
 
 /// One compute unit: its register file, an execution lock, and a worker thread for start().
@@ -146,6 +157,8 @@ class emu_cu {
   /// Per argument, the FIFO object of a stream argument (null elsewhere; emu_stream.hpp).
   std::vector<void*> stream_args;
   bool free_running = false;  ///< ap_ctrl_none: runs from load to unload, never called
+  /// Isolated mode: the helper process that runs this CU's kernel (null in-process).
+  std::unique_ptr<isolated_cu> isolated;
 
  private:
   void worker_loop();
@@ -270,6 +283,8 @@ class emu_program : public program_impl {
   /// FPYGA_EMU_CHECK_BOUNDS=1: guard pages around every buffer; a kernel touching one fails its
   /// run with the argument and offset (guarded_invoke).
   bool check_bounds = false;
+  /// FPYGA_EMU_ISOLATE=1: kernels run in helper processes, one per CU (emu_isolated.hpp).
+  bool isolate = false;
   /// Whether `p` lies in one of its banks' mappings. Async-signal-safe.
   bool maps(const void* p) const noexcept;
 

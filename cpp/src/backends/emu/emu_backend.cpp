@@ -14,6 +14,7 @@
 #include "backends/emu/emu.hpp"
 #include "backends/emu/emu_elf.hpp"
 #include "backends/emu/emu_stream.hpp"
+#include "backends/emu/emu_isolated.hpp"
 #include "fpyga/warning.hpp"
 #include "xclbin_format.hpp"
 
@@ -43,12 +44,6 @@ bool env_flag(const char* name) {
   return v && *v && std::string_view(v) != "0";
 }
 
-/// Device memory given back to the bank: its pages return to the host and read as zero again,
-/// so the next buffer there starts zero-filled without a memset.
-void decommit(std::byte* p, std::uint64_t bytes) {
-  if (bytes) ::madvise(p, bytes, MADV_DONTNEED);
-}
-
 // ----------------------------------------------------------------------------------------------
 // Devices
 
@@ -76,6 +71,11 @@ class emu_device : public device_impl {
       prog->banks.push_back(std::make_unique<bank_allocator>(m.base_address, m.used ? m.size_bytes : 0, m.tag));
     prog->check_sync = env_flag("FPYGA_EMU_CHECK_SYNC");
     prog->check_bounds = env_flag("FPYGA_EMU_CHECK_BOUNDS");
+    prog->isolate = isolation_requested();
+    if (prog->isolate) {
+      check_isolatable(bin, path);
+      for (auto& b : prog->banks) b->shared = true;
+    }
     install_fault_handler();
     prog->load(path);
     return prog;
@@ -153,6 +153,14 @@ bank_allocator::bank_allocator(std::uint64_t b, std::uint64_t n, std::string t)
 
 bank_allocator::~bank_allocator() {
   if (std::byte* m = map_.load()) ::munmap(m, map_bytes_.load());
+  if (fd_ >= 0) ::close(fd_);
+}
+
+/// Device memory given back to the bank: its pages return to the host and read as zero again,
+/// so the next buffer there starts zero-filled without a memset. Shared memory keeps its pages
+/// through MADV_DONTNEED: it needs MADV_REMOVE.
+void bank_allocator::decommit(std::byte* p, std::uint64_t bytes) const noexcept {
+  if (bytes) ::madvise(p, bytes, shared ? MADV_REMOVE : MADV_DONTNEED);
 }
 
 std::byte* bank_allocator::view(std::uint64_t address) {
@@ -162,9 +170,24 @@ std::byte* bank_allocator::view(std::uint64_t address) {
     m = map_.load();
     if (!m) {
       const std::uint64_t total = round_up(size) + 2 * granule;
-      void* p = total < size ? MAP_FAILED
-                             : ::mmap(nullptr, total, PROT_NONE,
-                                      MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+      void* p = MAP_FAILED;
+      if (total < size) {
+        errno = ENOMEM;
+      } else if (!shared) {
+        p = ::mmap(nullptr, total, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+      } else {
+        // Isolated mode: a memfd (its pages cost memory when touched, as anonymous ones do) that
+        // the helper processes map at this same address.
+        fd_ = ::memfd_create(("fpyga-emu-bank-" + tag).c_str(), MFD_CLOEXEC);
+        if (fd_ >= 0 && ::ftruncate(fd_, static_cast<off_t>(total)) == 0)
+          p = ::mmap(nullptr, total, PROT_NONE, MAP_SHARED | MAP_NORESERVE, fd_, 0);
+        if (p == MAP_FAILED && fd_ >= 0) {
+          const int e = errno;
+          ::close(fd_);
+          fd_ = -1;
+          errno = e;
+        }
+      }
       if (p == MAP_FAILED ||
           ::mprotect(static_cast<std::byte*>(p) + granule, round_up(size), PROT_READ | PROT_WRITE) != 0) {
         const int e = errno;
@@ -262,19 +285,23 @@ void emu_program::load(const std::string& path) {
     left -= static_cast<std::size_t>(n);
   }
   const std::string so = "/proc/self/fd/" + std::to_string(memfd);
-  ::dlerror();
-  library = ::dlopen(so.c_str(), RTLD_NOW | RTLD_LOCAL);
-  if (!library) {
-    const char* e = ::dlerror();
-    throw backend_error("dlopen of the kernel .so in '" + path + "' failed: " + (e ? e : "unknown error"));
+  // Isolated mode: only the helpers load the .so, so neither its constructors nor a loader fault
+  // on a damaged file can reach this process (a helper that fails fails the load, below).
+  if (!isolate) {
+    ::dlerror();
+    library = ::dlopen(so.c_str(), RTLD_NOW | RTLD_LOCAL);
+    if (!library) {
+      const char* e = ::dlerror();
+      throw backend_error("dlopen of the kernel .so in '" + path + "' failed: " + (e ? e : "unknown error"));
+    }
   }
 
   for (const auto& k : bin.kernels) {
     kernel_entry e;
     e.info = &k;
     ::dlerror();
-    void* sym = ::dlsym(library, k.name.c_str());
-    if (!sym)
+    void* sym = library ? ::dlsym(library, k.name.c_str()) : nullptr;
+    if (!sym && library)
       throw xclbin_error("'" + path + "': kernel '" + k.name +
                          "' is described in EMBEDDED_METADATA but its function is missing from the "
                          "BITSTREAM shared object (an extern \"C\" symbol named '" + k.name + "' was expected)");
@@ -326,6 +353,10 @@ void emu_program::load(const std::string& path) {
     }
     if (!any) cus.push_back(std::make_unique<emu_cu>(*this, e, name, 0));
   }
+  // Isolated mode: every CU's helper now, so a .so that cannot load or lacks a kernel fails the
+  // load, as in-process, and the first run pays no start.
+  for (auto& cu : cus)
+    if (cu->isolated) cu->isolated->start();
   streams = stream_design::create(*this, bin);
   if (streams) streams->start();
 }
@@ -335,6 +366,9 @@ void emu_program::release() {
   const bool kernels_ended = !streams || streams->stop();
   // Every CU first, so none waits on a dependency while another is being joined.
   for (auto& cu : cus) cu->request_stop();
+  // Isolated mode: helpers end now, a kernel that never returns included (its run fails).
+  for (auto& cu : cus)
+    if (cu->isolated) cu->isolated->stop();
   for (auto& cu : cus) cu->stop_worker();
   if (streams && kernels_ended) streams->destroy_fifos();
   if (!kernels_ended) {
@@ -525,7 +559,7 @@ void emu_buffer::release_device() {
     ::mprotect(guard_after, granule, PROT_READ | PROT_WRITE);
     guard_before = guard_after = nullptr;
   }
-  decommit(start, range_bytes);
+  bank.decommit(start, range_bytes);
   bank.release(range_address, range_bytes);
   device = nullptr;
 }

@@ -13,6 +13,7 @@
 #include <set>
 
 #include "backends/emu/emu.hpp"
+#include "backends/emu/emu_isolated.hpp"
 #include "backends/emu/emu_stream.hpp"
 #include "fpyga/warning.hpp"
 
@@ -89,6 +90,7 @@ void invoke(kernel_entry& k, void** values) {
 emu_cu::emu_cu(emu_program& p, kernel_entry& ke, std::string n, std::uint64_t base)
     : prog(p), k(ke), name(std::move(n)), base_address(base), regs_(ke.register_bytes / 4, 0) {
   regs_[0] = ap_idle;
+  if (p.isolate) isolated = std::make_unique<isolated_cu>(p, ke, name);
   register_cu(this);
 }
 
@@ -157,6 +159,7 @@ void emu_cu::after_fork_child() {
          "' stopped auto-restarting in this forked process (its loop runs in the parent only)");
   }
   restart_loop_live_ = false;
+  if (isolated) isolated->forget_after_fork();
   // No thread but this one runs a kernel here.
   pending.store(0);
   prog.reset_calls_after_fork();
@@ -241,7 +244,7 @@ void emu_cu::execute(std::span<const bound_arg> args, bool restarting) {
   bool ran = false;
   try {
     stream_scope streams(prog.streams.get(), *this);
-    ran = guarded_invoke(prog, k, values, fault);
+    ran = isolated ? isolated->invoke(values, args, fault) : guarded_invoke(prog, k, values, fault);
     streams.finish();
   } catch (...) {
     // A stream run cancelled (a deadlock, an unload): the CU ends as after any run.
