@@ -87,7 +87,9 @@ void bind_device(py::module_& m) {
         return d ? "<fpyga device " + d.spec() + " '" + d.name() + "'>" : "<fpyga device (none)>";
       });
 
-  m.def("devices", &devices, "Every device of every backend in this build: cards first, emu last.");
+  m.def("devices", &devices,
+        "Every device of this build's backends: the default device first, then the devices that "
+        "load xclbins (cards, emu), then OpenCL devices that build OpenCL C only.");
 }
 
 }  // namespace fpyga::python

@@ -248,6 +248,74 @@ TEST(DeviceInfo, XrtNoopMeasuresNothingAndSaysWhy) {
   EXPECT_FALSE(fpyga::max_clock_frequency_mhz(dev).has_value());
 }
 
+// What a card's XRT 2.13 writes (sensor.cpp, info_memory.cpp: boost property-tree JSON, every
+// value a string), with this test's own values: read as given, absent sensors left out.
+TEST(DeviceInfo, XrtCardReportsAreReadAsGiven) {
+  namespace xrtb = fpyga::backend::xrtb;
+  const std::string electrical =
+      R"({"power_rails": [)"
+      R"({"id": "12v_pex", "description": "12 Volts PCI Express",)"
+      R"( "voltage": {"volts": "12.112", "is_present": "true"},)"
+      R"( "current": {"amps": "1.500", "is_present": "true"}},)"
+      R"({"id": "vccint", "description": "Internal FPGA Vcc",)"
+      R"( "voltage": {"volts": "0.850", "is_present": "true"},)"
+      R"j( "current": {"error_msg": "No such query request (92)", "amps": "0.000",)j"
+      R"(             "is_present": "false"}},)"
+      R"({"id": "12v_aux", "description": "12 Volts Auxillary",)"
+      R"( "voltage": {"volts": "0.000", "is_present": "false"},)"
+      R"( "current": {"amps": "0.000", "is_present": "false"}}],)"
+      R"( "power_consumption_max_watts": "225", "power_consumption_watts": "23.456789",)"
+      R"( "power_consumption_warning": "false"})";
+  const std::string thermal =
+      R"({"thermals": [)"
+      R"({"location_id": "fpga0", "description": "FPGA", "temp_C": "51", "is_present": "true"},)"
+      R"({"location_id": "pcb_top_front", "description": "PCB Top Front", "temp_C": "0",)"
+      R"( "is_present": "false"}]})";
+  const auto s = xrtb::sensors_from_xrt_info(electrical, thermal);
+  EXPECT_EQ(s.source, "xrt");
+  ASSERT_TRUE(s.power_watts.has_value());
+  EXPECT_DOUBLE_EQ(*s.power_watts, 23.456789);
+  ASSERT_EQ(s.rails.size(), 2u);  // 12v_aux measured nothing
+  EXPECT_EQ(s.rails[0].name, "12v_pex");
+  EXPECT_EQ(s.rails[0].description, "12 Volts PCI Express");
+  EXPECT_DOUBLE_EQ(s.rails[0].volts.value_or(-1), 12.112);
+  EXPECT_DOUBLE_EQ(s.rails[0].amps.value_or(-1), 1.5);
+  EXPECT_DOUBLE_EQ(s.rails[0].watts.value_or(-1), 12.112 * 1.5);
+  EXPECT_EQ(s.rails[1].name, "vccint");
+  EXPECT_DOUBLE_EQ(s.rails[1].volts.value_or(-1), 0.85);
+  EXPECT_FALSE(s.rails[1].amps.has_value());
+  EXPECT_FALSE(s.rails[1].watts.has_value());
+  ASSERT_EQ(s.temperatures.size(), 1u);
+  EXPECT_EQ(s.temperatures[0].name, "fpga0");
+  EXPECT_DOUBLE_EQ(s.temperatures[0].celsius, 51);
+  EXPECT_NE(s.note.find("No such query request (92)"), std::string::npos) << s.note;
+
+  // "N/A" power, nothing present, or not JSON: nothing made up.
+  const auto none = xrtb::sensors_from_xrt_info(
+      R"({"power_rails": [], "power_consumption_watts": "N\/A"})", "not json");
+  EXPECT_EQ(none.source, "");
+  EXPECT_FALSE(none.power_watts.has_value());
+  EXPECT_TRUE(none.rails.empty() && none.temperatures.empty());
+  EXPECT_NE(none.note.find("thermal"), std::string::npos) << none.note;
+
+  const std::string memory =
+      R"({"board": {"memory": {"memories": [)"
+      R"({"type": "DDR4", "tag": "bank0", "enabled": "true", "base_address": "0x0",)"
+      R"( "range_bytes": "0x400000000",)"
+      R"( "extended_info": {"usage": {"allocated_bytes": "12288", "buffer_objects_count": "3"}}},)"
+      R"({"type": "DDR4", "tag": "bank1", "enabled": "false", "base_address": "0x400000000",)"
+      R"( "range_bytes": "0x400000000"}]}}})";
+  const auto bank0 = xrtb::usage_from_xrt_info(memory, "bank0");
+  ASSERT_TRUE(bank0.has_value());
+  EXPECT_EQ(bank0->used_bytes, 12288u);
+  EXPECT_EQ(bank0->buffers, 3u);
+  EXPECT_EQ(bank0->source, "xrt");
+  EXPECT_FALSE(xrtb::usage_from_xrt_info(memory, "bank1").has_value());
+  EXPECT_FALSE(xrtb::usage_from_xrt_info(memory, "bank7").has_value());
+  const std::string noop_report = "{\"error_msg\": \"No such query request (24)\"}";
+  EXPECT_FALSE(xrtb::usage_from_xrt_info(noop_report, "bank0"));
+}
+
 TEST(DeviceInfo, EmuHasNoSensors) {
   auto dev = fpyga::device::open("emu:0");
   const auto s = fpyga::read_sensors(dev);

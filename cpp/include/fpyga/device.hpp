@@ -50,7 +50,10 @@ class device {
   std::shared_ptr<backend::device_impl> impl_;
 };
 
-/// Every device of every backend enabled in this build: hardware first, emu last.
+/// Every device of every backend enabled in this build: the default device first
+/// (device::open()), then the other devices that load xclbins (cards, emu), then OpenCL devices
+/// that build OpenCL C only (see loads_xclbin in device_info.hpp), as PYNQ's Device.devices[0]
+/// is its default device.
 std::vector<device> devices();
 
 }  // namespace fpyga

@@ -998,11 +998,11 @@ const json& child(const json& j, const char* key) {
 
 }  // namespace
 
-sensor_readings xrt_device::read_sensors() const {
+sensor_readings sensors_from_xrt_info(const std::string& electrical, const std::string& thermal,
+                                      std::string why) {
   sensor_readings r;
-  std::string why;
   try {
-    const json e = json::parse(native.get_info<xrt::info::device::electrical>());
+    const json e = electrical.empty() ? json() : json::parse(electrical);
     for (const auto& rail : child(e, "power_rails")) {
       rail_reading rr;
       rr.name = rail.value("id", "");
@@ -1010,35 +1010,69 @@ sensor_readings xrt_device::read_sensors() const {
       if (present(child(rail, "voltage"))) rr.volts = number_at(child(rail, "voltage"), "volts");
       if (present(child(rail, "current"))) rr.amps = number_at(child(rail, "current"), "amps");
       if (rr.volts && rr.amps) rr.watts = *rr.volts * *rr.amps;
-      if (rr.volts || rr.amps)
-        r.rails.push_back(std::move(rr));
-      else if (why.empty())
-        why = first_error(rail);
+      if (rr.volts || rr.amps) r.rails.push_back(std::move(rr));
+      if (why.empty()) why = first_error(rail);  // a rail XRT could not read (or half of one)
     }
     r.power_watts = number_at(e, "power_consumption_watts");
   } catch (const std::exception& ex) {
-    why = ex.what();
+    if (why.empty()) why = std::string("electrical: ") + ex.what();
   }
   try {
-    const json t = json::parse(native.get_info<xrt::info::device::thermal>());
+    const json t = thermal.empty() ? json() : json::parse(thermal);
     for (const auto& sensor : child(t, "thermals")) {
       const auto c = present(sensor) ? number_at(sensor, "temp_C") : std::nullopt;
       if (c)
         r.temperatures.push_back(
             {sensor.value("location_id", ""), sensor.value("description", ""), *c});
-      else if (why.empty())
-        why = first_error(sensor);
+      if (why.empty()) why = first_error(sensor);
     }
   } catch (const std::exception& ex) {
-    if (why.empty()) why = ex.what();
+    if (why.empty()) why = std::string("thermal: ") + ex.what();
   }
   const bool any = r.power_watts || !r.rails.empty() || !r.temperatures.empty();
   if (any) r.source = "xrt";
   if (!any || !why.empty())
     r.note =
         std::string(any ? "XRT could not read every sensor" : "XRT reported no sensor values") +
-        (why.empty() ? std::string() : ": " + why) +
-        (noop_mode() ? " (XRT's noop shim answers no device queries)" : "");
+        (why.empty() ? std::string() : ": " + why);
+  return r;
+}
+
+std::optional<memory_usage> usage_from_xrt_info(const std::string& memory, const std::string& tag) {
+  try {
+    const json j = json::parse(memory);
+    for (const auto& m : child(child(child(j, "board"), "memory"), "memories")) {
+      if (!m.is_object() || m.value("tag", "") != tag) continue;
+      const json& use = child(child(m, "extended_info"), "usage");
+      const auto bytes = number_at(use, "allocated_bytes");
+      const auto count = number_at(use, "buffer_objects_count");
+      if (!bytes || !count) return std::nullopt;
+      memory_usage u;
+      u.used_bytes = static_cast<std::uint64_t>(*bytes);
+      u.buffers = static_cast<std::uint64_t>(*count);
+      u.source = "xrt";
+      return u;
+    }
+  } catch (const std::exception&) {
+    // Not JSON, or not shaped as XRT writes it: no report.
+  }
+  return std::nullopt;
+}
+
+sensor_readings xrt_device::read_sensors() const {
+  std::string electrical, thermal, why;
+  try {
+    electrical = native.get_info<xrt::info::device::electrical>();
+  } catch (const std::exception& ex) {
+    why = ex.what();
+  }
+  try {
+    thermal = native.get_info<xrt::info::device::thermal>();
+  } catch (const std::exception& ex) {
+    if (why.empty()) why = ex.what();
+  }
+  auto r = sensors_from_xrt_info(electrical, thermal, std::move(why));
+  if (!r.note.empty() && noop_mode()) r.note += " (XRT's noop shim answers no device queries)";
   return r;
 }
 
@@ -1053,25 +1087,12 @@ std::optional<unsigned long> xrt_device::max_clock_frequency_mhz() const {
 }
 
 memory_usage xrt_program::usage(unsigned memory_index) {
-  memory_usage u;
-  const std::string& tag = memories.at(memory_index).tag;
+  // A card: XRT's report counts every process's buffers, as `xbutil examine` shows them. The
+  // noop shim answers no device query: then fpyga's own count.
   try {
-    // A card: XRT's report counts every process's buffers, as `xbutil examine` shows them.
-    const json j = json::parse(xdev().native.get_info<xrt::info::device::memory>());
-    for (const auto& m : child(child(child(j, "board"), "memory"), "memories")) {
-      if (!m.is_object() || m.value("tag", "") != tag) continue;
-      const json& use = child(child(m, "extended_info"), "usage");
-      const auto bytes = number_at(use, "allocated_bytes");
-      const auto count = number_at(use, "buffer_objects_count");
-      if (bytes && count) {
-        u.used_bytes = static_cast<std::uint64_t>(*bytes);
-        u.buffers = static_cast<std::uint64_t>(*count);
-        u.source = "xrt";
-        return u;
-      }
-    }
+    const std::string report = xdev().native.get_info<xrt::info::device::memory>();
+    if (auto u = usage_from_xrt_info(report, memories.at(memory_index).tag)) return *u;
   } catch (const std::exception&) {
-    // No memory report (the noop shim answers no device queries): fpyga's own count below.
   }
   std::lock_guard lock(mutex_);
   return count_own_buffers(buffers_, memory_index);

@@ -291,6 +291,15 @@ class xrt_device final : public device_impl {
   std::mutex load_mutex_;
 };
 
+/// Sensor readings from XRT's device information texts (xrt::info::device::electrical and
+/// ::thermal, the JSON XRT writes: every value a string, absent sensors "is_present": "false").
+/// Absent values stay absent; `why` (a query's failure) and XRT's first error go to `note`.
+sensor_readings sensors_from_xrt_info(const std::string& electrical, const std::string& thermal,
+                                      std::string why = {});
+/// Bank `tag`'s use from XRT's memory report (xrt::info::device::memory); nullopt when the
+/// report gives none.
+std::optional<memory_usage> usage_from_xrt_info(const std::string& memory, const std::string& tag);
+
 /// Maps XRT's command state to fpyga's.
 run_state to_run_state(ert_cmd_state s);
 
