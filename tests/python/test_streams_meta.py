@@ -249,3 +249,28 @@ def test_overlay_streams_memory_names_and_host_arguments(chain_xclbin):
     assert out.strip().endswith("ok"), out
     assert "free-running kernel (ap_ctrl_none)" in out
     assert "nothing can be allocated in it" in out
+
+
+def test_on_emu_the_chain_runs_from_its_host_arguments(chain_xclbin):
+    # The host side as a user writes it, on emu (which runs the CUs concurrently): the load and
+    # store kernels start with their host arguments only; the free-running increment kernel in
+    # between runs by itself; a depth of 4 makes 100 values wait on the FIFO.
+    dev = fpyga.Device.open("emu")
+    ol = fpyga.Overlay(str(chain_xclbin), device=dev)
+    try:
+        assert ol.dc_0.depth == 4 and ol.meta_load.streams["out"] is ol.dc_0
+        assert type(ol.meta_inc_1).__name__ == "FreeRunningIP"
+        n = 100
+        src = fpyga.allocate(n, "i4", target=ol.bank0)
+        dst = fpyga.allocate(n, "i4", target=ol.bank0)
+        src[:] = range(n)
+        src.sync_to_device()
+        store = ol.meta_store.start(dst, n)
+        ol.meta_load.start(src, n).wait()
+        store.wait()
+        dst.sync_from_device()
+        assert list(dst) == [i + 1 for i in range(n)]
+        with pytest.raises(TypeError, match="'out' is connected to a stream"):
+            ol.meta_load.call(src, src, n)
+    finally:
+        ol.free()
