@@ -1,7 +1,8 @@
 # OpenCL through the Khronos ICD loader (Debian: ocl-icd-opencl-dev, opencl-headers,
 # opencl-clhpp-headers) for the opencl backend. Any platform registered with the loader works at
 # run time (PoCL from pocl-opencl-icd, Xilinx's libxilinxopencl, GPUs); none is needed to build.
-# The backend targets OpenCL 1.2 (CL_HPP_TARGET_OPENCL_VERSION=120, set in its CMakeLists).
+# The backend targets OpenCL 1.2 (CL_HPP_TARGET_OPENCL_VERSION=120, set in its CMakeLists). Only
+# its plugin (libfpyga_backend_opencl.so) links the ICD loader, never libfpyga.
 find_package(OpenCL QUIET)
 find_path(OPENCL_HPP_INCLUDE_DIR NAMES CL/opencl.hpp)
 set(_ocl_found OFF)

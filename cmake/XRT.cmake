@@ -1,7 +1,8 @@
 # XRT (Xilinx runtime) for the xrt backend. Looked up in $XILINX_XRT, then /opt/xilinx/xrt
 # (Xilinx's and AWS's installs), then Debian's libxrt-dev (/usr/include/xrt, libraries in the
 # multiarch directory). Debian's xrt.pc is broken (prefix /usr//usr), so pkg-config is not used.
-# Defines the imported target fpyga::xrt (headers, libxrt_coreutil, libuuid).
+# Defines the imported target fpyga::xrt (headers, libxrt_coreutil, libuuid), which only the XRT
+# backend's plugin (libfpyga_backend_xrt.so) links, never libfpyga.
 #
 # Run time needs no XILINX_XRT: the backend sets it up for Debian's layout itself (see
 # cpp/src/backends/xrt/xrt_environment.cpp and docs/hardware.md).

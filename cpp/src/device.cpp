@@ -61,6 +61,8 @@ device open_spec(std::string_view spec) {
   if (!b)
     throw not_supported_error("backend '" + std::string(name) +
                               "' is not enabled in this build (enabled: " + list_backends() + ")");
+  if (!b->available)
+    throw not_supported_error("backend '" + std::string(name) + "' is not available: " + b->reason);
   auto devs = b->enumerate();
   if (index >= devs.size())
     throw value_error("device spec '" + std::string(spec) + "': backend '" + std::string(name) +
@@ -85,7 +87,7 @@ device device::open(std::string_view spec) {
     }
   }
   for (const auto& b : backend::backends()) {
-    if (!b.hardware) continue;
+    if (!b.hardware || !b.available) continue;
     auto devs = b.enumerate();
     if (!devs.empty()) return device(devs.front());
   }
@@ -95,10 +97,10 @@ device device::open(std::string_view spec) {
 std::vector<device> devices() {
   std::vector<device> out;
   for (const auto& b : backend::backends())
-    if (b.hardware)
+    if (b.hardware && b.available)
       for (auto& d : b.enumerate()) out.emplace_back(d);
   for (const auto& b : backend::backends())
-    if (!b.hardware)
+    if (!b.hardware && b.available)
       for (auto& d : b.enumerate()) out.emplace_back(d);
   // PYNQ's Device.devices[0] is the default device, and every device before the first that can
   // run the user's xclbin must be able to: the default first, then the devices that load
@@ -114,6 +116,13 @@ std::vector<device> devices() {
   if (first)
     if (auto it = std::find(out.begin(), out.end(), first); it != out.end())
       std::rotate(out.begin(), it, it + 1);
+  return out;
+}
+
+std::vector<backend_info> backends() {
+  std::vector<backend_info> out;
+  for (const auto& b : backend::backends())
+    out.push_back(backend_info{b.name, b.hardware, b.available, b.reason, b.plugin});
   return out;
 }
 

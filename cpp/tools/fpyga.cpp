@@ -1,18 +1,21 @@
 // The fpyga command line: inspect and pack xclbins, list devices.
 //   fpyga xclbin info FILE [--json]
 //   fpyga xclbin pack --json DESC [--bitstream FILE] -o OUT
-//   fpyga devices
+//   fpyga devices [--json]
 //   fpyga serve --model-repository DIR ...   (when built with FPYGA_WITH_SERVE)
 //   fpyga hls4ml ARGS...   (python -m fpyga.hls4ml ARGS...)
-// Errors go to stderr as "fpyga: error: ..." with exit status 1 (2 for usage errors).
+// Errors go to stderr as "fpyga: error: ..." with exit status 1; usage errors (CLI11's message,
+// or an unknown subcommand named with the nearest one) exit with status 2.
 #include <CLI/CLI.hpp>
 #include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
+#include <nlohmann/json.hpp>
 
 #include <cstdio>
 #include <fstream>
@@ -23,7 +26,6 @@
 #include <string>
 #include <vector>
 
-#include "backends/backend.hpp"
 #include "fpyga/device.hpp"
 #include "fpyga/error.hpp"
 #include "fpyga/network.hpp"
@@ -239,13 +241,28 @@ int cmd_hls4ml(const std::vector<std::string>& args) {
   return spawn(argv);
 }
 
-int cmd_devices() {
+int cmd_devices(bool json) {
   const auto devs = fpyga::devices();
-  std::string backends;
-  bool hardware = false;
-  for (const auto& b : fpyga::backend::backends()) {
-    backends += (backends.empty() ? "" : ", ") + b.name;
-    hardware = hardware || b.hardware;
+  const auto backends = fpyga::backends();
+  if (json) {
+    auto out = nlohmann::json::object();
+    auto& list = out["devices"] = nlohmann::json::array();
+    for (const auto& d : devs)
+      list.push_back({{"spec", d.spec()},
+                      {"backend", d.backend()},
+                      {"index", d.index()},
+                      {"name", d.name()},
+                      {"bdf", d.bdf()},
+                      {"shell", d.shell()}});
+    auto& bs = out["backends"] = nlohmann::json::array();
+    for (const auto& b : backends)
+      bs.push_back({{"name", b.name},
+                    {"hardware", b.hardware},
+                    {"available", b.available},
+                    {"reason", b.reason},
+                    {"plugin", b.plugin}});
+    std::cout << out.dump(2) << "\n";
+    return 0;
   }
   std::cout << std::left << std::setw(8) << "BACKEND" << std::setw(7) << "INDEX"
             << "NAME\n";
@@ -257,17 +274,77 @@ int cmd_devices() {
     std::cout << "\n";
     if (d.backend() != "emu") ++hw_devices;
   }
+  std::cout << std::right << "\nBackends:\n";
+  bool hardware = false;
+  for (const auto& b : backends) {
+    hardware = hardware || (b.name != "emu" && b.available);
+    std::cout << "  " << b.name << ": "
+              << (b.available ? "available" + (b.plugin.empty() ? std::string(" (built in)")
+                                                                : " (" + b.plugin + ")")
+                              : "not available: " + b.reason)
+              << "\n";
+  }
   if (hw_devices == 0) {
     std::cout << "\nNo hardware devices found";
     if (hardware)
-      std::cout << " (backends in this build: " << backends
-                << "; xrt needs XILINX_XRT and a card or XCL_EMULATION_MODE, opencl an ICD with a "
+      std::cout << " (xrt needs XILINX_XRT and a card or XCL_EMULATION_MODE, opencl an ICD with a "
                    "device)";
-    else
-      std::cout << " (this build has no hardware backend: " << backends << ")";
     std::cout << ".\nThe emu device runs sw_emu xclbins on the CPU.\n";
   }
   return 0;
+}
+
+/// Edit distance, for "did you mean" (subcommand names are short).
+std::size_t distance(const std::string& a, const std::string& b) {
+  std::vector<std::size_t> row(b.size() + 1);
+  for (std::size_t j = 0; j <= b.size(); ++j) row[j] = j;
+  for (std::size_t i = 1; i <= a.size(); ++i) {
+    std::size_t diagonal = row[0];
+    row[0] = i;
+    for (std::size_t j = 1; j <= b.size(); ++j) {
+      const std::size_t up = row[j];
+      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diagonal + (a[i - 1] != b[j - 1] ? 1u : 0u)});
+      diagonal = up;
+    }
+  }
+  return row[b.size()];
+}
+
+/// Names the first word that is not a subcommand where one is expected (CLI11 says only "The
+/// following argument was not expected" or "A subcommand is required"), with the nearest
+/// subcommand. Returns "" when the words are fine. Only commands without options that take a
+/// value come before a subcommand here, so every non-option word there is meant as one.
+std::string unknown_subcommand(const CLI::App& app, int argc, char** argv) {
+  const CLI::App* at = &app;
+  std::string path = "fpyga";
+  for (int i = 1; i < argc; ++i) {
+    const std::string word = argv[i];
+    if (word == "--") return {};
+    if (!word.empty() && word[0] == '-') continue;
+    const auto subs = at->get_subcommands([](const CLI::App*) { return true; });
+    if (subs.empty()) return {};
+    const CLI::App* next = nullptr;
+    std::string nearest, names;
+    std::size_t best = 3;  // suggest only names within two edits, or that start with the word
+    for (const auto* s : subs) {
+      const std::string& name = s->get_name();
+      names += (names.empty() ? "" : ", ") + name;
+      if (name == word) next = s;
+      const std::size_t d = name.rfind(word, 0) == 0 ? 0 : distance(word, name);
+      if (d < best) {
+        best = d;
+        nearest = name;
+      }
+    }
+    if (!next)
+      return "'" + word + "' is not a " + path + " subcommand" +
+             (nearest.empty() ? "" : " (did you mean '" + nearest + "'?)") + "; the subcommands are " +
+             names + ". Run '" + path + " --help' for more information.";
+    at = next;
+    path += " " + word;
+    if (at->get_subcommands([](const CLI::App*) { return true; }).empty()) return {};
+  }
+  return {};
 }
 
 }  // namespace
@@ -275,7 +352,7 @@ int cmd_devices() {
 int main(int argc, char** argv) {
   CLI::App app{"fpyga: host runtime for FPGA accelerator cards (AWS F1, Alveo)", "fpyga"};
   app.require_subcommand(1);
-  app.set_version_flag("--version", "fpyga 0.1.0");
+  app.set_version_flag("--version", "fpyga " FPYGA_VERSION);
 
   auto* xcl = app.add_subcommand("xclbin", "Inspect or build xclbin files");
   xcl->require_subcommand(1);
@@ -294,7 +371,9 @@ int main(int argc, char** argv) {
                    "BITSTREAM payload (an ELF .so makes an sw_emu xclbin)");
   pack->add_option("-o,--output", pack_out, "Output xclbin")->required();
 
+  bool devices_json = false;
   auto* devices = app.add_subcommand("devices", "List the devices each backend sees");
+  devices->add_flag("--json", devices_json, "Print devices and backends as JSON");
 #ifdef FPYGA_WITH_SERVE
   fpyga::serve::cli_options serve_opts;
   auto* serve = fpyga::serve::add_command(app, serve_opts);
@@ -306,16 +385,23 @@ int main(int argc, char** argv) {
   hls4ml->set_help_flag();
   hls4ml->allow_extras();
 
+  if (const auto why = unknown_subcommand(app, argc, argv); !why.empty()) {
+    std::cerr << "fpyga: error: " << why << "\n";
+    return 2;
+  }
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    return app.exit(e);
+    // --help and --version exit 0; every usage error exits 2, as command-line tools do (CLI11's
+    // own codes, 106 or 109, look like failures of the work itself).
+    const int code = app.exit(e);
+    return code == 0 ? 0 : 2;
   }
 
   try {
     if (info->parsed()) return cmd_info(info_file, info_json);
     if (pack->parsed()) return cmd_pack(pack_desc, pack_bits, pack_out);
-    if (devices->parsed()) return cmd_devices();
+    if (devices->parsed()) return cmd_devices(devices_json);
 #ifdef FPYGA_WITH_SERVE
     if (serve->parsed()) return fpyga::serve::run_command(serve_opts);
 #endif

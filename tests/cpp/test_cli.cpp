@@ -13,6 +13,7 @@
 #include <sstream>
 
 #include "backends/backend.hpp"
+#include "fpyga/device.hpp"
 #include "fpyga/xclbin.hpp"
 #include "test_support.hpp"
 
@@ -312,4 +313,113 @@ TEST_F(cli, xrt_environment_directory_is_one_per_user_and_reused) {
   EXPECT_EQ(r.status, 0) << r.err;
   EXPECT_THAT(r.out, testing::Not(testing::ContainsRegex("\nxrt +0 ")));
   EXPECT_THAT(r.out, testing::ContainsRegex("\nemu +0 "));
+}
+
+// Issue 14: usage errors exit 2 with CLI11's message (they exited 106 or 109), an unknown
+// subcommand is named with the nearest one (it said "A subcommand is required").
+TEST_F(cli, usage_errors_exit_2_and_name_unknown_subcommands) {
+  auto r = run({"devcies"});
+  EXPECT_EQ(r.status, 2);
+  EXPECT_THAT(r.err, HasSubstr("'devcies' is not a fpyga subcommand (did you mean 'devices'?)"));
+  EXPECT_EQ(r.out, "");
+  r = run({"xclbin", "inf", "x.xclbin"});
+  EXPECT_EQ(r.status, 2);
+  EXPECT_THAT(r.err, HasSubstr("'inf' is not a fpyga xclbin subcommand (did you mean 'info'?)"));
+  r = run({"frobnicate"});
+  EXPECT_EQ(r.status, 2);
+  EXPECT_THAT(r.err, HasSubstr("'frobnicate' is not a fpyga subcommand; the subcommands are"));
+  r = run({});
+  EXPECT_EQ(r.status, 2);
+  EXPECT_THAT(r.err, HasSubstr("subcommand"));
+  r = run({"xclbin", "pack", "-o", (dir / "x.xclbin").string()});  // --json is required
+  EXPECT_EQ(r.status, 2);
+  EXPECT_THAT(r.err, HasSubstr("--json is required"));
+  r = run({"devices", "--frobnicate"});
+  EXPECT_EQ(r.status, 2);
+  EXPECT_THAT(r.err, HasSubstr("--frobnicate"));
+  r = run({"xclbin", "info"});
+  EXPECT_EQ(r.status, 2);
+  EXPECT_THAT(r.err, HasSubstr("FILE is required"));
+  // Help and version are not errors.
+  EXPECT_EQ(run({"xclbin", "--help"}).status, 0);
+  r = run({"--version"});
+  EXPECT_EQ(r.status, 0);
+  EXPECT_THAT(r.out, testing::MatchesRegex("fpyga [0-9]+\\.[0-9]+\\.[0-9]+\n"));
+}
+
+// Issue 14: file errors name the file: a directory, an unreadable file, a file too short to be
+// an xclbin (the CLI said "basic_filebuf::underflow error" for a directory).
+TEST_F(cli, file_errors_name_the_file) {
+  auto r = run({"xclbin", "info", dir.string()});
+  EXPECT_EQ(r.status, 1);
+  EXPECT_THAT(r.err, HasSubstr("'" + dir.string() + "': it is a directory"));
+  const auto short_file = write("short.xclbin", "xclbin2");
+  r = run({"xclbin", "info", short_file.string()});
+  EXPECT_EQ(r.status, 1);
+  EXPECT_THAT(r.err, HasSubstr(short_file.string()));
+  EXPECT_THAT(r.err, HasSubstr("7 bytes"));
+  const auto locked = write("locked.xclbin", std::string(600, 'x'));
+  fs::permissions(locked, fs::perms::none);
+  if (::geteuid() != 0) {  // root reads it anyway
+    r = run({"xclbin", "info", locked.string()});
+    EXPECT_EQ(r.status, 1);
+    EXPECT_THAT(r.err, HasSubstr("cannot open xclbin '" + locked.string() + "': Permission denied"));
+  }
+}
+
+// Issue 14: backends are plugins. With none to load, `devices` still lists emu and says why
+// each plugin backend is not available; --json says the same for programs.
+TEST_F(cli, devices_without_plugins_and_as_json) {
+  const auto empty = dir / "no_plugins";
+  fs::create_directories(empty);
+  auto r = run({"devices"}, "FPYGA_PLUGIN_DIR=" + quote(empty.string()));
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_THAT(r.out, testing::ContainsRegex("\nemu +0 "));
+  EXPECT_THAT(r.out, HasSubstr("emu: available (built in)"));
+  for (const auto& b : fpyga::backends()) {
+    if (b.name == "emu") continue;
+    EXPECT_THAT(r.out, HasSubstr(b.name + ": not available: no plugin " + empty.string() +
+                                 "/libfpyga_backend_" + b.name + ".so (FPYGA_PLUGIN_DIR)"));
+  }
+  r = run({"devices", "--json"}, "FPYGA_PLUGIN_DIR=" + quote(empty.string()));
+  ASSERT_EQ(r.status, 0) << r.err;
+  const auto j = nlohmann::json::parse(r.out);
+  ASSERT_TRUE(j.contains("devices") && j.contains("backends")) << r.out;
+  EXPECT_EQ(j["devices"][0]["spec"], "emu:0");
+  EXPECT_EQ(j["backends"].back()["name"], "emu");
+  EXPECT_EQ(j["backends"].back()["available"], true);
+  for (const auto& b : j["backends"])
+    if (b["name"] != "emu") {
+      EXPECT_EQ(b["available"], false);
+      EXPECT_THAT(b["reason"].get<std::string>(), HasSubstr("no plugin"));
+    }
+  // With the plugins of this build: every backend of this process is listed the same way.
+  r = run({"devices", "--json"});
+  ASSERT_EQ(r.status, 0) << r.err;
+  const auto all = nlohmann::json::parse(r.out);
+  const auto here = fpyga::backends();
+  ASSERT_EQ(all["backends"].size(), here.size());
+  for (std::size_t i = 0; i < here.size(); ++i) {
+    EXPECT_EQ(all["backends"][i]["name"], here[i].name);
+    EXPECT_EQ(all["backends"][i]["available"], here[i].available) << here[i].reason;
+  }
+}
+
+// Issue 14: the log level comes from FPYGA_LOG_LEVEL: debug shows how the backends were loaded,
+// off silences warnings, the default shows warnings only.
+TEST_F(cli, log_level_from_the_environment) {
+  auto r = run({"devices"}, "FPYGA_LOG_LEVEL=debug FPYGA_EMU_DEVICES=lots");
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_THAT(r.err, HasSubstr("fpyga debug: backend emu: built in"));
+  EXPECT_THAT(r.err, HasSubstr("fpyga warning: FPYGA_EMU_DEVICES='lots' is not a count"));
+  r = run({"devices"}, "FPYGA_LOG_LEVEL=off FPYGA_EMU_DEVICES=lots");
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_EQ(r.err, "");
+  r = run({"devices"}, "-u FPYGA_LOG_LEVEL FPYGA_EMU_DEVICES=lots");
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_THAT(r.err, HasSubstr("fpyga warning: FPYGA_EMU_DEVICES='lots' is not a count"));
+  EXPECT_THAT(r.err, testing::Not(HasSubstr("fpyga debug")));
+  r = run({"devices"}, "FPYGA_LOG_LEVEL=loud");
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_THAT(r.err, HasSubstr("FPYGA_LOG_LEVEL='loud' is not one of debug, info, warning, error, off"));
 }

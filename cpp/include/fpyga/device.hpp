@@ -56,4 +56,21 @@ class device {
 /// is its default device.
 std::vector<device> devices();
 
+/// A backend of this build and whether it can be used in this process.
+struct backend_info {
+  std::string name;       ///< "xrt", "opencl", "emu"
+  bool hardware = false;  ///< its devices come before emu's in the default order
+  /// False when its plugin could not be loaded: no plugin file, or its vendor library
+  /// (libxrt_coreutil, the OpenCL ICD loader) is missing; `reason` says which.
+  bool available = false;
+  std::string reason;
+  /// The plugin file (libfpyga_backend_<name>.so) it was loaded or looked for; "" for emu,
+  /// which is part of libfpyga.
+  std::string plugin;
+};
+
+/// The backends of this build, hardware first, emu last (always available). The first call
+/// loads the backend plugins (see docs/cpp.md, "Backends as plugins").
+std::vector<backend_info> backends();
+
 }  // namespace fpyga

@@ -332,15 +332,27 @@ std::vector<std::shared_ptr<device_impl>> devices_once() {
   return *devices;
 }
 
-/// A backend as the registry sees it.
+/// A backend as the registry sees it. Backends return {name, hardware, enumerate}; the registry
+/// fills in the rest.
 struct backend_entry {
+  using enumerate_fn = std::vector<std::shared_ptr<device_impl>> (*)();
+  backend_entry() = default;
+  backend_entry(std::string n, bool hw, enumerate_fn e)
+      : name(std::move(n)), hardware(hw), enumerate(e) {}
+
   std::string name;
   bool hardware = false;  ///< hardware backends come before emu in the default-device order
-  /// Devices present now; never throws for "no driver" (returns none).
-  std::vector<std::shared_ptr<device_impl>> (*enumerate)() = nullptr;
+  /// Devices present now; never throws for "no driver" (returns none). Null when unavailable.
+  enumerate_fn enumerate = nullptr;
+  /// False when its plugin could not be loaded (see backends/plugin.hpp); `reason` says why.
+  bool available = true;
+  std::string reason;
+  /// The plugin file it came from ("" for emu, which is part of libfpyga).
+  std::string plugin;
 };
 
-/// Backends compiled into this build, hardware first (xrt, opencl), emu last.
+/// Backends of this build, hardware first (xrt, opencl), emu last; plugins are loaded at the
+/// first call, and those that failed to load are listed with available = false.
 const std::vector<backend_entry>& backends();
 
 }  // namespace fpyga::backend

@@ -1,10 +1,16 @@
-// The backends compiled into this build, in default-device order: hardware first, emu last.
-// Each backend's CMakeLists defines FPYGA_HAVE_<NAME>_BACKEND when it adds its sources.
+// The backends of this build, in default-device order: hardware first, emu last. emu is part of
+// libfpyga; xrt and opencl are plugins (backends/plugin.hpp), loaded here at the first device
+// discovery from the directory `fpyga` beside libfpyga (<libdir>/fpyga/ in an install prefix, a
+// wheel and the build tree alike), or from FPYGA_PLUGIN_DIR, or from the file FPYGA_PLUGIN_<NAME>
+// names. CMake defines FPYGA_PLUGIN_<NAME> for each plugin it builds.
+#include <dlfcn.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
 #include <atomic>
+#include <cctype>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -13,31 +19,107 @@
 #include <thread>
 
 #include "backends/backend.hpp"
+#include "backends/plugin.hpp"
+#include "fpyga/device.hpp"
+#include "fpyga/warning.hpp"
 
 namespace fpyga::backend {
 
-#ifdef FPYGA_HAVE_XRT_BACKEND
-backend_entry xrt_backend();
-#endif
-#ifdef FPYGA_HAVE_OPENCL_BACKEND
-backend_entry opencl_backend();
-#endif
-#ifdef FPYGA_HAVE_EMU_BACKEND
 backend_entry emu_backend();
-#endif
+
+namespace {
+
+/// The directory libfpyga was loaded from (build tree, install prefix or Python wheel alike).
+std::string library_directory() {
+  Dl_info info{};
+  if (::dladdr(reinterpret_cast<const void*>(&library_directory), &info) == 0 || !info.dli_fname)
+    return {};
+  std::string path = info.dli_fname;
+  const auto slash = path.rfind('/');
+  return slash == std::string::npos ? std::string(".") : path.substr(0, slash);
+}
+
+std::string environment(const std::string& name) {
+  const char* v = std::getenv(name.c_str());
+  return v ? v : "";
+}
+
+/// Loads backend `name`'s plugin. Never throws: a plugin that cannot be loaded gives an entry
+/// with available = false and the reason, and no devices.
+backend_entry load_plugin(const std::string& name, bool hardware) {
+  backend_entry e{name, hardware, nullptr};
+  e.available = false;
+  std::string upper = name;
+  for (auto& c : upper) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  const std::string file_variable = "FPYGA_PLUGIN_" + upper;
+  std::string path = environment(file_variable);
+  std::string origin = file_variable;
+  if (path.empty()) {
+    std::string dir = environment("FPYGA_PLUGIN_DIR");
+    origin = "FPYGA_PLUGIN_DIR";
+    if (dir.empty()) {
+      dir = library_directory() + "/fpyga";
+      origin = "libfpyga's plugin directory";
+    }
+    path = dir + "/" + plugin_file_name(name);
+  }
+  e.plugin = path;
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) {
+    e.reason = "no plugin " + path + " (" + origin + ")";
+    return e;
+  }
+  // Never closed: its devices live as long as the process (devices_once).
+  void* handle = ::dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
+  if (!handle) {
+    const char* why = ::dlerror();
+    e.reason = "cannot load " + path + ": " + (why ? why : "unknown dlopen error");
+    return e;
+  }
+  auto fn = reinterpret_cast<plugin_function>(::dlsym(handle, "fpyga_backend_plugin"));
+  if (!fn) {
+    e.reason = path + " is not an fpyga backend plugin (it exports no fpyga_backend_plugin)";
+    return e;
+  }
+  const plugin_descriptor* d = fn();
+  if (!d || !d->abi || std::strcmp(d->abi, plugin_abi) != 0 || !d->entry) {
+    e.reason = path + " was built for another fpyga (" + (d && d->abi ? d->abi : "?") +
+               "; this library is " + plugin_abi + ")";
+    return e;
+  }
+  try {
+    backend_entry loaded = d->entry();
+    if (loaded.name != name || !loaded.enumerate) {
+      e.reason = path + " provides backend '" + loaded.name + "', not '" + name + "'";
+      return e;
+    }
+    loaded.available = true;
+    loaded.plugin = path;
+    return loaded;
+  } catch (const std::exception& x) {
+    e.reason = path + ": " + x.what();
+    return e;
+  }
+}
+
+}  // namespace
 
 const std::vector<backend_entry>& backends() {
   static const std::vector<backend_entry> all = [] {
     std::vector<backend_entry> v;
-#ifdef FPYGA_HAVE_XRT_BACKEND
-    v.push_back(xrt_backend());
+#ifdef FPYGA_PLUGIN_XRT
+    v.push_back(load_plugin("xrt", true));
 #endif
-#ifdef FPYGA_HAVE_OPENCL_BACKEND
-    v.push_back(opencl_backend());
+#ifdef FPYGA_PLUGIN_OPENCL
+    v.push_back(load_plugin("opencl", false));
 #endif
-#ifdef FPYGA_HAVE_EMU_BACKEND
     v.push_back(emu_backend());
-#endif
+    for (const auto& b : v) {
+      if (b.available)
+        fpyga::log(log_level::debug, "backend " + b.name + ": " + (b.plugin.empty() ? "built in" : b.plugin));
+      else
+        fpyga::log(log_level::info, "backend " + b.name + " not available: " + b.reason);
+    }
     return v;
   }();
   return all;
