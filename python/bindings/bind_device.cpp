@@ -90,6 +90,19 @@ void bind_device(py::module_& m) {
   m.def("devices", &devices,
         "Every device of this build's backends: the default device first, then the devices that "
         "load xclbins (cards, emu), then OpenCL devices that build OpenCL C only.");
+
+  py::class_<backend_info>(m, "backend_info", "A backend of this build and whether it can be used.")
+      .def_readonly("name", &backend_info::name)
+      .def_readonly("hardware", &backend_info::hardware)
+      .def_readonly("available", &backend_info::available)
+      .def_readonly("reason", &backend_info::reason, "Why it is not available ('' when it is).")
+      .def_readonly("plugin", &backend_info::plugin, "Its plugin file ('' for emu, built in).")
+      .def("__repr__", [](const backend_info& b) {
+        return "<fpyga backend " + b.name +
+               (b.available ? ": available>" : ": not available: " + b.reason + ">");
+      });
+  m.def("backends", &backends,
+        "The backends of this build, cards first, emu last; the first call loads the plugins.");
 }
 
 }  // namespace fpyga::python

@@ -14,6 +14,7 @@ Examples
 """
 
 from . import _core
+from ._core import FpygaWarning
 from ._paths import get_cmake_dir, get_include
 from .buffer import PynqBuffer, allocate
 from .device import Device, Memory
@@ -33,6 +34,7 @@ __all__ = [
     "DataRecorder",
     "DefaultIP",
     "Device",
+    "FpygaWarning",
     "Kernel",
     "MMIO",
     "Memory",

@@ -111,6 +111,23 @@ class device:
 
 def devices() -> list[device]: ...
 
+class backend_info:
+    name: str
+    hardware: bool
+    available: bool
+    reason: str
+    plugin: str
+
+def backends() -> list[backend_info]: ...
+
+# Warnings and logs from the core (module.cpp).
+class FpygaWarning(UserWarning): ...
+
+def log_level() -> str: ...
+def set_log_level(level: str) -> None: ...
+def _warn(message: str) -> None: ...
+def _log(level: int, message: str) -> None: ...
+
 class rail_reading:
     name: str
     description: str
