@@ -192,7 +192,6 @@ void bind_warnings(py::module_& m) {
       "Reports a log message through the core's handler (as the core does; for tests).");
 }
 
-
 }  // namespace fpyga::python
 
 PYBIND11_MODULE(_core, m) {

@@ -50,10 +50,9 @@ class device {
   std::shared_ptr<backend::device_impl> impl_;
 };
 
-/// Every device of every backend enabled in this build: the default device first
-/// (device::open()), then the other devices that load xclbins (cards, emu), then OpenCL devices
-/// that build OpenCL C only (see loads_xclbin in device_info.hpp), as PYNQ's Device.devices[0]
-/// is its default device.
+/// Every device of every available backend: the default device first (device::open()), then
+/// the other devices that load xclbins (cards, emu), then OpenCL devices that build OpenCL C only
+/// (see loads_xclbin in device_info.hpp), as PYNQ's Device.devices[0] is its default device.
 std::vector<device> devices();
 
 /// A backend of this build and whether it can be used in this process.
