@@ -91,6 +91,33 @@ def test_deadlock_raises_naming_the_streams_and_the_device_goes_on(xclbin_dir, e
     ol.free()
 
 
+def test_io_stream_network_equals_the_memory_mapped_one(xclbin_dir, emu):
+    # The mlp network written as an hls4ml io_stream project (nnet_utils' stream layers on
+    # hls::stream<nnet::array<ap_fixed<16,6>, N>>) between a load and a store kernel, against
+    # mlp_batch (the same weights and layer kernels, io_parallel, memory-mapped).
+    n = 300
+    x = np.random.default_rng(12).integers(-(2**13), 2**13, (n, 27), dtype="i2")  # raw ap_fixed<16,6>
+    results = []
+    for name in ("mlp", "stream_mlp"):
+        ol = pynq.Overlay(_xclbin(xclbin_dir, name), device=emu)
+        a = pynq.allocate((n, 27), "i2", target=ol.bank0)
+        out = pynq.allocate(n, "i2", target=ol.bank0)
+        a[:] = x
+        a.sync_to_device()
+        if name == "mlp":
+            ol.mlp_batch_1.call(a, out, n)
+        else:
+            runs = [ol.mlps_store_1.start(out, n), ol.mlps_network_1.start(n)]
+            ol.mlps_load_1.call(a, n)
+            for r in runs:
+                r.wait()
+        out.sync_from_device()
+        results.append(np.array(out))
+        ol.free()
+    assert np.count_nonzero(results[0]) > n // 2  # a network that computes something
+    np.testing.assert_array_equal(results[1], results[0])
+
+
 def test_build_xclbin_builds_stream_kernels(emu, tmp_path):
     from fpyga import toolchain
 

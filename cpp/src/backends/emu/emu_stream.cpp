@@ -38,6 +38,8 @@ struct stream_design::fifo {
   /// mutex), read by deadlock detection and by a waiting writer.
   std::atomic<std::size_t> size{0};
   std::atomic<bool> writer_waiting{false};
+  std::size_t wake_reader_at = 1;  ///< elements in the FIFO that wake a waiting reader
+  std::size_t wake_writer_at = 0;  ///< elements left in the FIFO that wake a waiting writer
   std::mutex room_mutex;
   std::condition_variable room_cv;
   bool stale = false;  ///< under design mutex: a cancelled run left elements that belong to no run
@@ -101,13 +103,19 @@ void on_wait(void* cond, void* lock) {
 
 void on_notify_one(void* cond) {
   auto* c = static_cast<std::condition_variable*>(cond);
-  c->notify_one();
   stream_design::unit* u = current_unit;
   stream_design::fifo* f = u ? u->by_cond(c, true) : nullptr;
-  if (!f) return;
-  // hls::stream::write notifies while it holds the stream's mutex, after the push.
+  if (!f) {
+    c->notify_one();
+    return;
+  }
+  // hls::stream::write notifies while it holds the stream's mutex, after the push. A waiting
+  // reader is woken once half the FIFO is filled (at once for depths 1 and 2), or when this
+  // writer waits or its run ends (stream_design::idle): a thread hand-off per element would cost
+  // more than the element.
   const std::size_t n = f->ops->size(f->object);
   f->size.store(n);
+  if (n >= f->wake_reader_at) c->notify_one();
   if (n > f->depth) pending_room = f;
 }
 
@@ -120,9 +128,12 @@ int on_unlock(void* mutex) {
   if (!e->output) {
     // The consumer releases the stream after a read (or an empty()/size() check): publish the
     // count while it still holds the lock, then let a writer waiting for room look again.
-    f.size.store(f.ops->size(f.object));
+    const std::size_t n = f.ops->size(f.object);
+    f.size.store(n);
     const int r = ::pthread_mutex_unlock(m);
-    if (f.writer_waiting.load()) {
+    // As for readers: a waiting writer is woken once half the FIFO is free (at once for depths 1
+    // and 2), or when this reader waits or its run ends.
+    if (n <= f.wake_writer_at && f.writer_waiting.load()) {
       { std::lock_guard hold(f.room_mutex); }
       f.room_cv.notify_all();
     }
@@ -162,6 +173,18 @@ void stream_design::wake(const std::vector<fifo*>& fifos) {
   }
 }
 
+void stream_design::idle(unit& u) {
+  for (auto& e : u.ends) {
+    fifo& f = *e.f;
+    if (e.output) {
+      if (f.size.load()) f.cond->notify_all();
+    } else if (f.writer_waiting.load()) {
+      { std::lock_guard hold(f.room_mutex); }
+      f.room_cv.notify_all();
+    }
+  }
+}
+
 void stream_design::block_read(unit& u, fifo& f, void* lock) {
   auto& ul = *static_cast<std::unique_lock<std::mutex>*>(lock);
   // hls::stream::read waits only while the FIFO is empty, and this thread holds its mutex.
@@ -175,6 +198,7 @@ void stream_design::block_read(unit& u, fifo& f, void* lock) {
   }
   wake(woken);
   if (u.cancelled) throw_cancelled(u);
+  idle(u);
   f.cond->wait_for(ul, poll_interval);
   {
     std::lock_guard hold(mutex);
@@ -203,6 +227,7 @@ void stream_design::wait_room(unit& u, fifo& f) {
     detect(u, woken);
   }
   wake(woken);
+  idle(u);
   {
     std::unique_lock hold(f.room_mutex);
     while (f.size.load() > f.depth && !u.cancelled) {
@@ -319,6 +344,7 @@ stream_scope::~stream_scope() {
     f->ops->clear(f->object);
     f->size.store(0);
   }
+  design_->idle(*unit_);
 }
 
 void stream_scope::finish() {
@@ -405,6 +431,8 @@ std::unique_ptr<stream_design> stream_design::create(emu_program& p, const xclbi
     f->source = src.name();
     f->sink = snk.name();
     f->depth = std::max<std::size_t>(c.depth, 1);
+    f->wake_reader_at = std::max<std::size_t>(f->depth / 2, 1);
+    f->wake_writer_at = f->depth / 2;
     f->producer = unit_named(src.instance);
     f->consumer = unit_named(snk.instance);
     if (!f->producer || !f->consumer)

@@ -69,6 +69,9 @@ class stream_design {
   /// cancels them (and the units waiting on them) and adds their FIFOs to `wake`.
   void detect(unit& u, std::vector<fifo*>& wake);
   static void wake(const std::vector<fifo*>& fifos);
+  /// `u` stops making progress (it waits, or its run ended): wakes the readers of its outputs and
+  /// the writers of its inputs that were left to sleep in a half-full FIFO.
+  static void idle(unit& u);
 
   emu_program* prog = nullptr;
   std::vector<std::unique_ptr<fifo>> fifos;
