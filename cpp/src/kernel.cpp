@@ -325,7 +325,7 @@ void bind_wide(const kernel_state& st, std::size_t i, const arg_plan& p, const a
 /// A wrong number of host arguments. Stream arguments are fed by their stream connection, so a
 /// host passing one (all arguments given) is told which and why.
 [[noreturn, gnu::cold, gnu::noinline]] void argument_count_error(const kernel_state& st,
-                                                                std::size_t given) {
+                                                                 std::size_t given) {
   std::string sig;
   for (const auto& a : st.args)
     if (a.kind != arg_kind::stream) sig += (sig.empty() ? "" : ", ") + a.type + " " + a.name;
@@ -346,8 +346,9 @@ void bind_wide(const kernel_state& st, std::size_t i, const arg_plan& p, const a
   }
   throw type_error("kernel '" + st.name + "' takes " + std::to_string(st.host_count) +
                    " arguments (" + sig + "), got " + std::to_string(given) +
-                   (streams.empty() ? "" : "; stream argument(s) " + streams +
-                                               " are connected to streams, not passed by the host"));
+                   (streams.empty() ? ""
+                                    : "; stream argument(s) " + streams +
+                                          " are connected to streams, not passed by the host"));
 }
 
 /// bind() for a kernel with stream arguments: the host's values go to the other positions; each
@@ -370,8 +371,9 @@ void bind_wide(const kernel_state& st, std::size_t i, const arg_plan& p, const a
       const std::uint64_t fits = buffer_fits(p, v, st.program.get(), bi) & mask;
       if (!fits) buffer_arg_error(st, i, v, mask);
       mask = fits;
-      std::construct_at(out + i, backend::bound_arg{const_cast<backend::buffer_impl*>(bi),
-                                                    v.buffer_offset(), bi->serial, {}});
+      std::construct_at(
+          out + i, backend::bound_arg{
+                       const_cast<backend::buffer_impl*>(bi), v.buffer_offset(), bi->serial, {}});
       continue;
     }
     std::uint64_t bits;

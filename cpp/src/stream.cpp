@@ -41,8 +41,10 @@ std::optional<std::vector<std::string_view>> template_args(std::string_view s,
   int depth = 0;
   std::size_t start = 0;
   for (std::size_t i = 0; i < s.size(); ++i) {
-    if (s[i] == '<') ++depth;
-    else if (s[i] == '>') --depth;
+    if (s[i] == '<')
+      ++depth;
+    else if (s[i] == '>')
+      --depth;
     else if (s[i] == ',' && depth == 0) {
       out.push_back(trim(s.substr(start, i - start)));
       start = i + 1;
@@ -155,7 +157,9 @@ fpyga_streams read_section(const xclbin& x) {
   if (!s) return out;
   const std::string where =
       "xclbin '" + x.source + "': USER_METADATA '" + std::string(stream_layout::section_name) + "'";
-  auto fail = [&](const std::string& problem) -> void { throw xclbin_error(where + ": " + problem); };
+  auto fail = [&](const std::string& problem) -> void {
+    throw xclbin_error(where + ": " + problem);
+  };
   std::string_view text(reinterpret_cast<const char*>(s->payload.data()), s->payload.size());
   while (!text.empty() && text.back() == '\0') text.remove_suffix(1);
   const json j = json::parse(text, nullptr, false);
@@ -243,7 +247,9 @@ fpyga_streams read_section(const xclbin& x) {
 stream_layout stream_layout::of(const xclbin& x) {
   stream_layout layout;
   const std::string file = "xclbin '" + x.source + "'";
-  auto fail = [&](const std::string& problem) -> void { throw xclbin_error(file + ": " + problem); };
+  auto fail = [&](const std::string& problem) -> void {
+    throw xclbin_error(file + ": " + problem);
+  };
   fpyga_streams extra = read_section(x);
 
   // Every stream argument of every compute unit, with the streaming memory it reaches.
@@ -288,7 +294,8 @@ stream_layout stream_layout::of(const xclbin& x) {
              a.name + ":<cu>.<port>) or a host stream");
       if (mems.size() > 1)
         fail(what + " is connected to " + std::to_string(mems.size()) + " streams ('" +
-             x.memories[mems[0]].tag + "', '" + x.memories[mems[1]].tag + "'); a stream has one end");
+             x.memories[mems[0]].tag + "', '" + x.memories[mems[1]].tag +
+             "'); a stream has one end");
       p.memory_index = mems.front();
       layout.ports.push_back(std::move(p));
     }
@@ -301,8 +308,8 @@ stream_layout stream_layout::of(const xclbin& x) {
     for (std::size_t i = 0; i < layout.ports.size(); ++i)
       if (layout.ports[i].memory_index == m.index)
         (layout.ports[i].direction == stream_direction::output ? outs : ins).push_back(i);
-    const std::string what = "stream '" + m.tag + "' (MEM_TOPOLOGY entry " +
-                             std::to_string(m.index) + ")";
+    const std::string what =
+        "stream '" + m.tag + "' (MEM_TOPOLOGY entry " + std::to_string(m.index) + ")";
     if (outs.empty() && ins.empty()) {
       // An unused entry (a tool's leftover) joins nothing and runs nothing.
       if (!m.used) continue;

@@ -188,7 +188,9 @@ std::vector<port_info> derived_ports(const kernel_info& k,
     if (a.kind == arg_kind::scalar && !control_port) continue;
     port_info p;
     p.name = a.port;
-    p.mode = a.kind == arg_kind::scalar ? "slave" : a.kind == arg_kind::global ? "master" : "stream";
+    p.mode = a.kind == arg_kind::scalar   ? "slave"
+             : a.kind == arg_kind::global ? "master"
+                                          : "stream";
     if (a.kind == arg_kind::stream)
       if (auto m = stream_modes.find(a.name); m != stream_modes.end()) p.mode = m->second;
     p.range = a.kind == arg_kind::scalar   ? 0x1000
@@ -199,8 +201,8 @@ std::vector<port_info> derived_ports(const kernel_info& k,
       p.data_width = w->second;
     ports.push_back(p);
   }
-  if (control_port &&
-      !std::any_of(ports.begin(), ports.end(), [](const port_info& p) { return p.mode == "slave"; }))
+  if (control_port && !std::any_of(ports.begin(), ports.end(),
+                                   [](const port_info& p) { return p.mode == "slave"; }))
     ports.push_back({"S_AXI_CONTROL", "slave", 0x1000, 32});
   return ports;
 }
@@ -697,7 +699,8 @@ xclbin xclbin::from_description(std::string_view json_text, std::vector<std::byt
       if (ip.name.empty()) R::fail(where + ".ip_layout_name", "must not be empty");
       // Instances must differ; old-style names repeat the kernel for every compute unit.
       for (const auto& other : k.instances)
-        if (other.name == in.name) R::fail(where, "compute unit '" + k.name + ":" + in.name + "' appears twice");
+        if (other.name == in.name)
+          R::fail(where, "compute unit '" + k.name + ":" + in.name + "' appears twice");
       ip.base_address = in.base_address;
       ip.control = *c;
       ip.interrupt_enabled = ip.control != control_protocol::ap_ctrl_none;
@@ -728,8 +731,8 @@ xclbin xclbin::from_description(std::string_view json_text, std::vector<std::byt
     // Stream directions, or a free-running kernel, need ports the plain derivation cannot
     // give: read_only/write_only stream ports (PYNQ and XRT take a stream's direction from
     // them) and no control port when nothing is host-controlled.
-    const bool has_scalar = std::any_of(k.args.begin(), k.args.end(),
-                                        [](const arg_info& a) { return a.kind == arg_kind::scalar; });
+    const bool has_scalar = std::any_of(
+        k.args.begin(), k.args.end(), [](const arg_info& a) { return a.kind == arg_kind::scalar; });
     if (!stream_modes.empty() || (all_free_running && !has_scalar))
       k.ports = derived_ports(k, stream_modes, !(all_free_running && !has_scalar),
                               stream_widths_of(j, k));
@@ -754,7 +757,8 @@ xclbin xclbin::from_description(std::string_view json_text, std::vector<std::byt
   // fpyga's stream additions (FIFO depths, element layouts): stored as given, then the whole
   // stream layout is checked, so a design no runtime can run is refused at build time.
   if (j.contains("streams")) {
-    if (!j["streams"].is_object()) R::fail("streams", "expected an object (schema fpyga.streams/1)");
+    if (!j["streams"].is_object())
+      R::fail("streams", "expected an object (schema fpyga.streams/1)");
     const auto text = j["streams"].dump(1);
     const auto* p = reinterpret_cast<const std::byte*>(text.data());
     x.other_sections.push_back({section_kind::user_metadata,

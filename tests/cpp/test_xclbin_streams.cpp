@@ -18,8 +18,8 @@ using fpyga::stream_layout;
 using fpyga::xclbin;
 using ::testing::HasSubstr;
 
-/// load(in*, out stream, n) -> inc(in stream, out stream), free-running -> store(in stream, out*, n),
-/// with the `{...}` placeholders of `patch` replaced.
+/// load(in*, out stream, n) -> inc(in stream, out stream), free-running -> store(in stream, out*,
+/// n), with the `{...}` placeholders of `patch` replaced.
 std::string chain(const std::string& inc_in_type = "hls::stream<ap_axiu<32, 0, 0, 0>>&",
                   const std::string& extra_conn = "", const std::string& depth0 = "4",
                   const std::string& store_in_mode = "input") {
@@ -35,7 +35,8 @@ std::string chain(const std::string& inc_in_type = "hls::stream<ap_axiu<32, 0, 0
        {"name": "n", "type": "int", "kind": "scalar"}],
      "instances": [{"name": "krnl_load_1", "connections": {"in": "bank0", "out": "dc_0"}}]},
     {"name": "krnl_inc", "args": [
-       {"name": "in", "type": ")" + inc_in_type + R"(", "kind": "stream", "direction": "input"},
+       {"name": "in", "type": ")" +
+         inc_in_type + R"(", "kind": "stream", "direction": "input"},
        {"name": "out", "type": "hls::stream<ap_axiu<32, 0, 0, 0>>&", "kind": "stream", "direction": "output"}],
      "instances": [{"name": "krnl_inc_1", "control": "ap_ctrl_none",
                     "connections": {"in": "dc_0", "out": "dc_1"}}]},
@@ -44,10 +45,12 @@ std::string chain(const std::string& inc_in_type = "hls::stream<ap_axiu<32, 0, 0
          store_in_mode + R"("},
        {"name": "out", "type": "int*", "kind": "global"},
        {"name": "n", "type": "int", "kind": "scalar"}],
-     "instances": [{"name": "krnl_store_1", "connections": {"in": "dc_1", "out": "bank0")" + extra_conn +
+     "instances": [{"name": "krnl_store_1", "connections": {"in": "dc_1", "out": "bank0")" +
+         extra_conn +
          R"(}}]}],
   "streams": {"schema": "fpyga.streams/1", "connections": [
-     {"tag": "dc_0", "source": "krnl_load_1.out", "sink": "krnl_inc_1.in", "depth": )" + depth0 + R"(},
+     {"tag": "dc_0", "source": "krnl_load_1.out", "sink": "krnl_inc_1.in", "depth": )" +
+         depth0 + R"(},
      {"tag": "dc_1", "source": "krnl_inc_1.out", "sink": "krnl_store_1.in", "depth": 16}]}
 })";
 }
@@ -128,7 +131,8 @@ TEST(xclbin_streams, the_layout_names_ports_connections_and_depths) {
 
 TEST(xclbin_streams, without_fpyga_streams_depths_default) {
   auto x = round_trip(chain());
-  std::erase_if(x.other_sections, [](const fpyga::raw_section& s) { return s.name == "fpyga_streams"; });
+  std::erase_if(x.other_sections,
+                [](const fpyga::raw_section& s) { return s.name == "fpyga_streams"; });
   const auto layout = stream_layout::of(x);
   ASSERT_EQ(layout.connections.size(), 2u);
   EXPECT_EQ(layout.connections[0].depth, stream_layout::default_depth);

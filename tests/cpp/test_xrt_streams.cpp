@@ -4,11 +4,11 @@
 // map XRT receives holds exactly those.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <cstdlib>
 #include <filesystem>
 #include <string>
-#include <unistd.h>
 
 #include "backends/xrt/xrt_backend.hpp"
 #include "core_state.hpp"
@@ -48,7 +48,8 @@ fs::path stream_vadd_xclbin() {
   "streams": {"schema": "fpyga.streams/1", "connections": [
      {"tag": "dc_0", "source": "krnl_stream_vadd_1.out", "sink": "krnl_sink_1.in", "depth": 8}]}
 })";
-  const auto path = fs::temp_directory_path() / ("fpyga_stream_vadd_" + std::to_string(getpid()) + ".xclbin");
+  const auto path =
+      fs::temp_directory_path() / ("fpyga_stream_vadd_" + std::to_string(getpid()) + ".xclbin");
   fpyga::xclbin::from_description(desc).write(path.string());
   return path;
 }
@@ -79,7 +80,8 @@ fs::path free_running_xclbin() {
      {"tag": "dc_0", "source": "krnl_stream_vadd_1.out", "sink": "krnl_inc_1.in", "depth": 8},
      {"tag": "dc_1", "source": "krnl_inc_1.out", "sink": "krnl_sink_1.in", "depth": 8}]}
 })";
-  const auto path = fs::temp_directory_path() / ("fpyga_free_running_" + std::to_string(getpid()) + ".xclbin");
+  const auto path =
+      fs::temp_directory_path() / ("fpyga_free_running_" + std::to_string(getpid()) + ".xclbin");
   fpyga::xclbin::from_description(desc).write(path.string());
   return path;
 }
@@ -158,7 +160,8 @@ TEST(XrtStreams, AFreeRunningKernelLoadsAndHasNoHandle) {
     (void)ol.kernel("krnl_inc");
     ADD_FAILURE() << "opened a free-running kernel";
   } catch (const fpyga::type_error& e) {
-    EXPECT_THAT(e.what(), HasSubstr("'krnl_inc' (compute unit 'krnl_inc_1') is free-running (ap_ctrl_none)"));
+    EXPECT_THAT(e.what(),
+                HasSubstr("'krnl_inc' (compute unit 'krnl_inc_1') is free-running (ap_ctrl_none)"));
   }
   auto k = ol.kernel("krnl_stream_vadd");
   fpyga::buffer in1(k, 0, 4096), in2(k, 1, 4096);

@@ -54,11 +54,11 @@ struct stream_element {
 
 /// One stream argument of one compute unit.
 struct stream_port {
-  unsigned ip_index = 0;  ///< IP_LAYOUT entry of the compute unit
-  std::string kernel;     ///< kernel name, "krnl_a"
-  std::string instance;   ///< compute unit name, "krnl_a_1"
-  unsigned arg_index = 0; ///< argument id in EMBEDDED_METADATA
-  std::string arg;        ///< argument name, "out"
+  unsigned ip_index = 0;   ///< IP_LAYOUT entry of the compute unit
+  std::string kernel;      ///< kernel name, "krnl_a"
+  std::string instance;    ///< compute unit name, "krnl_a_1"
+  unsigned arg_index = 0;  ///< argument id in EMBEDDED_METADATA
+  std::string arg;         ///< argument name, "out"
   stream_direction direction = stream_direction::input;
   stream_element element;
   /// Index into stream_layout::connections of the kernel-to-kernel stream it is joined to;
