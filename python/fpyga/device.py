@@ -135,7 +135,8 @@ class Device(metaclass=_DeviceMeta):
             When nothing is loaded, or when several banks are in use (then choose one with
             ``allocate(..., target=ol.<bank>)``).
         """
-        used = [m for m in self._core.memories() if m.used]
+        # Streams (host streams, kernel-to-kernel dc_N) are no place for a buffer.
+        used = [m for m in self._core.memories() if m.used and m.raw_type not in (3, 9)]
         if len(used) == 1:
             return Memory(used[0])
         if not used:

@@ -262,7 +262,9 @@ def test_on_emu_the_chain_runs_from_its_host_arguments(chain_xclbin):
         assert type(ol.meta_inc_1).__name__ == "FreeRunningIP"
         n = 100
         src = fpyga.allocate(n, "i4", target=ol.bank0)
-        dst = fpyga.allocate(n, "i4", target=ol.bank0)
+        dst = fpyga.allocate(n, "i4", target=dev)  # the one bank: streams are no memories
+        with pytest.raises(TypeError, match="got Stream"):
+            fpyga.allocate(n, "i4", target=ol.dc_0)
         src[:] = range(n)
         src.sync_to_device()
         store = ol.meta_store.start(dst, n)
