@@ -48,6 +48,13 @@ std::size_t checked_range(const backend::buffer_impl& b, std::size_t bytes, std:
 std::shared_ptr<backend::buffer_impl> allocate(const std::shared_ptr<backend::program_impl>& prog,
                                                std::size_t bytes, unsigned memory_index) {
   if (bytes == 0) throw value_error("fpyga::buffer: a buffer needs at least one byte");
+  if (memory_index < prog->memories.size()) {
+    const auto& m = prog->memories[memory_index];
+    if (m.type == memory_type::streaming || m.type == memory_type::streaming_connection)
+      throw value_error("fpyga::buffer: memory '" + m.tag + "' is a stream (" +
+                        std::string(to_string(m.type)) +
+                        "), not a memory bank: nothing can be allocated in it");
+  }
   auto host = backend::allocate_host(bytes);
   auto impl = prog->allocate(std::move(host), bytes, memory_index);
   impl->size = bytes;

@@ -147,7 +147,10 @@ memory device::default_memory() const {
     throw error("device " + spec() + " has no xclbin loaded, so it has no memory to allocate in");
   std::vector<unsigned> used;
   for (unsigned i = 0; i < prog->memories.size(); ++i)
-    if (prog->memories[i].used) used.push_back(i);
+    // Streams (kernel-to-kernel dc_N, host streams) are no bank a buffer goes to.
+    if (prog->memories[i].used && prog->memories[i].type != memory_type::streaming &&
+        prog->memories[i].type != memory_type::streaming_connection)
+      used.push_back(i);
   if (used.empty()) throw error("device " + spec() + ": no active memories in the loaded xclbin");
   if (used.size() > 1) {
     std::string tags;

@@ -144,6 +144,14 @@ TEST(XrtStreams, PassingAStreamArgumentIsATypeErrorNamingIt) {
   }
   // The kernel stays usable.
   k.call(in1, in2, 3);
+  // A stream is no memory: nothing is allocated in it, and the default bank is the one DDR bank.
+  try {
+    fpyga::buffer in_stream(dev, 64, ol.memory("dc_0"));
+    ADD_FAILURE() << "allocated in a stream";
+  } catch (const fpyga::value_error& e) {
+    EXPECT_THAT(e.what(), HasSubstr("memory 'dc_0' is a stream (streaming_connection)"));
+  }
+  EXPECT_EQ(dev.default_memory().tag(), "bank0");
   fs::remove(path);
 }
 
