@@ -351,6 +351,33 @@ void bind_wide(const kernel_state& st, std::size_t i, const arg_plan& p, const a
                                           " are connected to streams, not passed by the host"));
 }
 
+/// Binds host value `v` to argument `i` of plan `p`: buffers and in-range integers inline,
+/// everything else (and every failure) out of line. Shared by bind() and bind_with_streams(),
+/// inlined into each.
+[[gnu::always_inline]] inline void bind_one(const kernel_state& st, std::size_t i,
+                                            const hot_arg& p, const arg_value& v,
+                                            const backend::program_impl* program,
+                                            backend::bound_arg* out, std::byte* scratch,
+                                            std::size_t& scratch_used, std::uint64_t& mask) {
+  if (p.kind == arg_plan::how::buffer) {
+    const backend::buffer_impl* bi = nullptr;
+    const std::uint64_t fits = buffer_fits(p, v, program, bi) & mask;
+    if (!fits) [[unlikely]]
+      buffer_arg_error(st, i, v, mask);
+    mask = fits;
+    std::construct_at(
+        out + i, backend::bound_arg{
+                     const_cast<backend::buffer_impl*>(bi), v.buffer_offset(), bi->serial, {}});
+    return;
+  }
+  std::uint64_t bits;
+  if (integer_bits(p, v, bits)) [[likely]] {
+    std::construct_at(out + i, backend::bound_arg{nullptr, 0, bits, {}});
+    return;
+  }
+  bind_scalar(st, i, v, scratch, scratch_used, *std::construct_at(out + i));
+}
+
 /// bind() for a kernel with stream arguments: the host's values go to the other positions; each
 /// stream position gets an empty bound_arg (the backend feeds it from its stream connection).
 [[gnu::noinline]] std::uint64_t bind_with_streams(const kernel_state& st,
@@ -364,24 +391,7 @@ void bind_wide(const kernel_state& st, std::size_t i, const arg_plan& p, const a
       std::construct_at(out + i, backend::bound_arg{});
       continue;
     }
-    const hot_arg& p = st.hot[i];
-    const arg_value& v = args[next++];
-    if (p.kind == arg_plan::how::buffer) {
-      const backend::buffer_impl* bi = nullptr;
-      const std::uint64_t fits = buffer_fits(p, v, st.program.get(), bi) & mask;
-      if (!fits) buffer_arg_error(st, i, v, mask);
-      mask = fits;
-      std::construct_at(
-          out + i, backend::bound_arg{
-                       const_cast<backend::buffer_impl*>(bi), v.buffer_offset(), bi->serial, {}});
-      continue;
-    }
-    std::uint64_t bits;
-    if (integer_bits(p, v, bits)) {
-      std::construct_at(out + i, backend::bound_arg{nullptr, 0, bits, {}});
-      continue;
-    }
-    bind_scalar(st, i, v, scratch, scratch_used, *std::construct_at(out + i));
+    bind_one(st, i, st.hot[i], args[next++], st.program.get(), out, scratch, scratch_used, mask);
   }
   return mask;
 }
@@ -404,27 +414,8 @@ void bind_wide(const kernel_state& st, std::size_t i, const arg_plan& p, const a
   const hot_arg* plan = st.hot.data();
   const backend::program_impl* program = st.program.get();
   const std::size_t n = args.size();
-  for (std::size_t i = 0; i < n; ++i) {
-    const hot_arg& p = plan[i];
-    const arg_value& v = args[i];
-    if (p.kind == arg_plan::how::buffer) {
-      const backend::buffer_impl* bi = nullptr;
-      const std::uint64_t fits = buffer_fits(p, v, program, bi) & mask;
-      if (!fits) [[unlikely]]
-        buffer_arg_error(st, i, v, mask);
-      mask = fits;
-      std::construct_at(
-          out + i, backend::bound_arg{
-                       const_cast<backend::buffer_impl*>(bi), v.buffer_offset(), bi->serial, {}});
-      continue;
-    }
-    std::uint64_t bits;
-    if (integer_bits(p, v, bits)) [[likely]] {
-      std::construct_at(out + i, backend::bound_arg{nullptr, 0, bits, {}});
-      continue;
-    }
-    bind_scalar(st, i, v, scratch, scratch_used, *std::construct_at(out + i));
-  }
+  for (std::size_t i = 0; i < n; ++i)
+    bind_one(st, i, plan[i], args[i], program, out, scratch, scratch_used, mask);
   return mask;
 }
 
