@@ -354,8 +354,8 @@ void bind_wide(const kernel_state& st, std::size_t i, const arg_plan& p, const a
 /// Binds host value `v` to argument `i` of plan `p`: buffers and in-range integers inline,
 /// everything else (and every failure) out of line. Shared by bind() and bind_with_streams(),
 /// inlined into each.
-[[gnu::always_inline]] inline void bind_one(const kernel_state& st, std::size_t i,
-                                            const hot_arg& p, const arg_value& v,
+[[gnu::always_inline]] inline void bind_one(const kernel_state& st, std::size_t i, const hot_arg& p,
+                                            const arg_value& v,
                                             const backend::program_impl* program,
                                             backend::bound_arg* out, std::byte* scratch,
                                             std::size_t& scratch_used, std::uint64_t& mask) {
