@@ -22,6 +22,20 @@ void fr_increment(hls::stream<int>& in, hls::stream<int>& out) {
   out.write(in.read() + 1);
 }
 
+// A free-running kernel that never returns and never reads: it only ever waits on a full FIFO,
+// so an unload cannot end it (emu leaves it parked, and says so).
+void fr_count(hls::stream<int>& out) {
+#pragma HLS INTERFACE axis port = out
+#pragma HLS INTERFACE ap_ctrl_none port = return
+  for (int i = 0;; ++i) out.write(i);
+}
+
+void fr_take(hls::stream<int>& in, int* out, int n) {
+#pragma HLS INTERFACE axis port = in
+#pragma HLS INTERFACE m_axi port = out offset = slave bundle = gmem
+  for (int i = 0; i < n; ++i) out[i] = in.read();
+}
+
 void fr_sink(hls::stream<int>& in, int* out, int n) {
 #pragma HLS INTERFACE axis port = in
 #pragma HLS INTERFACE m_axi port = out offset = slave bundle = gmem

@@ -166,6 +166,33 @@ TEST(emu_streams, free_running_kernel_runs_from_load_to_unload) {
   }
 }
 
+TEST(emu_streams, unload_does_not_hang_on_a_free_running_kernel_that_never_ends) {
+  FPYGA_REQUIRE_FILE(path, built_xclbin_dir() / "stream_free_running_count.xclbin");
+  auto dev = fpyga::device::open("emu");
+  fpyga::test::warning_capture warnings;
+  {
+    fpyga::overlay ov(dev, path.string());
+    auto take = ov.kernel("fr_take");
+    auto out = int_buffer(dev, take, 1, 100);
+    take.call(out, 100);
+    const auto got = get(out);
+    for (int i = 0; i < 100; ++i) ASSERT_EQ(got[i], i);
+    // fr_count now waits on its full FIFO forever; it never reads, so the unload cannot end it.
+    ov.release();
+  }
+  bool said = false;
+  for (const auto& m : warnings.messages())
+    said = said || (m.find("'fr_count_1'") != std::string::npos && m.find("did not stop") != std::string::npos);
+  EXPECT_TRUE(said) << "no warning named the free-running kernel left behind";
+  // The device loads and runs it again.
+  fpyga::overlay ov(dev, path.string());
+  auto take = ov.kernel("fr_take");
+  auto out = int_buffer(dev, take, 1, 10);
+  take.call(out, 10);
+  EXPECT_EQ(get(out)[9], 9);
+  ov.release();  // leaves that fr_count behind too, while the warnings are still captured here
+}
+
 TEST(emu_streams, free_running_kernel_cannot_be_started_by_the_host) {
   FPYGA_REQUIRE_FILE(path, built_xclbin_dir() / "stream_free_running.xclbin");
   auto dev = fpyga::device::open("emu");

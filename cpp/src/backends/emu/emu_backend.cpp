@@ -374,9 +374,7 @@ void emu_program::release() {
   if (!kernels_ended) {
     // A free-running kernel still runs in the library, on its FIFOs and compute unit: all of
     // them stay (stream_design::stop warned).
-    (void)streams.release();
-    for (auto& cu : cus)
-      if (cu->free_running) (void)cu.release();
+    stream_design::abandon(std::move(streams), cus);
     library = nullptr;
   }
   streams.reset();

@@ -529,6 +529,20 @@ bool stream_design::stop() {
   return all_done;
 }
 
+void stream_design::abandon(std::unique_ptr<stream_design> design, std::vector<std::unique_ptr<emu_cu>>& cus) {
+  struct graveyard {
+    std::mutex mutex;
+    std::vector<std::unique_ptr<stream_design>> designs;
+    std::vector<std::unique_ptr<emu_cu>> cus;
+  };
+  static auto* g = new graveyard;  // never destroyed: its threads outlive every destructor
+  std::lock_guard hold(g->mutex);
+  for (auto& cu : cus)
+    if (cu && cu->free_running) g->cus.push_back(std::move(cu));
+  std::erase_if(cus, [](const auto& cu) { return !cu; });
+  g->designs.push_back(std::move(design));
+}
+
 void stream_design::destroy_fifos() {
   for (auto& f : fifos) {
     if (f->object) f->ops->destroy(f->object);
