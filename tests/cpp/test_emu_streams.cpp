@@ -293,6 +293,34 @@ TEST(emu_streams, a_run_waiting_for_a_kernel_the_host_has_not_started_is_no_dead
   EXPECT_EQ(get(got_pong), want);
 }
 
+TEST(emu_streams, a_run_waiting_on_an_idle_kernel_fails_after_the_stall_limit) {
+  FPYGA_REQUIRE_FILE(path, built_xclbin_dir() / "stream_handshake_d2.xclbin");
+  auto dev = fpyga::device::open("emu");
+  ::setenv("FPYGA_EMU_STREAM_STALL", "0.3", 1);  // read when the xclbin loads
+  fpyga::overlay ov(dev, path.string());
+  ::unsetenv("FPYGA_EMU_STREAM_STALL");
+  auto producer = ov.kernel("bp_producer");
+  auto consumer = ov.kernel("bp_consumer");
+  auto progress = int_buffer(dev, producer, 1, 1);
+  auto values = int_buffer(dev, consumer, 2, 6);
+  auto ahead = int_buffer(dev, consumer, 3, 6);
+  // The producer writes 2 elements (the depth) and ends; the consumer wants 6: it then waits on an empty
+  // stream whose producer runs nothing, which on a card hangs until the host starts it again.
+  producer.start(progress, 2).wait();
+  auto r = consumer.start(progress, values, ahead, 6);
+  EXPECT_EQ(r.wait(std::chrono::milliseconds(20000)), fpyga::run_state::error);
+  const std::string e = failure_of(r);
+  EXPECT_NE(e.find("'bp_consumer_1' waited"), std::string::npos) << e;
+  EXPECT_NE(e.find("'dc_2' (bp_producer_1.out -> bp_consumer_1.in), which is empty"), std::string::npos) << e;
+  EXPECT_NE(e.find("while 'bp_producer_1', its other end, ran nothing"), std::string::npos) << e;
+  EXPECT_EQ(get(values)[1], 1);  // what was there arrived
+  // The device goes on: a run that gets all it waits for completes.
+  auto rc = consumer.start(progress, values, ahead, 4);
+  producer.start(progress, 4).wait();
+  rc.wait();
+  EXPECT_EQ(get(values), (std::vector<int>{0, 1, 2, 3, 0, 0}));
+}
+
 TEST(emu_streams, kernel_so_without_the_stream_glue_is_refused) {
   // The same description as stream_chain.xclbin around a .so compiled without fpyga's glue, as
   // a Vitis sw_emu build's is: emu cannot see its streams and says so at load.

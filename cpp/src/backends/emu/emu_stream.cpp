@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdlib>
 
 #define FPYGA_EMU_STREAM_HOST_SIDE
 #include "backends/emu/emu.hpp"
@@ -37,6 +38,7 @@ struct stream_design::fifo {
   /// Elements in the FIFO as of the last operation of either end (stored under the stream's
   /// mutex), read by deadlock detection and by a waiting writer.
   std::atomic<std::size_t> size{0};
+  std::atomic<std::uint64_t> moves{0};  ///< writes and reader releases, to see a stall end
   std::atomic<bool> writer_waiting{false};
   std::size_t wake_reader_at = 1;  ///< elements in the FIFO that wake a waiting reader
   std::size_t wake_writer_at = 0;  ///< elements left in the FIFO that wake a waiting writer
@@ -68,6 +70,10 @@ struct stream_design::unit {
   std::string cancel_message;
   std::atomic<bool> cancelled{false};
   std::atomic<bool> thread_done{false};
+  /// Since when it waits, with no element moving, on a FIFO whose other end is idle (no run
+  /// running or queued): a host that never starts that kernel again would wait forever.
+  std::chrono::steady_clock::time_point stalled_since{};
+  std::uint64_t stalled_moves = 0;
 
   stream_end* end_by_mutex(const void* m) {
     for (auto& e : ends)
@@ -115,6 +121,7 @@ void on_notify_one(void* cond) {
   // more than the element.
   const std::size_t n = f->ops->size(f->object);
   f->size.store(n);
+  f->moves.fetch_add(1, std::memory_order_relaxed);
   if (n >= f->wake_reader_at) c->notify_one();
   if (n > f->depth) pending_room = f;
 }
@@ -130,6 +137,7 @@ int on_unlock(void* mutex) {
     // count while it still holds the lock, then let a writer waiting for room look again.
     const std::size_t n = f.ops->size(f.object);
     f.size.store(n);
+    f.moves.fetch_add(1, std::memory_order_relaxed);
     const int r = ::pthread_mutex_unlock(m);
     // As for readers: a waiting writer is woken once half the FIFO is free (at once for depths 1
     // and 2), or when this reader waits or its run ends.
@@ -202,6 +210,7 @@ void stream_design::block_read(unit& u, fifo& f, void* lock) {
   f.cond->wait_for(ul, poll_interval);
   {
     std::lock_guard hold(mutex);
+    check_stall(u, woken);
     u.blocked = nullptr;
   }
   if (u.cancelled) throw_cancelled(u);
@@ -237,6 +246,7 @@ void stream_design::wait_room(unit& u, fifo& f) {
         {
           std::lock_guard d(mutex);
           if (!u.cancelled) detect(u, woken);
+          check_stall(u, woken);
         }
         wake(woken);
         hold.lock();
@@ -246,6 +256,31 @@ void stream_design::wait_room(unit& u, fifo& f) {
   f.writer_waiting.store(false);
   std::lock_guard hold(mutex);
   u.blocked = nullptr;
+}
+
+void stream_design::check_stall(unit& u, std::vector<fifo*>& woken) {
+  fifo* f = u.blocked;
+  if (!f || u.free_running || !stall_limit.count() || u.cancelled) return;
+  unit* peer = u.writing ? f->consumer : f->producer;
+  const bool idle = !peer->running && !peer->free_running && peer->cu->pending.load() == 0;
+  const auto now = std::chrono::steady_clock::now();
+  const std::uint64_t moves = f->moves.load();
+  if (!idle || u.stalled_since == std::chrono::steady_clock::time_point{} || moves != u.stalled_moves) {
+    u.stalled_since = idle ? now : std::chrono::steady_clock::time_point{};
+    u.stalled_moves = moves;
+    return;
+  }
+  if (now - u.stalled_since < stall_limit) return;
+  u.cancel_message = "emu: compute unit '" + u.cu->name + "' waited " +
+                     std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(now - u.stalled_since).count()) +
+                     " ms to " + (u.writing ? "write " : "read ") + f->name() + ", which is " +
+                     (u.writing ? "full (depth " + std::to_string(f->depth) + ")" : std::string("empty")) +
+                     ", while '" + peer->cu->name + "', its other end, ran nothing: the design stalled (a card would hang). "
+                     "Start '" + peer->cu->name + "' with the run that " + (u.writing ? "reads" : "writes") +
+                     " the rest, or raise FPYGA_EMU_STREAM_STALL (seconds; 0 waits forever)";
+  u.cancelled = true;
+  woken.push_back(f);
+  for (auto& e : u.ends) e.f->stale = true;
 }
 
 void stream_design::detect(unit& u, std::vector<fifo*>& woken) {
@@ -316,6 +351,7 @@ stream_scope::stream_scope(stream_design* design, emu_cu& cu) : design_(design) 
     unit_->blocked = nullptr;
     unit_->cancelled = false;
     unit_->cancel_message.clear();
+    unit_->stalled_since = {};
   }
   saved_ = current_unit;
   current_unit = unit_;
@@ -390,6 +426,15 @@ std::unique_ptr<stream_design> stream_design::create(emu_program& p, const xclbi
 
   std::unique_ptr<stream_design> d(new stream_design);
   d->prog = &p;
+  if (const char* v = std::getenv("FPYGA_EMU_STREAM_STALL"); v && *v) {
+    char* end = nullptr;
+    const double seconds = std::strtod(v, &end);
+    if (end && !*end && seconds >= 0 && seconds < 1e6)
+      d->stall_limit = std::chrono::milliseconds(static_cast<long long>(seconds * 1000));
+    else
+      warn("FPYGA_EMU_STREAM_STALL='" + std::string(v) + "' is not a number of seconds; using " +
+           std::to_string(d->stall_limit.count() / 1000) + " s");
+  }
   for (auto& cu : p.cus) {
     const ip_info* ip = ip_of(cu->name);
     const bool free_running = ip && ip->control == control_protocol::ap_ctrl_none;

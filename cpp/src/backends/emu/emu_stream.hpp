@@ -19,6 +19,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstddef>
 #include <memory>
@@ -71,6 +72,9 @@ class stream_design {
   /// Under mutex_: whether `u`, which just blocked, closes a cycle of waiting units; if so
   /// cancels them (and the units waiting on them) and adds their FIFOs to `wake`.
   void detect(unit& u, std::vector<fifo*>& wake);
+  /// Under mutex, at each poll of a waiting unit: cancels `u` once it has waited stall_limit on a
+  /// FIFO whose other end is idle, with nothing moving.
+  void check_stall(unit& u, std::vector<fifo*>& wake);
   static void wake(const std::vector<fifo*>& fifos);
   /// `u` stops making progress (it waits, or its run ended): wakes the readers of its outputs and
   /// the writers of its inputs that were left to sleep in a half-full FIFO.
@@ -81,6 +85,9 @@ class stream_design {
   std::vector<std::unique_ptr<unit>> units;
   std::mutex mutex;  ///< guards every unit's running/blocked/cancel state and fifo::stale
   std::atomic<bool> stopping{false};
+  /// FPYGA_EMU_STREAM_STALL (seconds, 0 = never): how long a run may wait on a FIFO whose other
+  /// end runs nothing before it fails.
+  std::chrono::milliseconds stall_limit{30000};
   std::mutex park_mutex;
   std::condition_variable park_cv;
 
