@@ -7,7 +7,9 @@
 
 namespace {
 // What the chain computes per element.
-inline int transform(int x, int scale, int offset) { return x * scale + offset; }
+inline int transform(int x, int scale, int offset) {
+  return x * scale + offset;
+}
 }  // namespace
 
 extern "C" {

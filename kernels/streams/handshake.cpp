@@ -22,14 +22,16 @@ void exchange(hls::stream<int>& out, hls::stream<int>& in, int* got, int n, int 
 
 extern "C" {
 
-void hs_ping(hls::stream<int>& to_pong, hls::stream<int>& from_pong, int* got, int n, int first_write) {
+void hs_ping(hls::stream<int>& to_pong, hls::stream<int>& from_pong, int* got, int n,
+             int first_write) {
 #pragma HLS INTERFACE axis port = to_pong
 #pragma HLS INTERFACE axis port = from_pong
 #pragma HLS INTERFACE m_axi port = got offset = slave bundle = gmem
   exchange(to_pong, from_pong, got, n, first_write);
 }
 
-void hs_pong(hls::stream<int>& from_ping, hls::stream<int>& to_ping, int* got, int n, int first_write) {
+void hs_pong(hls::stream<int>& from_ping, hls::stream<int>& to_ping, int* got, int n,
+             int first_write) {
 #pragma HLS INTERFACE axis port = from_ping
 #pragma HLS INTERFACE axis port = to_ping
 #pragma HLS INTERFACE m_axi port = got offset = slave bundle = gmem

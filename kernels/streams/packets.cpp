@@ -34,8 +34,9 @@ void axis_collect(hls::stream<beat>& in, int* data, int* side, int n) {
   for (int i = 0; i < n; ++i) {
     const beat b = in.read();
     data[i] = b.data.to_int();
-    side[i] = static_cast<int>(b.last) | static_cast<int>(b.user) << 1 | static_cast<int>(b.id) << 5 |
-              static_cast<int>(b.dest) << 7 | static_cast<int>(b.keep) << 10;
+    side[i] = static_cast<int>(b.last) | static_cast<int>(b.user) << 1 |
+              static_cast<int>(b.id) << 5 | static_cast<int>(b.dest) << 7 |
+              static_cast<int>(b.keep) << 10;
   }
 }
 }

@@ -19,7 +19,8 @@ namespace {
 using fpyga::test::built_xclbin_dir;
 
 /// A buffer of `n` ints for argument `arg` of `k` (in its bank).
-fpyga::buffer int_buffer(const fpyga::device&, const fpyga::kernel& k, unsigned arg, std::size_t n) {
+fpyga::buffer int_buffer(const fpyga::device&, const fpyga::kernel& k, unsigned arg,
+                         std::size_t n) {
   return fpyga::buffer(k, arg, n * sizeof(int));
 }
 
@@ -69,7 +70,8 @@ TEST(emu_streams, chain_load_compute_store) {
     r2.wait();
     r3.wait();
     const auto got = get(out);
-    for (int i = 0; i < n; ++i) ASSERT_EQ(got[i], in[i] * 3 + 7 + pass) << "element " << i << " of pass " << pass;
+    for (int i = 0; i < n; ++i)
+      ASSERT_EQ(got[i], in[i] * 3 + 7 + pass) << "element " << i << " of pass " << pass;
   }
 }
 
@@ -182,7 +184,8 @@ TEST(emu_streams, unload_does_not_hang_on_a_free_running_kernel_that_never_ends)
   }
   bool said = false;
   for (const auto& m : warnings.messages())
-    said = said || (m.find("'fr_count_1'") != std::string::npos && m.find("did not stop") != std::string::npos);
+    said = said || (m.find("'fr_count_1'") != std::string::npos &&
+                    m.find("did not stop") != std::string::npos);
   EXPECT_TRUE(said) << "no warning named the free-running kernel left behind";
   // The device loads and runs it again.
   fpyga::overlay ov(dev, path.string());
@@ -204,7 +207,8 @@ class emu_streams_depth : public ::testing::TestWithParam<int> {};
 
 TEST_P(emu_streams_depth, back_pressure_holds_the_producer_to_the_depth) {
   const int depth = GetParam();
-  FPYGA_REQUIRE_FILE(path, built_xclbin_dir() / ("stream_handshake_d" + std::to_string(depth) + ".xclbin"));
+  FPYGA_REQUIRE_FILE(
+      path, built_xclbin_dir() / ("stream_handshake_d" + std::to_string(depth) + ".xclbin"));
   auto dev = fpyga::device::open("emu");
   fpyga::overlay ov(dev, path.string());
   auto producer = ov.kernel("bp_producer");
@@ -229,7 +233,8 @@ TEST_P(emu_streams_depth, back_pressure_holds_the_producer_to_the_depth) {
 
 TEST_P(emu_streams_depth, deadlock_is_reported_naming_the_streams) {
   const int depth = GetParam();
-  FPYGA_REQUIRE_FILE(path, built_xclbin_dir() / ("stream_handshake_d" + std::to_string(depth) + ".xclbin"));
+  FPYGA_REQUIRE_FILE(
+      path, built_xclbin_dir() / ("stream_handshake_d" + std::to_string(depth) + ".xclbin"));
   auto dev = fpyga::device::open("emu");
   fpyga::overlay ov(dev, path.string());
   auto ping = ov.kernel("hs_ping");
@@ -249,9 +254,13 @@ TEST_P(emu_streams_depth, deadlock_is_reported_naming_the_streams) {
     const std::string e1 = failure_of(r1), e2 = failure_of(r2);
     for (const std::string& e : {e1, e2}) {
       EXPECT_NE(e.find("deadlocked"), std::string::npos) << e;
-      EXPECT_NE(e.find("'dc_0' (hs_ping_1.to_pong -> hs_pong_1.from_ping)"), std::string::npos) << e;
-      EXPECT_NE(e.find("'dc_1' (hs_pong_1.to_ping -> hs_ping_1.from_pong)"), std::string::npos) << e;
-      EXPECT_NE(e.find(pw ? "full (depth " + std::to_string(depth) + ")" : "empty"), std::string::npos) << e;
+      EXPECT_NE(e.find("'dc_0' (hs_ping_1.to_pong -> hs_pong_1.from_ping)"), std::string::npos)
+          << e;
+      EXPECT_NE(e.find("'dc_1' (hs_pong_1.to_ping -> hs_ping_1.from_pong)"), std::string::npos)
+          << e;
+      EXPECT_NE(e.find(pw ? "full (depth " + std::to_string(depth) + ")" : "empty"),
+                std::string::npos)
+          << e;
     }
     // The device and the same streams work afterwards (their leftovers were dropped).
     auto [s1, s2] = exchange(1, 0, n);
@@ -304,14 +313,16 @@ TEST(emu_streams, a_run_waiting_on_an_idle_kernel_fails_after_the_stall_limit) {
   auto progress = int_buffer(dev, producer, 1, 1);
   auto values = int_buffer(dev, consumer, 2, 6);
   auto ahead = int_buffer(dev, consumer, 3, 6);
-  // The producer writes 2 elements (the depth) and ends; the consumer wants 6: it then waits on an empty
-  // stream whose producer runs nothing, which on a card hangs until the host starts it again.
+  // The producer writes 2 elements (the depth) and ends; the consumer wants 6: it then waits on an
+  // empty stream whose producer runs nothing, which on a card hangs until the host starts it again.
   producer.start(progress, 2).wait();
   auto r = consumer.start(progress, values, ahead, 6);
   EXPECT_EQ(r.wait(std::chrono::milliseconds(20000)), fpyga::run_state::error);
   const std::string e = failure_of(r);
   EXPECT_NE(e.find("'bp_consumer_1' waited"), std::string::npos) << e;
-  EXPECT_NE(e.find("'dc_2' (bp_producer_1.out -> bp_consumer_1.in), which is empty"), std::string::npos) << e;
+  EXPECT_NE(e.find("'dc_2' (bp_producer_1.out -> bp_consumer_1.in), which is empty"),
+            std::string::npos)
+      << e;
   EXPECT_NE(e.find("while 'bp_producer_1', its other end, ran nothing"), std::string::npos) << e;
   EXPECT_EQ(get(values)[1], 1);  // what was there arrived
   // The device goes on: a run that gets all it waits for completes.
@@ -325,7 +336,8 @@ TEST(emu_streams, kernel_so_without_the_stream_glue_is_refused) {
   // The same description as stream_chain.xclbin around a .so compiled without fpyga's glue, as
   // a Vitis sw_emu build's is: emu cannot see its streams and says so at load.
   FPYGA_REQUIRE_FILE(built, built_xclbin_dir() / "stream_chain.xclbin");
-  FPYGA_REQUIRE_FILE(src, std::filesystem::path(FPYGA_SOURCE_DIR_DEFAULT) / "kernels" / "streams" / "chain.cpp");
+  FPYGA_REQUIRE_FILE(
+      src, std::filesystem::path(FPYGA_SOURCE_DIR_DEFAULT) / "kernels" / "streams" / "chain.cpp");
   if (fpyga::test::hls_include_dir().empty()) GTEST_SKIP() << "no HLS headers";
   auto so = fpyga::test::compile_so("chain_plain", fpyga::test::slurp(src), true);
   ASSERT_FALSE(so.empty());
@@ -338,7 +350,9 @@ TEST(emu_streams, kernel_so_without_the_stream_glue_is_refused) {
     fpyga::overlay ov(dev, packed);
     FAIL() << "loaded";
   } catch (const fpyga::not_supported_error& e) {
-    EXPECT_NE(std::string(e.what()).find("not built by fpyga's kernel toolchain"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("not built by fpyga's kernel toolchain"),
+              std::string::npos)
+        << e.what();
     EXPECT_NE(std::string(e.what()).find("chain_load_1.out"), std::string::npos) << e.what();
   }
 }

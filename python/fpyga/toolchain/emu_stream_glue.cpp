@@ -2,7 +2,7 @@
 //
 // The .so is linked with
 //   --wrap=_ZNSt18condition_variable4waitERSt11unique_lockISt5mutexE  (condition_variable::wait)
-//   --wrap=_ZNSt18condition_variable10notify_oneEv                    (condition_variable::notify_one)
+//   --wrap=_ZNSt18condition_variable10notify_oneEv (condition_variable::notify_one)
 //   --wrap=pthread_mutex_unlock
 // so the kernel's calls to them (hls::stream's read, write and lock releases) come here first and
 // go to emu while it has the .so loaded; emu's own code, outside the .so, calls the real ones.
@@ -39,35 +39,43 @@ void __real__ZNSt18condition_variable10notify_oneEv(void* cond);
 int __real_pthread_mutex_unlock(pthread_mutex_t* mutex);
 
 void __wrap__ZNSt18condition_variable4waitERSt11unique_lockISt5mutexE(void* cond, void* lock) {
-  if (const fpyga_emu_stream_host* h = host.load(std::memory_order_acquire)) return h->wait(cond, lock);
+  if (const fpyga_emu_stream_host* h = host.load(std::memory_order_acquire))
+    return h->wait(cond, lock);
   __real__ZNSt18condition_variable4waitERSt11unique_lockISt5mutexE(cond, lock);
 }
 
 void __wrap__ZNSt18condition_variable10notify_oneEv(void* cond) {
-  if (const fpyga_emu_stream_host* h = host.load(std::memory_order_acquire)) return h->notify_one(cond);
+  if (const fpyga_emu_stream_host* h = host.load(std::memory_order_acquire))
+    return h->notify_one(cond);
   __real__ZNSt18condition_variable10notify_oneEv(cond);
 }
 
 int __wrap_pthread_mutex_unlock(pthread_mutex_t* mutex) {
-  if (const fpyga_emu_stream_host* h = host.load(std::memory_order_acquire)) return h->unlock(mutex);
+  if (const fpyga_emu_stream_host* h = host.load(std::memory_order_acquire))
+    return h->unlock(mutex);
   return __real_pthread_mutex_unlock(mutex);
 }
 
-void fpyga_emu_stream_register(const char* kernel, const fpyga_emu_stream_ops* const* ops, unsigned count) {
+void fpyga_emu_stream_register(const char* kernel, const fpyga_emu_stream_ops* const* ops,
+                               unsigned count) {
   if (kernel_count < max_kernels) kernels[kernel_count++] = {kernel, ops, count};
 }
 
-__attribute__((visibility("default"))) void fpyga_emu_stream_attach(const fpyga_emu_stream_host* h) {
+__attribute__((visibility("default"))) void fpyga_emu_stream_attach(
+    const fpyga_emu_stream_host* h) {
   host.store(h && h->abi == FPYGA_EMU_STREAM_ABI ? h : nullptr, std::memory_order_release);
 }
 
-__attribute__((visibility("default"))) const fpyga_emu_stream_ops* fpyga_emu_stream_arg_ops(const char* kernel,
-                                                                                       unsigned arg) {
+__attribute__((visibility("default"))) const fpyga_emu_stream_ops* fpyga_emu_stream_arg_ops(
+    const char* kernel, unsigned arg) {
   for (unsigned i = 0; i < kernel_count; ++i)
-    if (std::strcmp(kernels[i].kernel, kernel) == 0) return arg < kernels[i].count ? kernels[i].ops[arg] : nullptr;
+    if (std::strcmp(kernels[i].kernel, kernel) == 0)
+      return arg < kernels[i].count ? kernels[i].ops[arg] : nullptr;
   return nullptr;
 }
 
 /// The ABI version of this glue (emu checks it before anything else).
-__attribute__((visibility("default"))) unsigned fpyga_emu_stream_abi() { return FPYGA_EMU_STREAM_ABI; }
+__attribute__((visibility("default"))) unsigned fpyga_emu_stream_abi() {
+  return FPYGA_EMU_STREAM_ABI;
+}
 }

@@ -27,8 +27,8 @@ extern "C" {
 /// What emu can do with one hls::stream argument's FIFO object, whatever its element type.
 struct fpyga_emu_stream_ops {
   unsigned abi;
-  std::size_t element_size;  ///< sizeof(T)
-  const char* element_type;  ///< typeid(T).name(), for messages
+  std::size_t element_size;           ///< sizeof(T)
+  const char* element_type;           ///< typeid(T).name(), for messages
   void* (*create)(const char* name);  ///< a new hls::stream<T>
   void (*destroy)(void* stream);      ///< empties and deletes it
   void* (*mutex)(void* stream);       ///< its std::mutex
@@ -48,25 +48,28 @@ struct fpyga_emu_stream_host {
 
 /// Exported by the glue: installs emu's functions (null: plain hls::stream behaviour again).
 typedef void (*fpyga_emu_stream_attach_fn)(const struct fpyga_emu_stream_host*);
-/// Exported by the glue as fpyga_emu_stream_arg_ops: the operations of argument `arg` (position) of kernel `kernel`, or null
-/// when that argument is not an hls::stream or the kernel is not in the .so.
-typedef const struct fpyga_emu_stream_ops* (*fpyga_emu_stream_ops_fn)(const char* kernel, unsigned arg);
+/// Exported by the glue as fpyga_emu_stream_arg_ops: the operations of argument `arg` (position) of
+/// kernel `kernel`, or null when that argument is not an hls::stream or the kernel is not in the
+/// .so.
+typedef const struct fpyga_emu_stream_ops* (*fpyga_emu_stream_ops_fn)(const char* kernel,
+                                                                      unsigned arg);
 /// Used by the wrappers: records a kernel's table of stream operations (one per argument).
 void fpyga_emu_stream_register(const char* kernel, const struct fpyga_emu_stream_ops* const* ops,
                                unsigned count);
 }
 
 #ifndef FPYGA_EMU_STREAM_HOST_SIDE
+#include <hls_stream.h>
+
 #include <condition_variable>
 #include <deque>
 #include <mutex>
 #include <string>
 #include <typeinfo>
 
-#include <hls_stream.h>
-
 #ifndef HLS_STREAM_THREAD_SAFE
-#error "fpyga's emu stream glue needs hls::stream built with HLS_STREAM_THREAD_SAFE (the toolchain defines it)"
+#error \
+    "fpyga's emu stream glue needs hls::stream built with HLS_STREAM_THREAD_SAFE (the toolchain defines it)"
 #endif
 
 namespace fpyga_emu_glue {
@@ -96,8 +99,15 @@ struct ops_for {
   static void* cond(void* s) { return &reach<T>::cond(of(s)); }
   static std::size_t size(void* s) { return reach<T>::data(of(s)).size(); }
   static const fpyga_emu_stream_ops* get() {
-    static const fpyga_emu_stream_ops ops = {FPYGA_EMU_STREAM_ABI, sizeof(T), typeid(T).name(), &create,
-                                             &destroy, &mutex, &cond, &size, &clear};
+    static const fpyga_emu_stream_ops ops = {FPYGA_EMU_STREAM_ABI,
+                                             sizeof(T),
+                                             typeid(T).name(),
+                                             &create,
+                                             &destroy,
+                                             &mutex,
+                                             &cond,
+                                             &size,
+                                             &clear};
     return &ops;
   }
 };
@@ -118,11 +128,14 @@ struct absent {};
 
 template <class... A>
 bool record(const char* kernel, signature<A...>) {
-  static const fpyga_emu_stream_ops* const table[sizeof...(A) + 1] = {arg_ops<A>::get()..., nullptr};
+  static const fpyga_emu_stream_ops* const table[sizeof...(A) + 1] = {arg_ops<A>::get()...,
+                                                                      nullptr};
   fpyga_emu_stream_register(kernel, table, sizeof...(A));
   return true;
 }
-inline bool record(const char*, absent) { return false; }
+inline bool record(const char*, absent) {
+  return false;
+}
 
 }  // namespace fpyga_emu_glue
 
@@ -130,17 +143,17 @@ inline bool record(const char*, absent) { return false; }
 /// otherwise (the wrapper of every source names every kernel of the xclbin). The detection:
 /// a stand-in `k` returning `absent` joins the overload set, and only a real `void k(...)`
 /// matches the preferred template overload of pick_k.
-#define FPYGA_EMU_STREAM_KERNEL(k)                                                                  \
-  namespace fpyga_emu_detect_##k {                                                                \
-  struct tag {};                                                                                  \
-  fpyga_emu_glue::absent k(tag);                                                                  \
-  }                                                                                               \
-  using namespace fpyga_emu_detect_##k;                                                           \
-  template <class... A>                                                                           \
-  fpyga_emu_glue::signature<A...> fpyga_emu_pick_##k(void (*)(A...), int);                        \
+#define FPYGA_EMU_STREAM_KERNEL(k)                                                                 \
+  namespace fpyga_emu_detect_##k {                                                                 \
+    struct tag {};                                                                                 \
+    fpyga_emu_glue::absent k(tag);                                                                 \
+  }                                                                                                \
+  using namespace fpyga_emu_detect_##k;                                                            \
+  template <class... A>                                                                            \
+  fpyga_emu_glue::signature<A...> fpyga_emu_pick_##k(void (*)(A...), int);                         \
   fpyga_emu_glue::absent fpyga_emu_pick_##k(fpyga_emu_glue::absent (*)(fpyga_emu_detect_##k::tag), \
-                                            long);                                                \
-  static const bool fpyga_emu_recorded_##k =                                                      \
+                                            long);                                                 \
+  static const bool fpyga_emu_recorded_##k =                                                       \
       fpyga_emu_glue::record(#k, decltype(fpyga_emu_pick_##k(&k, 0)){});
 
 #endif  // FPYGA_EMU_STREAM_HOST_SIDE

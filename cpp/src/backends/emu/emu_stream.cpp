@@ -155,9 +155,12 @@ int on_unlock(void* mutex) {
   return r;
 }
 
-const fpyga_emu_stream_host host_table = {FPYGA_EMU_STREAM_ABI, &on_wait, &on_notify_one, &on_unlock};
+const fpyga_emu_stream_host host_table = {FPYGA_EMU_STREAM_ABI, &on_wait, &on_notify_one,
+                                          &on_unlock};
 
-std::string plural(std::size_t n, const char* one, const char* many) { return n == 1 ? one : many; }
+std::string plural(std::size_t n, const char* one, const char* many) {
+  return n == 1 ? one : many;
+}
 
 }  // namespace
 
@@ -265,19 +268,24 @@ void stream_design::check_stall(unit& u, std::vector<fifo*>& woken) {
   const bool idle = !peer->running && !peer->free_running && peer->cu->pending.load() == 0;
   const auto now = std::chrono::steady_clock::now();
   const std::uint64_t moves = f->moves.load();
-  if (!idle || u.stalled_since == std::chrono::steady_clock::time_point{} || moves != u.stalled_moves) {
+  if (!idle || u.stalled_since == std::chrono::steady_clock::time_point{} ||
+      moves != u.stalled_moves) {
     u.stalled_since = idle ? now : std::chrono::steady_clock::time_point{};
     u.stalled_moves = moves;
     return;
   }
   if (now - u.stalled_since < stall_limit) return;
-  u.cancel_message = "emu: compute unit '" + u.cu->name + "' waited " +
-                     std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(now - u.stalled_since).count()) +
-                     " ms to " + (u.writing ? "write " : "read ") + f->name() + ", which is " +
-                     (u.writing ? "full (depth " + std::to_string(f->depth) + ")" : std::string("empty")) +
-                     ", while '" + peer->cu->name + "', its other end, ran nothing: the design stalled (a card would hang). "
-                     "Start '" + peer->cu->name + "' with the run that " + (u.writing ? "reads" : "writes") +
-                     " the rest, or raise FPYGA_EMU_STREAM_STALL (seconds; 0 waits forever)";
+  u.cancel_message =
+      "emu: compute unit '" + u.cu->name + "' waited " +
+      std::to_string(
+          std::chrono::duration_cast<std::chrono::milliseconds>(now - u.stalled_since).count()) +
+      " ms to " + (u.writing ? "write " : "read ") + f->name() + ", which is " +
+      (u.writing ? "full (depth " + std::to_string(f->depth) + ")" : std::string("empty")) +
+      ", while '" + peer->cu->name +
+      "', its other end, ran nothing: the design stalled (a card would hang). "
+      "Start '" +
+      peer->cu->name + "' with the run that " + (u.writing ? "reads" : "writes") +
+      " the rest, or raise FPYGA_EMU_STREAM_STALL (seconds; 0 waits forever)";
   u.cancelled = true;
   woken.push_back(f);
   for (auto& e : u.ends) e.f->stale = true;
@@ -303,12 +311,14 @@ void stream_design::detect(unit& u, std::vector<fifo*>& woken) {
   }
   if (cycle.empty()) return;
 
-  std::string msg = "emu: kernels joined by streams deadlocked (each waits for the next; a card would hang): ";
+  std::string msg =
+      "emu: kernels joined by streams deadlocked (each waits for the next; a card would hang): ";
   for (std::size_t i = 0; i < cycle.size(); ++i) {
     const unit& x = *cycle[i];
     if (i) msg += "; ";
     msg += "'" + x.cu->name + "' waits to " + (x.writing ? "write " : "read ") + x.blocked->name() +
-           (x.writing ? ", which is full (depth " + std::to_string(x.blocked->depth) + ")" : ", which is empty");
+           (x.writing ? ", which is full (depth " + std::to_string(x.blocked->depth) + ")"
+                      : ", which is empty");
   }
   // Units waiting on the cycle go down with it.
   std::vector<unit*> victims = cycle;
@@ -324,7 +334,8 @@ void stream_design::detect(unit& u, std::vector<fifo*>& woken) {
     }
   }
   msg += ". The runs of compute unit" + plural(victims.size(), " ", "s ");
-  for (std::size_t i = 0; i < victims.size(); ++i) msg += (i ? ", '" : "'") + victims[i]->cu->name + "'";
+  for (std::size_t i = 0; i < victims.size(); ++i)
+    msg += (i ? ", '" : "'") + victims[i]->cu->name + "'";
   msg += " failed; their streams are emptied once both ends are idle";
   for (unit* v : victims) {
     v->cancel_message = msg;
@@ -399,29 +410,37 @@ std::unique_ptr<stream_design> stream_design::create(emu_program& p, const xclbi
   const stream_layout layout = stream_layout::of(bin);
   auto ip_of = [&](const std::string& instance) -> const ip_info* {
     for (const auto& ip : bin.ips)
-      if ((ip.type == ip_type::kernel || ip.type == ip_type::ps_kernel) && ip.instance_name() == instance) return &ip;
+      if ((ip.type == ip_type::kernel || ip.type == ip_type::ps_kernel) &&
+          ip.instance_name() == instance)
+        return &ip;
     return nullptr;
   };
   bool any_free = false;
   for (const auto& cu : p.cus)
-    if (const ip_info* ip = ip_of(cu->name); ip && ip->control == control_protocol::ap_ctrl_none) any_free = true;
+    if (const ip_info* ip = ip_of(cu->name); ip && ip->control == control_protocol::ap_ctrl_none)
+      any_free = true;
   if (layout.empty() && !any_free) return nullptr;
 
   const std::string where = "'" + p.source + "'";
   auto abi = reinterpret_cast<unsigned (*)()>(::dlsym(p.library, "fpyga_emu_stream_abi"));
-  auto arg_ops = reinterpret_cast<fpyga_emu_stream_ops_fn>(::dlsym(p.library, "fpyga_emu_stream_arg_ops"));
-  auto attach = reinterpret_cast<fpyga_emu_stream_attach_fn>(::dlsym(p.library, "fpyga_emu_stream_attach"));
+  auto arg_ops =
+      reinterpret_cast<fpyga_emu_stream_ops_fn>(::dlsym(p.library, "fpyga_emu_stream_arg_ops"));
+  auto attach =
+      reinterpret_cast<fpyga_emu_stream_attach_fn>(::dlsym(p.library, "fpyga_emu_stream_attach"));
   if (!layout.empty() && (!abi || !arg_ops || !attach)) {
     const auto& port = layout.ports.front();
-    throw not_supported_error(
-        "emu cannot run " + where + ": kernel '" + port.kernel + "' takes AXI stream arguments (" + port.name() +
-        "), and its shared object was not built by fpyga's kernel toolchain, whose stream glue emu needs (a "
-        "Vitis-made sw_emu xclbin keeps its own hls::stream); rebuild the kernels with fpyga_add_xclbin or "
-        "fpyga.toolchain.build_xclbin");
+    throw not_supported_error("emu cannot run " + where + ": kernel '" + port.kernel +
+                              "' takes AXI stream arguments (" + port.name() +
+                              "), and its shared object was not built by fpyga's kernel toolchain, "
+                              "whose stream glue emu needs (a "
+                              "Vitis-made sw_emu xclbin keeps its own hls::stream); rebuild the "
+                              "kernels with fpyga_add_xclbin or "
+                              "fpyga.toolchain.build_xclbin");
   }
   if (abi && abi() != FPYGA_EMU_STREAM_ABI)
     throw not_supported_error("emu cannot run " + where + ": its kernels' stream glue is version " +
-                              std::to_string(abi()) + ", this fpyga's is " + std::to_string(FPYGA_EMU_STREAM_ABI) +
+                              std::to_string(abi()) + ", this fpyga's is " +
+                              std::to_string(FPYGA_EMU_STREAM_ABI) +
                               "; rebuild the xclbin with this fpyga");
 
   std::unique_ptr<stream_design> d(new stream_design);
@@ -447,8 +466,9 @@ std::unique_ptr<stream_design> stream_design::create(emu_program& p, const xclbi
       cu->free_running = true;
       for (std::size_t i = 0; i < cu->k.passing.size(); ++i)
         if (cu->k.passing[i] == pass::pointer)
-          throw not_supported_error("emu cannot run " + where + ": free-running compute unit '" + cu->name +
-                                    "' (ap_ctrl_none) has memory-mapped argument '" + cu->k.info->args[i].name +
+          throw not_supported_error("emu cannot run " + where + ": free-running compute unit '" +
+                                    cu->name + "' (ap_ctrl_none) has memory-mapped argument '" +
+                                    cu->k.info->args[i].name +
                                     "', which no host call could ever set");
     }
     d->units.push_back(std::move(u));
@@ -466,8 +486,9 @@ std::unique_ptr<stream_design> stream_design::create(emu_program& p, const xclbi
 
   for (const auto& port : layout.ports)
     if (!port.connection)
-      throw not_supported_error("emu cannot run " + where + ": stream " + port.name() +
-                                " is connected to a host stream memory; emu runs kernel-to-kernel streams only");
+      throw not_supported_error(
+          "emu cannot run " + where + ": stream " + port.name() +
+          " is connected to a host stream memory; emu runs kernel-to-kernel streams only");
   for (const auto& c : layout.connections) {
     const stream_port& src = layout.ports.at(c.source);
     const stream_port& snk = layout.ports.at(c.sink);
@@ -481,20 +502,24 @@ std::unique_ptr<stream_design> stream_design::create(emu_program& p, const xclbi
     f->producer = unit_named(src.instance);
     f->consumer = unit_named(snk.instance);
     if (!f->producer || !f->consumer)
-      throw xclbin_error(where + ": stream " + f->name() + " joins a compute unit emu did not create");
+      throw xclbin_error(where + ": stream " + f->name() +
+                         " joins a compute unit emu did not create");
     const std::size_t src_arg = arg_position(*f->producer->cu, src.arg);
     const std::size_t snk_arg = arg_position(*f->consumer->cu, snk.arg);
-    const fpyga_emu_stream_ops* out_ops = arg_ops(src.kernel.c_str(), static_cast<unsigned>(src_arg));
-    const fpyga_emu_stream_ops* in_ops = arg_ops(snk.kernel.c_str(), static_cast<unsigned>(snk_arg));
+    const fpyga_emu_stream_ops* out_ops =
+        arg_ops(src.kernel.c_str(), static_cast<unsigned>(src_arg));
+    const fpyga_emu_stream_ops* in_ops =
+        arg_ops(snk.kernel.c_str(), static_cast<unsigned>(snk_arg));
     for (auto [ops, port_name] : {std::pair{out_ops, &f->source}, std::pair{in_ops, &f->sink}})
       if (!ops || ops->abi != FPYGA_EMU_STREAM_ABI)
-        throw not_supported_error("emu cannot run " + where + ": " + *port_name +
-                                  " is described as a stream, but the kernel's compiled function takes no "
-                                  "hls::stream<T>& at that position");
+        throw not_supported_error(
+            "emu cannot run " + where + ": " + *port_name +
+            " is described as a stream, but the kernel's compiled function takes no "
+            "hls::stream<T>& at that position");
     if (out_ops->element_size != in_ops->element_size)
       throw xclbin_error(where + ": stream " + f->name() + ": " + f->source + " writes " +
-                         std::to_string(out_ops->element_size) + "-byte elements, " + f->sink + " reads " +
-                         std::to_string(in_ops->element_size) + "-byte ones");
+                         std::to_string(out_ops->element_size) + "-byte elements, " + f->sink +
+                         " reads " + std::to_string(in_ops->element_size) + "-byte ones");
     f->ops = in_ops;
     f->object = in_ops->create(c.tag.c_str());
     f->lock = static_cast<std::mutex*>(in_ops->mutex(f->object));
@@ -509,8 +534,9 @@ std::unique_ptr<stream_design> stream_design::create(emu_program& p, const xclbi
   for (auto& u : d->units)
     for (std::size_t i = 0; i < u->cu->k.passing.size(); ++i)
       if (u->cu->k.passing[i] == pass::stream && !u->cu->stream_args[i])
-        throw xclbin_error(where + ": stream argument '" + u->cu->k.info->args[i].name + "' of compute unit '" +
-                           u->cu->name + "' is connected to no other kernel");
+        throw xclbin_error(where + ": stream argument '" + u->cu->k.info->args[i].name +
+                           "' of compute unit '" + u->cu->name +
+                           "' is connected to no other kernel");
   if (attach) attach(&host_table);
   return d;
 }
@@ -529,8 +555,8 @@ void stream_design::free_running_loop(unit& u) {
       u.cu->execute(args);
     } catch (const std::exception& e) {
       if (!stopping)
-        warn("emu: free-running compute unit '" + u.cu->name + "' of kernel '" + u.cu->k.info->name +
-             "' stopped: " + e.what() + "; it starts again");
+        warn("emu: free-running compute unit '" + u.cu->name + "' of kernel '" +
+             u.cu->k.info->name + "' stopped: " + e.what() + "; it starts again");
     }
     // A kernel that returned without waiting on a stream: let the others have the core.
     std::this_thread::yield();
@@ -544,7 +570,8 @@ bool stream_design::stop() {
     std::lock_guard hold(mutex);
     stopping = true;
     for (auto& u : units) {
-      u->cancel_message = "emu: compute unit '" + u->cu->name + "' of kernel '" + u->cu->k.info->name +
+      u->cancel_message = "emu: compute unit '" + u->cu->name + "' of kernel '" +
+                          u->cu->k.info->name +
                           "' was stopped: its xclbin was unloaded while it ran";
       u->cancelled = true;
     }
@@ -566,15 +593,18 @@ bool stream_design::stop() {
     } else {
       all_done = false;
       t.detach();
-      warn("emu: free-running compute unit '" + u->cu->name + "' of kernel '" + u->cu->k.info->name +
-           "' did not stop at unload (it neither returned nor waited on a stream read); its thread and "
+      warn("emu: free-running compute unit '" + u->cu->name + "' of kernel '" +
+           u->cu->k.info->name +
+           "' did not stop at unload (it neither returned nor waited on a stream read); its thread "
+           "and "
            "library stay in this process");
     }
   }
   return all_done;
 }
 
-void stream_design::abandon(std::unique_ptr<stream_design> design, std::vector<std::unique_ptr<emu_cu>>& cus) {
+void stream_design::abandon(std::unique_ptr<stream_design> design,
+                            std::vector<std::unique_ptr<emu_cu>>& cus) {
   struct graveyard {
     std::mutex mutex;
     std::vector<std::unique_ptr<stream_design>> designs;

@@ -59,7 +59,8 @@ class stream_design {
   void destroy_fifos();
   /// After stop() returned false: keeps `design` and the free-running CUs of `cus`, on which a
   /// kernel still runs, alive for the rest of the process (reachable, not leaked).
-  static void abandon(std::unique_ptr<stream_design> design, std::vector<std::unique_ptr<emu_cu>>& cus);
+  static void abandon(std::unique_ptr<stream_design> design,
+                      std::vector<std::unique_ptr<emu_cu>>& cus);
 
   struct fifo;
   struct unit;
