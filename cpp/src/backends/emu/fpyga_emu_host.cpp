@@ -36,6 +36,11 @@ constexpr std::size_t max_fds = 253;  // SCM_MAX_FD
 
 pid_t host_pid = 0;
 
+/// memcpy for counts that may be 0 (an empty vector's data() may be null, which memcpy must not get).
+void copy(void* to, const void* from, std::size_t bytes) {
+  if (bytes) std::memcpy(to, from, bytes);
+}
+
 void send_reply(const iso::reply& r) {
   (void)::send(iso::socket_fd, &r, sizeof r, MSG_NOSIGNAL);
 }
@@ -163,7 +168,7 @@ kernel set_up(std::vector<std::byte>& buffer) {
     fail("malformed setup message");
   kernel k;
   k.args.resize(h.args);
-  std::memcpy(k.args.data(), buffer.data() + sizeof h, h.args * sizeof(iso::setup_arg));
+  copy(k.args.data(), buffer.data() + sizeof h, h.args * sizeof(iso::setup_arg));
   const std::byte* banks = buffer.data() + sizeof h + h.args * sizeof(iso::setup_arg);
   for (std::uint32_t i = 0; i < h.banks; ++i) {
     iso::setup_bank b;
@@ -245,13 +250,13 @@ int main(int argc, char** argv) {
     if (h.what != iso::op::run || h.args != n || static_cast<std::size_t>(got) != need)
       fail("malformed run message");
     const std::byte* p = buffer.data() + sizeof h;
-    std::memcpy(words.data(), p, n * 8);
+    copy(words.data(), p, n * 8);
     p += n * 8;
     std::vector<std::uint64_t> guards(h.guards);
-    std::memcpy(guards.data(), p, h.guards * 8);
+    copy(guards.data(), p, h.guards * 8);
     p += h.guards * 8;
     scratch.assign(h.by_ref_bytes / 8 + 1, 0);
-    std::memcpy(scratch.data(), p, h.by_ref_bytes);
+    copy(scratch.data(), p, h.by_ref_bytes);
     std::size_t used = 0;
     for (std::size_t i = 0; i < n; ++i) {
       if (k.args[i].by_ref) {
