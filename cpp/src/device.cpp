@@ -168,7 +168,7 @@ namespace backend {
 
 sensor_readings device_impl::read_sensors() const {
   sensor_readings r;
-  r.note = "the " + backend_name() + " device " + name() + " reports no sensors";
+  r.note = backend_name() + ":" + std::to_string(index()) + " (" + name() + ") reports no sensors";
   return r;
 }
 
