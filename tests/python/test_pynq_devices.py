@@ -19,7 +19,6 @@ import numpy as np
 import pytest
 
 import fpyga
-from fpyga import _core
 
 from conftest import missing_input
 
