@@ -112,7 +112,8 @@ TSAN_BUILD := $(ROOT)/build-tsan
 # the server, notebooks, the toolchain) run in `make test` and add little here but time.
 SANITIZE_PYTEST ?= $(addprefix tests/python/,test_buffer.py test_device.py test_fixed.py \
   test_hardening_lifetime.py test_hardening_python.py test_hardening_xclbin.py test_kernel.py \
-  test_nn_core.py test_opencl.py test_overlay.py test_pynq_flows.py test_xrt_noop.py)
+  test_nn_core.py test_opencl.py test_overlay.py test_pynq_flows.py test_xrt_noop.py \
+  test_pynq_api.py test_pynq_devices.py test_plugins.py test_emu_streams.py test_emu_isolated.py)
 # The suites whose tests start kernels from several threads, or race host calls with runs.
 TSAN_TESTS ?= ^(emu_|api_|XrtNoop\.|xrt_hardening\.|NnModelEmu\.)
 # Not emu_bounds: its faults are caught by a SIGSEGV handler that leaves with siglongjmp, which
@@ -120,7 +121,7 @@ TSAN_TESTS ?= ^(emu_|api_|XrtNoop\.|xrt_hardening\.|NnModelEmu\.)
 # ASan passes run them.
 TSAN_EXCLUDE ?= ^emu_bounds\.
 # `make tsan` builds only what those suites need: the CLI, the kernels and these test programs.
-TSAN_PROGRAMS ?= fpyga_test_(emu|emu_memory|emu_args|api|xrt_noop|xrt_hardening|nn_model)\b
+TSAN_PROGRAMS ?= fpyga_test_(emu|emu_memory|emu_args|emu_streams|emu_isolated|api|xrt_noop|xrt_hardening|nn_model)\b
 SAN_OPTIONS_COMMON := print_stacktrace=1
 # An allocation the host cannot back fails as it does without ASan (bad_alloc, NULL), since the
 # tests check how fpyga handles that; ASan's default would abort the process instead.
