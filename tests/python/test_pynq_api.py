@@ -473,7 +473,7 @@ import fpyga
 fpyga.install_pynq_alias()
 import pynq
 from pynq.ps import CPU_ARCH, CPU_ARCH_IS_SUPPORTED, CPU_ARCH_IS_x86
-from pynq.pl_server.xrt_device import XrtDevice, XrtMemory
+from pynq.pl_server.xrt_device import XrtDevice, XrtMemory, XrtStream
 from pynq.pl_server.device import Device
 from pynq.overlay import DefaultIP, WaitHandle, UnsupportedConfiguration, Overlay
 from pynq.buffer import PynqBuffer, allocate
@@ -484,6 +484,7 @@ import pynq.pl_server
 assert pynq is fpyga and pynq.overlay is fpyga.overlay
 assert CPU_ARCH == os.uname().machine and CPU_ARCH_IS_x86 and not CPU_ARCH_IS_SUPPORTED
 assert XrtDevice is fpyga.Device is Device is pynq.pl_server.Device and XrtMemory is fpyga.Memory
+assert XrtStream is fpyga.stream.Stream
 assert DefaultIP is pynq.DefaultIP and WaitHandle is pynq.WaitHandle and MMIO is pynq.MMIO
 assert UnsupportedConfiguration is pynq.UnsupportedConfiguration and PynqBuffer is pynq.PynqBuffer
 assert pynq.ps.CPU_ARCH == CPU_ARCH and Register is fpyga.Register
