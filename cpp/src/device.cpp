@@ -111,8 +111,14 @@ std::vector<device> devices() {
   } catch (const error&) {
     // A stale FPYGA_DEVICE: opening the default says so; the list stays in backend order.
   }
-  std::stable_partition(out.begin(), out.end(),
-                        [](const device& d) { return d.impl()->loads_xclbin(); });
+  // Two passes rather than std::stable_partition: its temporary buffer trips ASan's
+  // alloc-dealloc-mismatch check in GCC 12's libstdc++ (operator new, then free).
+  std::vector<device> ordered;
+  ordered.reserve(out.size());
+  for (bool loads : {true, false})
+    for (const auto& d : out)
+      if (d.impl()->loads_xclbin() == loads) ordered.push_back(d);
+  out = std::move(ordered);
   if (first)
     if (auto it = std::find(out.begin(), out.end(), first); it != out.end())
       std::rotate(out.begin(), it, it + 1);
