@@ -12,8 +12,10 @@
   ``<repo>/../shared/data/xclbin``). Missing inputs skip with the reason, and fail under CI=true.
 """
 
+import json
 import os
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -101,6 +103,29 @@ def fpyga_cli(xclbin_dir):
     if found is None:
         missing_input("the fpyga CLI ($FPYGA_CLI, <build>/cpp/tools/fpyga, <prefix>/bin/fpyga)")
     return found
+
+
+@pytest.fixture(scope="session")
+def pack_sw_emu_kernel(fpyga_cli, tmp_path_factory):
+    """Builds a test kernel from C++ source as an sw_emu xclbin: ``pack(name, source,
+    description)`` compiles ``source`` into a shared object (as v++ -t sw_emu does) and packs it
+    with ``description`` (``fpyga xclbin pack --json``); returns the xclbin's path."""
+    cxx = os.environ.get("CXX") or shutil.which("g++") or shutil.which("c++")
+
+    def pack(name, source, description):
+        if cxx is None:
+            missing_input("a C++ compiler (g++) to build the test kernels")
+        d = tmp_path_factory.mktemp(name)
+        (d / f"{name}.cpp").write_text(source)
+        (d / f"{name}.json").write_text(json.dumps(description))
+        subprocess.run([cxx, "-std=c++17", "-O2", "-shared", "-fPIC", "-o", str(d / f"{name}.so"),
+                        str(d / f"{name}.cpp")], check=True)
+        subprocess.run([fpyga_cli, "xclbin", "pack", "--json", str(d / f"{name}.json"),
+                        "--bitstream", str(d / f"{name}.so"), "-o", str(d / f"{name}.xclbin")],
+                       check=True)
+        return d / f"{name}.xclbin"
+
+    return pack
 
 
 @pytest.fixture(scope="session")

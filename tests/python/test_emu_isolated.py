@@ -6,12 +6,10 @@ wait blocks raises KeyboardInterrupt as in-process; a kernel that never ends doe
 interpreter from exiting, and its helper goes with it.
 
 The faulting kernels are compiled here with the host's C++ compiler and packed with the fpyga
-CLI, as tests/python/test_hardening_python.py does for its ``hold`` kernel.
+CLI (conftest's ``pack_sw_emu_kernel``).
 """
 
-import json
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -20,8 +18,6 @@ import numpy as np
 import pytest
 
 import fpyga as pynq
-from conftest import missing_input
-from test_hardening_python import _fpyga_cli
 
 FAULTS_SOURCE = r"""
 #include <cstdint>
@@ -58,21 +54,8 @@ FAULTS_DESCRIPTION = {
 
 
 @pytest.fixture(scope="module")
-def faults_xclbin(xclbin_dir, tmp_path_factory):
-    cli = _fpyga_cli(xclbin_dir)
-    if cli is None:
-        missing_input("the fpyga CLI ($FPYGA_CLI, <build>/cpp/tools/fpyga, <prefix>/bin/fpyga)")
-    cxx = os.environ.get("CXX") or shutil.which("g++") or shutil.which("c++")
-    if cxx is None:
-        missing_input("a C++ compiler (g++) to build the test kernels")
-    d = tmp_path_factory.mktemp("faults")
-    (d / "faults.cpp").write_text(FAULTS_SOURCE)
-    (d / "faults.json").write_text(json.dumps(FAULTS_DESCRIPTION))
-    subprocess.run([cxx, "-std=c++17", "-O2", "-shared", "-fPIC", "-o", str(d / "faults.so"),
-                    str(d / "faults.cpp")], check=True)
-    subprocess.run([cli, "xclbin", "pack", "--json", str(d / "faults.json"), "--bitstream",
-                    str(d / "faults.so"), "-o", str(d / "faults.xclbin")], check=True)
-    return d / "faults.xclbin"
+def faults_xclbin(pack_sw_emu_kernel):
+    return pack_sw_emu_kernel("faults", FAULTS_SOURCE, FAULTS_DESCRIPTION)
 
 
 @pytest.fixture

@@ -8,21 +8,17 @@ CLI, as tests/cpp/test_emu_util.hpp does for the C++ suite), and send SIGINT to 
 Python process from a timer while its main thread waits.
 """
 
-import json
 import math
 import os
-import shutil
 import subprocess
 import sys
 import textwrap
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 import fpyga as pynq
-from conftest import missing_input
 
 
 @pytest.fixture
@@ -198,28 +194,9 @@ HOLD_DESCRIPTION = {
 }
 
 
-def _fpyga_cli(xclbin_dir):
-    candidates = [os.environ.get("FPYGA_CLI"), str(Path(xclbin_dir).parent / "cpp" / "tools" / "fpyga"),
-                  str(Path(sys.prefix) / "bin" / "fpyga"), shutil.which("fpyga")]
-    return next((c for c in candidates if c and os.access(c, os.X_OK)), None)
-
-
 @pytest.fixture(scope="module")
-def hold_xclbin(xclbin_dir, tmp_path_factory):
-    cli = _fpyga_cli(xclbin_dir)
-    if cli is None:
-        missing_input("the fpyga CLI ($FPYGA_CLI, <build>/cpp/tools/fpyga, <prefix>/bin/fpyga)")
-    cxx = os.environ.get("CXX") or shutil.which("g++") or shutil.which("c++")
-    if cxx is None:
-        missing_input("a C++ compiler (g++) to build the test kernel")
-    d = tmp_path_factory.mktemp("hold")
-    (d / "hold.cpp").write_text(HOLD_SOURCE)
-    (d / "hold.json").write_text(json.dumps(HOLD_DESCRIPTION))
-    subprocess.run([cxx, "-std=c++17", "-O2", "-shared", "-fPIC", "-o", str(d / "hold.so"),
-                    str(d / "hold.cpp")], check=True)
-    subprocess.run([cli, "xclbin", "pack", "--json", str(d / "hold.json"), "--bitstream",
-                    str(d / "hold.so"), "-o", str(d / "hold.xclbin")], check=True)
-    return d / "hold.xclbin"
+def hold_xclbin(pack_sw_emu_kernel):
+    return pack_sw_emu_kernel("hold", HOLD_SOURCE, HOLD_DESCRIPTION)
 
 
 # The child starts `hold`, arms a timer that sends SIGINT to itself, then blocks in WAIT; it
