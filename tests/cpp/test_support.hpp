@@ -45,6 +45,17 @@ inline std::string quote(const std::string& s) {
   return q + "'";
 }
 
+/// Points XRT at its noop shim, before anything touches XRT (fpyga discovers devices lazily):
+/// `noop_devices` noop devices (0: XRT's default of one; 2 is a multi-card host), XILINX_XRT
+/// left for fpyga to set up, no FPYGA_DEVICE. For a namespace-scope initializer in each suite.
+inline bool use_xrt_noop(int noop_devices = 0) {
+  setenv("XCL_EMULATION_MODE", "noop", 1);
+  if (noop_devices > 0) setenv("FPYGA_XRT_NOOP_DEVICES", std::to_string(noop_devices).c_str(), 1);
+  unsetenv("XILINX_XRT");
+  unsetenv("FPYGA_DEVICE");
+  return true;
+}
+
 }  // namespace fpyga::test
 
 /// Resolves a test input, or skips the test (fails it under CI=true) naming what is missing.

@@ -23,12 +23,7 @@
 namespace {
 
 // Before anything touches XRT: the noop shim, and XILINX_XRT left for fpyga to set up.
-const bool environment_ready = [] {
-  setenv("XCL_EMULATION_MODE", "noop", 1);
-  unsetenv("XILINX_XRT");
-  unsetenv("FPYGA_DEVICE");
-  return true;
-}();
+const bool environment_ready = fpyga::test::use_xrt_noop();
 
 namespace xrtb = fpyga::backend::xrtb;
 namespace fs = std::filesystem;

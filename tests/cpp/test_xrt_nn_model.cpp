@@ -15,13 +15,7 @@
 namespace {
 
 // Before anything touches XRT: the noop shim, two devices, XILINX_XRT left for fpyga to set up.
-const bool environment_ready = [] {
-  setenv("XCL_EMULATION_MODE", "noop", 1);
-  setenv("FPYGA_XRT_NOOP_DEVICES", "2", 1);
-  unsetenv("XILINX_XRT");
-  unsetenv("FPYGA_DEVICE");
-  return true;
-}();
+const bool environment_ready = fpyga::test::use_xrt_noop(2);
 
 TEST(XrtNoopNnModel, DrivesTheBatchKernelOnEveryComputeUnit) {
   ASSERT_TRUE(environment_ready);

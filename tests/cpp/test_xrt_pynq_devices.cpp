@@ -20,13 +20,7 @@
 
 namespace {
 
-const bool environment_ready = [] {
-  setenv("XCL_EMULATION_MODE", "noop", 1);
-  setenv("FPYGA_XRT_NOOP_DEVICES", "2", 1);
-  unsetenv("XILINX_XRT");
-  unsetenv("FPYGA_DEVICE");
-  return true;
-}();
+const bool environment_ready = fpyga::test::use_xrt_noop(2);
 
 namespace fs = std::filesystem;
 using fpyga::test::compile_so;

@@ -13,15 +13,11 @@
 #include "backends/xrt/xrt_backend.hpp"
 #include "core_state.hpp"
 #include "fpyga/fpyga.hpp"
+#include "test_support.hpp"
 
 namespace {
 
-const bool environment_ready = [] {
-  setenv("XCL_EMULATION_MODE", "noop", 1);
-  unsetenv("XILINX_XRT");
-  unsetenv("FPYGA_DEVICE");
-  return true;
-}();
+const bool environment_ready = fpyga::test::use_xrt_noop();
 
 namespace fs = std::filesystem;
 using ::testing::HasSubstr;
