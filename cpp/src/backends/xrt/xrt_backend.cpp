@@ -347,6 +347,10 @@ xrt_kernel::xrt_kernel(std::shared_ptr<xrt_program> prog, const kernel_info& k,
         {a.kind, static_cast<std::uint8_t>(a.size ? std::min<std::uint64_t>(a.size, 8) : 4)});
 }
 
+xrt_kernel::~xrt_kernel() {
+  program_->exclusive_open.fetch_sub(static_cast<int>(exclusive_.size()));
+}
+
 std::string xrt_kernel::xrt_name(std::uint64_t cu_mask) const {
   std::string s = info.name + ":{";
   bool first = true;
@@ -782,7 +786,7 @@ std::size_t xrt_kernel::drop_exclusive() {
 
 void xrt_kernel::drop() {
   drop_shared();
-  drop_exclusive();
+  program_->exclusive_open.fetch_sub(static_cast<int>(drop_exclusive()));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -859,9 +863,11 @@ void xrt_program::release_shared_contexts() {
   for (auto& k : live_kernels()) k->drop_shared();
 }
 
+// Subtracts what it dropped rather than storing 0: a register access on another thread may open
+// an exclusive context while the kernels are visited, and its count must survive, or the next
+// call would not give that context back and XRT would refuse the shared one.
 void xrt_program::release_exclusive_contexts() {
-  for (auto& k : live_kernels()) k->drop_exclusive();
-  exclusive_open.store(0);
+  for (auto& k : live_kernels()) exclusive_open.fetch_sub(static_cast<int>(k->drop_exclusive()));
 }
 
 void xrt_program::launch_later(launcher::job j) {

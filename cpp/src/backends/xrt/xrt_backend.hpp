@@ -152,6 +152,8 @@ class xrt_run final : public run_impl {
 class xrt_kernel final : public kernel_impl, public std::enable_shared_from_this<xrt_kernel> {
  public:
   xrt_kernel(std::shared_ptr<xrt_program> prog, const kernel_info& k, std::vector<compute_unit> cus);
+  /// Takes its exclusive contexts off the program's count.
+  ~xrt_kernel() override;
   void call(std::span<const bound_arg> args, std::uint64_t cu_mask) override;
   one_pass_fn one_pass_call() const override;
   std::shared_ptr<run_impl> start(std::span<const bound_arg> args, std::uint64_t cu_mask,
