@@ -158,7 +158,7 @@ tsan: venv
 	  $$(cmake --build $(TSAN_BUILD) --target help | grep -oE '$(TSAN_PROGRAMS)' | sort -u)
 	rm -rf $(TSAN_BUILD)/sanitizer-logs && mkdir -p $(TSAN_BUILD)/sanitizer-logs
 	cd $(TSAN_BUILD) && \
-	  TSAN_OPTIONS=$(SAN_OPTIONS_COMMON):second_deadlock_stack=1:die_after_fork=0:log_path=$(TSAN_BUILD)/sanitizer-logs/tsan \
+	  TSAN_OPTIONS=$(SAN_OPTIONS_COMMON):second_deadlock_stack=1:die_after_fork=0:suppressions=$(ROOT)/tests/tsan-suppressions.txt:log_path=$(TSAN_BUILD)/sanitizer-logs/tsan \
 	  ctest --output-on-failure -j $(JOBS) -R '$(TSAN_TESTS)' -E '$(TSAN_EXCLUDE)'; \
 	  status=$$?; $(ROOT)/.ci/check-sanitizer-logs $(TSAN_BUILD)/sanitizer-logs && exit $$status
 
