@@ -71,6 +71,24 @@ class Meter:
         self.client = time.process_time() - self.c
 
 
+def own_connection(aio, url, protocol):
+    """A client with a connection of its own, as a client in another process has: gRPC channels
+    of one process with the same arguments otherwise share one TCP connection (gRPC's global
+    subchannel pool), which would serialise every client's transfers through it."""
+    if protocol != "grpc":
+        return aio.InferenceServerClient(url)  # an aiohttp session (its own connections) each
+    from tritonclient.grpc import KeepAliveOptions
+
+    ka = KeepAliveOptions()
+    args = [("grpc.max_send_message_length", 2**31 - 1), ("grpc.max_receive_message_length", 2**31 - 1),
+            ("grpc.keepalive_time_ms", ka.keepalive_time_ms),
+            ("grpc.keepalive_timeout_ms", ka.keepalive_timeout_ms),
+            ("grpc.keepalive_permit_without_calls", ka.keepalive_permit_without_calls),
+            ("grpc.http2.max_pings_without_data", ka.http2_max_pings_without_data),
+            ("grpc.use_local_subchannel_pool", 1)]
+    return aio.InferenceServerClient(url, channel_args=args)
+
+
 async def closed_loop(url, model, in_name, x, clients, seconds, max_requests, protocol="grpc"):
     """`clients` coroutines, each sending one request after another until the time or the
     request budget is spent. Returns (requests/s, latencies in s)."""
@@ -79,7 +97,7 @@ async def closed_loop(url, model, in_name, x, clients, seconds, max_requests, pr
     else:
         import tritonclient.http.aio as aio
 
-    conns = [aio.InferenceServerClient(url) for _ in range(min(clients, 8))]
+    conns = [own_connection(aio, url, protocol) for _ in range(min(clients, 8))]
     lat: list[float] = []
     budget = [max_requests]
     stop_at = time.perf_counter() + seconds
@@ -148,6 +166,8 @@ def main(argv=None) -> int:
     p.add_argument("--seconds", type=float, default=2.0, help="per measurement")
     p.add_argument("--max-requests", type=int, default=20000, help="per measurement")
     p.add_argument("--batches", default="4096,16384,65536", help="rows per request for the throughput ratio")
+    p.add_argument("--large-clients", type=int, default=4,
+                   help="requests in flight for the large-batch throughput (each its own connection)")
     p.add_argument("--rounds", type=int, default=3, help="alternating served/in-process rounds per batch size")
     p.add_argument("--delay-us", type=int, default=200, help="max_queue_delay with batching on")
     a = p.parse_args(argv)
@@ -221,10 +241,12 @@ def main(argv=None) -> int:
                   f"{(p50['off', 1] - p50['null', 1]) * 1e6:.0f} us (in-process: network {local_one * 1e6:.1f} us, "
                   f"null {local_null * 1e6:.1f} us)")
 
-            # Large batches on one device: 2 clients, so one request's transfer overlaps the
+            # Large batches on one device: several clients, so while the device runs one
+            # request's batch the server's threads receive and convert the next ones and send
+            # back the last; against in-process predict on one emu device with the same CUs, in
             # other's run, against in-process predict on one emu device with the same CUs, in
             # alternating rounds.
-            print(f"\nlarge batches, one device ({model.compute_units} CUs), 2 clients, {a.rounds} alternating "
+            print(f"\nlarge batches, one device ({model.compute_units} CUs), {a.large_clients} clients, {a.rounds} alternating "
                   "rounds each (median ratio):")
             print(f"{'rows':>6} {'proto':>5} {'served M/s':>10} {'local M/s':>9} {'ratio':>5} "
                   f"{'server ns/sample':>16} {'client ns/sample':>16} {'local ns/sample':>15}  load")
@@ -235,7 +257,7 @@ def main(argv=None) -> int:
                 served, local, ratios, s_cpu, c_cpu, l_cpu = [], [], [], [], [], []
                 for _ in range(a.rounds):
                     with Meter(pid) as m:
-                        rps, lat = asyncio.run(closed_loop(url, "big", in_name, x, 2, a.seconds / a.rounds,
+                        rps, lat = asyncio.run(closed_loop(url, "big", in_name, x, a.large_clients, a.seconds / a.rounds,
                                                            a.max_requests, protocol=proto))
                     samples = len(lat) * rows
                     served.append(rps * rows)

@@ -7,9 +7,9 @@
 namespace fpyga::serve {
 
 struct scheduler::request {
-  const float* x = nullptr;
+  const std::byte* x = nullptr;  ///< rows of the kernel's input containers
   std::size_t rows = 0;
-  float* y = nullptr;
+  std::byte* y = nullptr;        ///< receives rows of its output containers
   clock::time_point enqueued;
   clock::time_point deadline;
   bool taken = false;    ///< in a batch some thread is running
@@ -22,7 +22,7 @@ struct scheduler::request {
 struct scheduler::instance {
   nn_model model;
   std::string device;
-  std::vector<float> in, out;  ///< staging for batches of several requests, reused
+  std::vector<std::byte> in, out;  ///< staging for batches of several requests, reused
 };
 
 namespace {
@@ -42,6 +42,8 @@ scheduler::scheduler(model_config cfg, std::vector<nn_model> instances, const st
     throw request_error(status_code::unavailable, "model '" + cfg_.name + "' has no device");
   n_in_ = instances.front().n_inputs();
   n_out_ = instances.front().n_outputs();
+  row_in_ = n_in_ * instances.front().raw_input_bytes();
+  row_out_ = n_out_ * instances.front().raw_output_bytes();
   max_queue_ = opts.max_queue_size ? opts.max_queue_size : cfg_.max_queue_size;
   if (max_queue_ == 0) max_queue_ = 1;
   for (auto p : cfg_.preferred_batch_sizes) max_preferred_ = std::max(max_preferred_, p);
@@ -116,10 +118,23 @@ void scheduler::infer(const float* x, std::size_t rows, float* y, clock::time_po
     count(true);
     return;
   }
+  // The conversions to and from the kernel's containers run here, on the request's own thread
+  // and outside the device: concurrent requests convert in parallel while a device runs another
+  // batch, instead of in turn inside it.
+  const auto lease = take_staging();
+  staging& stage = *lease;
+  stage.in.resize(rows * row_in_);
+  stage.out.resize(rows * row_out_);
+  const nn_model& conv = instances_.front().model;
+  try {
+    conv.inputs_to_raw(x, rows, stage.in.data());
+  } catch (const std::exception& e) {
+    fail(status_code::invalid_argument, "model '" + cfg_.name + "': " + e.what());
+  }
   request r;
-  r.x = x;
+  r.x = stage.in.data();
   r.rows = rows;
-  r.y = y;
+  r.y = stage.out.data();
   r.enqueued = clock::now();
   r.deadline = deadline;
 
@@ -179,7 +194,33 @@ void scheduler::infer(const float* x, std::size_t rows, float* y, clock::time_po
     count(false);
     std::rethrow_exception(r.error);
   }
+  conv.outputs_from_raw(stage.out.data(), rows, y);
   count(true);
+}
+
+// A staging pair from the pool, or a new one; handed back (trimmed) when the lease ends. A pool
+// rather than one per thread: gRPC's sync server ends and starts threads as the number of calls
+// in flight changes, and a new thread would start with no memory for its request.
+std::unique_ptr<scheduler::staging, scheduler::staging_return> scheduler::take_staging() {
+  std::unique_ptr<staging> s;
+  {
+    std::lock_guard lk(staging_mu_);
+    if (!staging_pool_.empty()) {
+      s = std::move(staging_pool_.back());
+      staging_pool_.pop_back();
+    }
+  }
+  if (!s) s = std::make_unique<staging>();
+  return {s.release(), staging_return{this}};
+}
+
+void scheduler::staging_return::operator()(staging* s) const {
+  // Memory a very large request took goes back to the host.
+  constexpr std::size_t keep = std::size_t(16) << 20;
+  if (s->in.capacity() > keep) std::vector<std::byte>().swap(s->in);
+  if (s->out.capacity() > keep) std::vector<std::byte>().swap(s->out);
+  std::lock_guard lk(owner->staging_mu_);
+  owner->staging_pool_.emplace_back(s);
 }
 
 void scheduler::drop_expired(clock::time_point now) {
@@ -241,19 +282,19 @@ void scheduler::run_batch(instance& inst, std::size_t idx, std::vector<request*>
   for (auto* b : batch) rows += b->rows;
   try {
     if (batch.size() == 1) {
-      inst.model.predict(batch[0]->x, batch[0]->rows, batch[0]->y);
+      inst.model.predict_raw(batch[0]->x, batch[0]->rows, batch[0]->y);
     } else {
-      inst.in.resize(rows * n_in_);
-      inst.out.resize(rows * n_out_);
+      inst.in.resize(rows * row_in_);
+      inst.out.resize(rows * row_out_);
       std::size_t at = 0;
       for (auto* b : batch) {
-        std::memcpy(inst.in.data() + at * n_in_, b->x, b->rows * n_in_ * sizeof(float));
+        std::memcpy(inst.in.data() + at * row_in_, b->x, b->rows * row_in_);
         at += b->rows;
       }
-      inst.model.predict(inst.in.data(), rows, inst.out.data());
+      inst.model.predict_raw(inst.in.data(), rows, inst.out.data());
       at = 0;
       for (auto* b : batch) {
-        std::memcpy(b->y, inst.out.data() + at * n_out_, b->rows * n_out_ * sizeof(float));
+        std::memcpy(b->y, inst.out.data() + at * row_out_, b->rows * row_out_);
         at += b->rows;
       }
     }

@@ -5,6 +5,8 @@
 // the queue (its own request or others'), runs it and hands each request its rows; the others
 // wait. A request that arrives at an idle model therefore runs on its own thread with no
 // cross-thread wake-up; only requests that are batched with another thread's wait for it.
+// Each thread converts its own request's values to the kernel's containers before it queues and
+// back after, so the devices run containers only and concurrent requests convert in parallel.
 #pragma once
 
 #include <chrono>
@@ -12,6 +14,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <deque>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <vector>
@@ -68,6 +71,15 @@ class scheduler {
  private:
   struct request;
   struct instance;
+  /// A request's values in the kernel's containers, converted by its own thread.
+  struct staging {
+    std::vector<std::byte> in, out;
+  };
+  struct staging_return {
+    scheduler* owner;
+    void operator()(staging* s) const;
+  };
+  std::unique_ptr<staging, staging_return> take_staging();
   /// Takes requests from the head of the queue for one batch (mu_ held).
   std::vector<request*> take_batch(std::unique_lock<std::mutex>& lock);
   /// Drops the queued requests whose deadline is past `now`: they fail deadline_exceeded and
@@ -81,6 +93,7 @@ class scheduler {
 
   model_config cfg_;
   std::size_t n_in_ = 0, n_out_ = 0;
+  std::size_t row_in_ = 0, row_out_ = 0;  ///< bytes of one sample in the kernel's containers
   std::size_t max_queue_ = 0;
   std::size_t max_preferred_ = 0;
   std::vector<instance> instances_;
@@ -97,6 +110,9 @@ class scheduler {
   std::size_t delay_waiters_ = 0;  ///< batches waiting out max_queue_delay
   bool closed_ = false;
   std::uint64_t batches_ = 0;
+
+  std::mutex staging_mu_;  ///< guards staging_pool_ only
+  std::vector<std::unique_ptr<staging>> staging_pool_;
 };
 
 }  // namespace fpyga::serve

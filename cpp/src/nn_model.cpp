@@ -198,32 +198,43 @@ struct nn_model_state {
                         " samples overflow the size of the arrays");
   }
 
+  // The conversions between the caller's values and the kernel's containers: `count` samples
+  // from sample `first` of the caller's array.
+  template <class X>
+  void inputs_to_raw(const X* x, std::size_t first, std::size_t count, void* dst) const {
+    if (axi) {
+      auto* d = static_cast<float*>(dst);
+      const X* src = x + first * n_in;
+      for (std::size_t i = 0; i < count * n_in; ++i) d[i] = static_cast<float>(src[i]);
+    } else {
+      to_fixed(x + first * n_in, count * n_in, dst, in_bytes, in_format,
+               nonfinite_policy::ap_fixed);
+    }
+  }
+
+  template <class Y>
+  void outputs_from_raw(const void* src, std::size_t first, std::size_t count, Y* y) const {
+    if (axi) {
+      const auto* s = static_cast<const float*>(src);
+      Y* dst = y + first * n_out;
+      for (std::size_t i = 0; i < count * n_out; ++i) dst[i] = static_cast<Y>(s[i]);
+    } else {
+      from_fixed(src, out_bytes, count * n_out, y + first * n_out, out_format);
+    }
+  }
+
   template <class X, class Y>
   void predict(const X* x, std::size_t n, Y* y, const nn_model::progress_fn& progress) {
     if (n == 0) return;
     check_call(x, n, y, "predict");
     std::lock_guard lock(mutex);
     io conv;
-    if (axi) {
-      conv.in = [&](std::size_t first, std::size_t count, void* dst) {
-        auto* d = static_cast<float*>(dst);
-        const X* src = x + first * n_in;
-        for (std::size_t i = 0; i < count * n_in; ++i) d[i] = static_cast<float>(src[i]);
-      };
-      conv.out = [&](const void* src, std::size_t first, std::size_t count) {
-        const auto* s = static_cast<const float*>(src);
-        Y* dst = y + first * n_out;
-        for (std::size_t i = 0; i < count * n_out; ++i) dst[i] = static_cast<Y>(s[i]);
-      };
-    } else {
-      conv.in = [&](std::size_t first, std::size_t count, void* dst) {
-        to_fixed(x + first * n_in, count * n_in, dst, in_bytes, in_format,
-                 nonfinite_policy::ap_fixed);
-      };
-      conv.out = [&](const void* src, std::size_t first, std::size_t count) {
-        from_fixed(src, out_bytes, count * n_out, y + first * n_out, out_format);
-      };
-    }
+    conv.in = [&](std::size_t first, std::size_t count, void* dst) {
+      inputs_to_raw(x, first, count, dst);
+    };
+    conv.out = [&](const void* src, std::size_t first, std::size_t count) {
+      outputs_from_raw(src, first, count, y);
+    };
     run_batch(n, conv, progress);
   }
 
@@ -373,6 +384,19 @@ void nn_model::predict(const float* x, std::size_t n, double* y, const progress_
 }
 void nn_model::predict_raw(const void* x, std::size_t n, void* y, const progress_fn& p) const {
   state_of(st_).predict_raw(x, n, y, p);
+}
+
+void nn_model::inputs_to_raw(const float* x, std::size_t n, void* x_raw) const {
+  auto& st = state_of(st_);
+  if (n == 0) return;
+  st.check_call(x, n, x_raw, "inputs_to_raw");
+  st.inputs_to_raw(x, 0, n, x_raw);
+}
+void nn_model::outputs_from_raw(const void* y_raw, std::size_t n, float* y) const {
+  auto& st = state_of(st_);
+  if (n == 0) return;
+  st.check_call(y_raw, n, y, "outputs_from_raw");
+  st.outputs_from_raw(y_raw, 0, n, y);
 }
 
 void nn_model::set_chunk_samples(std::size_t samples) {

@@ -1,11 +1,11 @@
 // The emulated device's memory as a card's, and the lifetime of buffers and programs under runs
 // and calls (issue 18: items 1, 2, 3, 7, 9, 13, 21), on kernels compiled and packed by the test.
-#include <bit>
 #include <gtest/gtest.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <atomic>
+#include <bit>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>

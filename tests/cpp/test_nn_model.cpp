@@ -1,13 +1,15 @@
 // The network description of an xclbin (pack, read, errors) and fpyga::nn_model on the emulated
 // device: the project's mlp.xclbin (an hls4ml-style MLP on hls4ml's nnet_utils, Xilinx's
 // ap_fixed) against an independent reference computed here from mlp_weights.json, one and two
-// compute units, one and two devices, raw containers, NaN/inf and the errors.
+// compute units, one and two devices, raw containers and the conversions alone, NaN/inf and the
+// errors.
 #include <gtest/gtest.h>
 
 #include <atomic>
 #include <cmath>
 #include <cstdint>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <functional>
@@ -407,6 +409,35 @@ TEST_F(NnModelEmu, PredictRawTakesTheKernelsContainers) {
   m.set_chunk_samples(50);
   m.predict_raw(raw.data(), n, y.data());
   for (std::size_t s = 0; s < n; ++s) ASSERT_EQ(y[s], ref(raw.data() + s * 27)) << "sample " << s;
+}
+
+// The conversions alone (what a server runs on each request's thread) and predict_raw in turn
+// give predict's bits, non-finite inputs included; they check their pointers as predict does.
+TEST_F(NnModelEmu, ConversionsAloneAroundPredictRawGivePredictsBits) {
+  fpyga::nn_model m(mlp_2cu_path, {fpyga::device::open("emu")});
+  const std::size_t n = 257;
+  auto x = inputs(n, 9);
+  x[3] = std::numeric_limits<float>::quiet_NaN();
+  x[27 * 100 + 5] = -std::numeric_limits<float>::infinity();
+  std::vector<float> direct(n);
+  m.predict(x.data(), n, direct.data());
+
+  std::vector<std::int16_t> raw_in(x.size(), 0x5a5a), raw_out(n, 0x5a5a);
+  m.inputs_to_raw(x.data(), n, raw_in.data());
+  std::vector<std::int16_t> expect(x.size());
+  fpyga::to_fixed(x.data(), x.size(), expect.data(), 2, fpyga::ap_fixed_16_6(),
+                  fpyga::nonfinite_policy::ap_fixed);
+  ASSERT_EQ(raw_in, expect);
+  m.predict_raw(raw_in.data(), n, raw_out.data());
+  std::vector<float> via_raw(n, -1.0f);
+  m.outputs_from_raw(raw_out.data(), n, via_raw.data());
+  for (std::size_t s = 0; s < n; ++s)
+    ASSERT_EQ(std::memcmp(&via_raw[s], &direct[s], sizeof(float)), 0)
+        << "sample " << s << ": " << via_raw[s] << " against " << direct[s];
+
+  EXPECT_THROW(m.inputs_to_raw(nullptr, 1, raw_in.data()), fpyga::value_error);
+  EXPECT_THROW(m.outputs_from_raw(raw_out.data(), 1, nullptr), fpyga::value_error);
+  m.inputs_to_raw(nullptr, 0, nullptr);  // nothing to convert
 }
 
 TEST_F(NnModelEmu, NanAndInfinityConvertAsApFixedDoes) {

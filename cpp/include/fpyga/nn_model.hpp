@@ -74,6 +74,15 @@ class nn_model {
   std::size_t raw_input_bytes() const;
   std::size_t raw_output_bytes() const;
 
+  /// The conversions predict does around the kernels, alone: `n` samples of values to the
+  /// kernel's containers (n * n_inputs() * raw_input_bytes() bytes) and the containers back to
+  /// values. predict(x, n, y) gives the same bits as inputs_to_raw, predict_raw, outputs_from_raw
+  /// in turn. They need no device and take no lock, so a caller with several threads (a server)
+  /// can convert its requests in parallel while the compute units run another's.
+  /// @throws value_error for null pointers with n > 0 or a size that overflows.
+  void inputs_to_raw(const float* x, std::size_t n, void* x_raw) const;
+  void outputs_from_raw(const void* y_raw, std::size_t n, float* y) const;
+
   /// Samples per chunk: 0 (the default) picks them from n and the number of compute units.
   void set_chunk_samples(std::size_t samples);
   std::size_t chunk_samples() const;
