@@ -126,11 +126,7 @@ void scheduler::infer(const float* x, std::size_t rows, float* y, clock::time_po
   stage.in.resize(rows * row_in_);
   stage.out.resize(rows * row_out_);
   const nn_model& conv = instances_.front().model;
-  try {
-    conv.inputs_to_raw(x, rows, stage.in.data());
-  } catch (const std::exception& e) {
-    fail(status_code::invalid_argument, "model '" + cfg_.name + "': " + e.what());
-  }
+  conv.inputs_to_raw(x, rows, stage.in.data());
   request r;
   r.x = stage.in.data();
   r.rows = rows;
